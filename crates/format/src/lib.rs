@@ -1,0 +1,189 @@
+//! Parse and write neural-network parameter files: safetensors and the
+//! modeltool JSON model file, each tensor carrying a sha256 checksum that
+//! survives conversion between the two. The byte-level specification is
+//! `docs/FORMAT.md` in the modeltool repository.
+//!
+//! This crate parses and produces bytes; it does no file I/O of its own, so
+//! it serves memory maps, buffers and streams alike.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use modeltool_format::{Dtype, Header, JsonModel, JsonWriter, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+//!
+//! // y = a*x + b with a = 1, b = -110: the smallest model there is.
+//! let a = TensorMeta { name: "a".into(), dtype: Dtype::F32, shape: vec![] };
+//! let b = TensorMeta { name: "b".into(), dtype: Dtype::F32, shape: vec![] };
+//! let (a_bytes, b_bytes) = (1f32.to_le_bytes(), (-110f32).to_le_bytes());
+//!
+//! // As safetensors, checksums in `__metadata__`:
+//! let mut meta = ModelMetadata::default();
+//! meta.checksums.insert("a".into(), sha256_hex(&a_bytes));
+//! meta.checksums.insert("b".into(), sha256_hex(&b_bytes));
+//! let mut file = Vec::new();
+//! write_safetensors(&mut file, &[(a.clone(), &a_bytes[..]), (b.clone(), &b_bytes[..])], &meta.to_safetensors())?;
+//! let header = Header::from_file_bytes(&file)?;
+//! assert_eq!(header.tensors.len(), 2);
+//! let stored = ModelMetadata::from_safetensors(header.metadata)?;
+//! assert_eq!(stored.checksums["b"], sha256_hex(&b_bytes));
+//!
+//! // As JSON, and back to the same bytes:
+//! let mut json = JsonWriter::new(Vec::new(), &BTreeMap::new(), None)?;
+//! json.write_tensor(&b, &b_bytes, &sha256_hex(&b_bytes))?;
+//! let text = json.finish()?;
+//! let model = JsonModel::from_slice(&text)?;
+//! assert_eq!(model.tensors[0].data, b_bytes);
+//! # Ok::<(), modeltool_format::FormatError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod dtype;
+mod error;
+mod json;
+mod safetensors;
+mod values;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+pub use crate::dtype::{Dtype, UnknownDtype};
+pub use crate::error::{FormatError, Result};
+pub use crate::json::{JsonModel, JsonTensor, JsonWriter, FORMAT_ID};
+pub use crate::safetensors::{Header, Layout, TensorInfo, MAX_HEADER_LEN, METADATA_KEY};
+
+/// A tensor's name, element type and shape: everything but its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TensorMeta {
+    /// The tensor's name, e.g. `encoder.layer.0.attention.self.query.weight`.
+    pub name: String,
+    /// The element type.
+    pub dtype: Dtype,
+    /// The dimensions; empty for a scalar, and a zero anywhere makes it empty.
+    pub shape: Vec<usize>,
+}
+
+impl TensorMeta {
+    /// The number of elements, with overflow reported as an error.
+    pub fn element_count(&self) -> Result<usize> {
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| FormatError::ShapeOverflow { name: self.name.clone(), shape: self.shape.clone() })
+    }
+
+    /// The number of bytes the elements take.
+    pub fn byte_len(&self) -> Result<usize> {
+        let elements = self.element_count()?;
+        match self.dtype.byte_len(elements) {
+            Some(n) => Ok(n),
+            None if elements.checked_mul(self.dtype.bits()).is_none() => {
+                Err(FormatError::ShapeOverflow { name: self.name.clone(), shape: self.shape.clone() })
+            }
+            None => Err(FormatError::PackedNotWhole { name: self.name.clone(), dtype: self.dtype, elements }),
+        }
+    }
+}
+
+/// The sha256 of `bytes` as 64 lowercase hex digits: the checksum of a
+/// tensor is this over its little-endian bytes exactly as stored.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The checksums of many byte slices, computed in parallel across cores.
+pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {
+    slices.par_iter().map(|s| sha256_hex(s)).collect()
+}
+
+/// Whether `s` has the form of a checksum: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The `__metadata__` keys modeltool uses in safetensors files. Other
+/// readers see them as ordinary string metadata and ignore them.
+pub mod keys {
+    /// Prefix of a tensor's checksum key: `modeltool.sha256.<tensor name>`.
+    pub const SHA256_PREFIX: &str = "modeltool.sha256.";
+    /// The architecture, as JSON text (the same JSON as the JSON model's `architecture`).
+    pub const ARCHITECTURE: &str = "modeltool.architecture";
+}
+
+/// A model file's metadata, split into what modeltool itself stores
+/// (checksums, architecture) and the user's own string pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelMetadata {
+    /// Free-form string metadata, passed through conversions untouched.
+    pub user: BTreeMap<String, String>,
+    /// Stored checksums by tensor name.
+    pub checksums: BTreeMap<String, String>,
+    /// The architecture, if the file stores one.
+    pub architecture: Option<serde_json::Value>,
+}
+
+impl ModelMetadata {
+    /// Splits a safetensors `__metadata__` map. A malformed checksum or
+    /// architecture value is an error rather than silently user metadata.
+    pub fn from_safetensors(metadata: BTreeMap<String, String>) -> Result<ModelMetadata> {
+        let mut out = ModelMetadata::default();
+        for (key, value) in metadata {
+            if let Some(name) = key.strip_prefix(keys::SHA256_PREFIX) {
+                if !is_sha256_hex(&value) {
+                    return Err(FormatError::BadValue {
+                        name: name.to_owned(),
+                        reason: format!("metadata key `{key}` holds `{value}`, not 64 lowercase hex digits"),
+                    });
+                }
+                out.checksums.insert(name.to_owned(), value);
+            } else if key == keys::ARCHITECTURE {
+                let arch = serde_json::from_str(&value).map_err(|e| FormatError::BadValue {
+                    name: keys::ARCHITECTURE.to_owned(),
+                    reason: format!("metadata key `{key}` is not JSON: {e}"),
+                })?;
+                out.architecture = Some(arch);
+            } else {
+                out.user.insert(key, value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Joins everything back into one `__metadata__` map.
+    pub fn to_safetensors(&self) -> BTreeMap<String, String> {
+        let mut out = self.user.clone();
+        for (name, sum) in &self.checksums {
+            out.insert(format!("{}{name}", keys::SHA256_PREFIX), sum.clone());
+        }
+        if let Some(arch) = &self.architecture {
+            out.insert(keys::ARCHITECTURE.to_owned(), arch.to_string());
+        }
+        out
+    }
+}
+
+/// Writes a complete safetensors file from tensors held in memory.
+/// For tensors that arrive one at a time, use [`Layout`] directly.
+pub fn write_safetensors(
+    mut out: impl Write,
+    tensors: &[(TensorMeta, &[u8])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    let metas: Vec<TensorMeta> = tensors.iter().map(|(m, _)| m.clone()).collect();
+    let layout = Layout::new(&metas, metadata)?;
+    out.write_all(&layout.header)?;
+    for &i in &layout.order {
+        let (meta, data) = &tensors[i];
+        if data.len() != meta.byte_len()? {
+            return Err(FormatError::BadValue {
+                name: meta.name.clone(),
+                reason: format!("{} bytes given for {} {:?}", data.len(), meta.dtype, meta.shape),
+            });
+        }
+        out.write_all(data)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,554 @@
+//! Element values as JSON text: numbers for integers and finite floats,
+//! `true`/`false` for BOOL, `[re, im]` for C64, and strings for the
+//! non-finite floats (`"NaN"`, `"inf"`, `"-inf"`, `"NaN:0x7fc00001"`).
+//!
+//! Floats are written in the shortest decimal form that reads back to the
+//! same bits: the reader rounds a decimal to the nearest value of the
+//! tensor's dtype (ties to even), and the writer picks the shortest decimal
+//! for which that rounding gives the original value.
+
+use std::sync::OnceLock;
+
+use half::{bf16, f16};
+
+use crate::Dtype;
+
+/// The smaller float types described by sign, exponent and mantissa bits.
+#[derive(Debug, Clone, Copy)]
+struct Mini {
+    exp_bits: u32,
+    man_bits: u32,
+    bias: i32,
+    kind: MiniKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum MiniKind {
+    /// IEEE-like: the top exponent holds infinities and NaNs (F8_E5M2).
+    Ieee,
+    /// Only all-ones exponent and mantissa is NaN; no infinities (F8_E4M3).
+    Fn,
+    /// The negative-zero code is the only NaN; no infinities (the FNUZ types).
+    Fnuz,
+    /// Every code is a finite number (F4, F6).
+    Finite,
+    /// Unsigned power of two, all-ones is NaN (F8_E8M0).
+    E8m0,
+}
+
+impl Mini {
+    fn of(dtype: Dtype) -> Option<Mini> {
+        let (exp_bits, man_bits, bias, kind) = match dtype {
+            Dtype::F8_E5M2 => (5, 2, 15, MiniKind::Ieee),
+            Dtype::F8_E4M3 => (4, 3, 7, MiniKind::Fn),
+            Dtype::F8_E4M3FNUZ => (4, 3, 8, MiniKind::Fnuz),
+            Dtype::F8_E5M2FNUZ => (5, 2, 16, MiniKind::Fnuz),
+            Dtype::F8_E8M0 => (8, 0, 127, MiniKind::E8m0),
+            Dtype::F4 => (2, 1, 1, MiniKind::Finite),
+            Dtype::F6_E2M3 => (2, 3, 1, MiniKind::Finite),
+            Dtype::F6_E3M2 => (3, 2, 3, MiniKind::Finite),
+            _ => return None,
+        };
+        Some(Mini { exp_bits, man_bits, bias, kind })
+    }
+
+    fn has_sign(self) -> bool {
+        self.kind != MiniKind::E8m0
+    }
+
+    fn sign_bit(self) -> u32 {
+        1 << (self.exp_bits + self.man_bits)
+    }
+
+    fn codes(self) -> u32 {
+        1 << (self.exp_bits + self.man_bits + u32::from(self.has_sign()))
+    }
+
+    fn is_nan(self, code: u32) -> bool {
+        let mag = code & (self.sign_bit() - 1);
+        let top_exp = (1 << self.exp_bits) - 1;
+        match self.kind {
+            MiniKind::Ieee => (mag >> self.man_bits) == top_exp && mag & ((1 << self.man_bits) - 1) != 0,
+            MiniKind::Fn => mag == self.sign_bit() - 1,
+            MiniKind::Fnuz => code == self.sign_bit(),
+            MiniKind::Finite => false,
+            MiniKind::E8m0 => code == 0xff,
+        }
+    }
+
+    fn canonical_nan(self) -> Option<u32> {
+        match self.kind {
+            MiniKind::Ieee => Some(((1 << self.exp_bits) - 1) << self.man_bits | 1 << (self.man_bits - 1)),
+            MiniKind::Fn => Some(self.sign_bit() - 1),
+            MiniKind::Fnuz => Some(self.sign_bit()),
+            MiniKind::Finite => None,
+            MiniKind::E8m0 => Some(0xff),
+        }
+    }
+
+    /// The value of a code (NaN for NaN codes).
+    fn decode(self, code: u32) -> f64 {
+        if self.is_nan(code) {
+            return f64::NAN;
+        }
+        if self.kind == MiniKind::E8m0 {
+            return 2f64.powi(code as i32 - 127);
+        }
+        let negative = code & self.sign_bit() != 0;
+        let mag = code & (self.sign_bit() - 1);
+        let e = (mag >> self.man_bits) as i32;
+        let m = f64::from(mag & ((1 << self.man_bits) - 1));
+        let scale = f64::from(1u32 << self.man_bits);
+        let v = if self.kind == MiniKind::Ieee && e == (1 << self.exp_bits) - 1 {
+            f64::INFINITY
+        } else if e == 0 {
+            m / scale * 2f64.powi(1 - self.bias)
+        } else {
+            (1.0 + m / scale) * 2f64.powi(e - self.bias)
+        };
+        if negative { -v } else { v }
+    }
+
+    /// The largest finite positive code.
+    fn max_code(self) -> u32 {
+        match self.kind {
+            MiniKind::Ieee => (((1 << self.exp_bits) - 1) << self.man_bits) - 1,
+            MiniKind::Fn => self.sign_bit() - 2,
+            MiniKind::Fnuz | MiniKind::Finite => self.sign_bit() - 1,
+            MiniKind::E8m0 => 0xfe,
+        }
+    }
+
+    /// The code nearest to `v` (ties to the even code), or `None` when `v`
+    /// has no code: out of range without infinities, or negative for E8M0.
+    fn encode(self, v: f64) -> Option<u32> {
+        if v.is_nan() {
+            return self.canonical_nan();
+        }
+        let negative = v.is_sign_negative();
+        if negative && !self.has_sign() {
+            return None;
+        }
+        let a = v.abs();
+        let hi = self.max_code();
+        let mut code = if a >= self.decode(hi) {
+            let max = self.decode(hi);
+            let half_ulp = (max - self.decode(hi - 1)) / 2.0;
+            if a < max + half_ulp || (a == max + half_ulp && hi % 2 == 0) {
+                hi
+            } else if self.kind == MiniKind::Ieee {
+                hi + 1
+            } else {
+                return None;
+            }
+        } else {
+            // Smallest code whose value is >= a; codes are monotonic in value.
+            let (mut lo, mut up) = (0u32, hi);
+            while lo < up {
+                let mid = (lo + up) / 2;
+                if self.decode(mid) >= a { up = mid } else { lo = mid + 1 }
+            }
+            if lo == 0 {
+                0
+            } else {
+                let (below, above) = (self.decode(lo - 1), self.decode(lo));
+                if a - below < above - a || (a - below == above - a && (lo - 1) % 2 == 0) {
+                    lo - 1
+                } else {
+                    lo
+                }
+            }
+        };
+        if negative {
+            if self.kind == MiniKind::Fnuz && code == 0 {
+                return Some(0); // no negative zero: 0x80 is NaN
+            }
+            code |= self.sign_bit();
+        }
+        Some(code)
+    }
+}
+
+/// Shortest decimal for `v` such that `round_trips(decimal)` holds.
+fn shortest(v: f64, round_trips: impl Fn(f64) -> bool) -> String {
+    let mut buf = ryu::Buffer::new();
+    for digits in 1..=17 {
+        let candidate: f64 = format!("{:.*e}", digits - 1, v).parse().expect("Rust formats parseable floats");
+        if round_trips(candidate) {
+            return buf.format(candidate).to_owned();
+        }
+    }
+    buf.format(v).to_owned()
+}
+
+/// Every code of a 16-bit or smaller float type rendered once, so writing
+/// is a table look-up.
+fn table(dtype: Dtype) -> &'static [Box<str>] {
+    static TABLES: [OnceLock<Vec<Box<str>>>; 22] = [const { OnceLock::new() }; 22];
+    let slot = Dtype::ALL.iter().position(|&d| d == dtype).expect("every dtype is in ALL");
+    TABLES[slot].get_or_init(|| match dtype {
+        Dtype::F16 => (0..=u16::MAX)
+            .map(|c| {
+                let x = f16::from_bits(c);
+                float_text(x.to_f64(), c.into(), 0x7e00, |w| f16::from_f64(w).to_bits() == c)
+            })
+            .collect(),
+        Dtype::BF16 => (0..=u16::MAX)
+            .map(|c| {
+                let x = bf16::from_bits(c);
+                float_text(x.to_f64(), c.into(), 0x7fc0, |w| bf16::from_f64(w).to_bits() == c)
+            })
+            .collect(),
+        _ => {
+            let mini = Mini::of(dtype).expect("tables exist for 16-bit and smaller floats");
+            (0..mini.codes())
+                .map(|c| {
+                    let canonical = mini.canonical_nan().map_or(u64::MAX, u64::from);
+                    float_text(mini.decode(c), c.into(), canonical, |w| mini.encode(w) == Some(c))
+                })
+                .collect()
+        }
+    })
+}
+
+fn float_text(v: f64, bits: u64, canonical_nan: u64, round_trips: impl Fn(f64) -> bool) -> Box<str> {
+    if v.is_nan() {
+        return nan_text(bits, canonical_nan, 0).into();
+    }
+    if v.is_infinite() {
+        return (if v > 0.0 { "\"inf\"" } else { "\"-inf\"" }).into();
+    }
+    shortest(v, round_trips).into()
+}
+
+fn nan_text(bits: u64, canonical: u64, hex_digits: usize) -> String {
+    if bits == canonical {
+        "\"NaN\"".to_owned()
+    } else {
+        format!("\"NaN:0x{bits:0hex_digits$x}\"")
+    }
+}
+
+fn push_f32(out: &mut Vec<u8>, x: f32) {
+    if x.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+    } else if x.is_nan() {
+        out.extend_from_slice(nan_text(x.to_bits().into(), 0x7fc0_0000, 8).as_bytes());
+    } else {
+        out.extend_from_slice(if x > 0.0 { b"\"inf\"" } else { b"\"-inf\"" });
+    }
+}
+
+fn push_f64(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+    } else if x.is_nan() {
+        out.extend_from_slice(nan_text(x.to_bits(), 0x7ff8_0000_0000_0000, 16).as_bytes());
+    } else {
+        out.extend_from_slice(if x > 0.0 { b"\"inf\"" } else { b"\"-inf\"" });
+    }
+}
+
+/// Reads element `i` of a packed sub-byte tensor (LSB-first bit stream).
+pub(crate) fn packed_get(data: &[u8], bits: usize, i: usize) -> u32 {
+    let start = i * bits;
+    let byte = start / 8;
+    let word = u32::from(data[byte]) | data.get(byte + 1).map_or(0, |&b| u32::from(b) << 8);
+    (word >> (start % 8)) & ((1 << bits) - 1)
+}
+
+/// Packs codes of `bits` bits each into an LSB-first bit stream.
+pub(crate) fn pack(codes: &[u8], bits: usize) -> Vec<u8> {
+    let mut out = vec![0u8; (codes.len() * bits).div_ceil(8)];
+    for (i, &c) in codes.iter().enumerate() {
+        let start = i * bits;
+        let v = u32::from(c) << (start % 8);
+        out[start / 8] |= v as u8;
+        if v > 0xff {
+            out[start / 8 + 1] |= (v >> 8) as u8;
+        }
+    }
+    out
+}
+
+/// Appends the JSON text of `count` elements starting at element `first`
+/// of `data` (a whole tensor's bytes), each followed by a comma except the
+/// last element of the tensor. `Err` names the element and the problem.
+pub(crate) fn write_elements(
+    out: &mut Vec<u8>,
+    dtype: Dtype,
+    data: &[u8],
+    first: usize,
+    count: usize,
+    total: usize,
+) -> Result<(), String> {
+    let mut itoa = itoa::Buffer::new();
+    for i in first..first + count {
+        match dtype {
+            Dtype::BOOL => match data[i] {
+                0 => out.extend_from_slice(b"false"),
+                1 => out.extend_from_slice(b"true"),
+                b => return Err(format!("BOOL element {i} is the byte {b}; only 0 and 1 are booleans")),
+            },
+            Dtype::U8 => out.extend_from_slice(itoa.format(data[i]).as_bytes()),
+            Dtype::I8 => out.extend_from_slice(itoa.format(data[i] as i8).as_bytes()),
+            Dtype::U16 => out.extend_from_slice(itoa.format(u16::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::I16 => out.extend_from_slice(itoa.format(i16::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::U32 => out.extend_from_slice(itoa.format(u32::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::I32 => out.extend_from_slice(itoa.format(i32::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::U64 => out.extend_from_slice(itoa.format(u64::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::I64 => out.extend_from_slice(itoa.format(i64::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::F32 => push_f32(out, f32::from_le_bytes(le(data, i))),
+            Dtype::F64 => push_f64(out, f64::from_le_bytes(le(data, i))),
+            Dtype::C64 => {
+                out.push(b'[');
+                push_f32(out, f32::from_le_bytes(le(data, 2 * i)));
+                out.push(b',');
+                push_f32(out, f32::from_le_bytes(le(data, 2 * i + 1)));
+                out.push(b']');
+            }
+            Dtype::F16 | Dtype::BF16 => {
+                let code = u16::from_le_bytes(le(data, i));
+                out.extend_from_slice(table(dtype)[usize::from(code)].as_bytes());
+            }
+            Dtype::F4 | Dtype::F6_E2M3 | Dtype::F6_E3M2 => {
+                let code = packed_get(data, dtype.bits(), i);
+                out.extend_from_slice(table(dtype)[code as usize].as_bytes());
+            }
+            Dtype::F8_E5M2 | Dtype::F8_E4M3 | Dtype::F8_E8M0 | Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => {
+                out.extend_from_slice(table(dtype)[usize::from(data[i])].as_bytes());
+            }
+        }
+        if i + 1 < total {
+            out.push(b',');
+        }
+    }
+    Ok(())
+}
+
+fn le<const N: usize>(data: &[u8], i: usize) -> [u8; N] {
+    data[i * N..(i + 1) * N].try_into().expect("slice of N bytes")
+}
+
+/// One JSON element as the reader sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Token<'a> {
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(&'a str),
+}
+
+impl std::fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Bool(b) => write!(f, "{b}"),
+            Token::U64(v) => write!(f, "{v}"),
+            Token::I64(v) => write!(f, "{v}"),
+            Token::F64(v) => write!(f, "{v}"),
+            Token::Str(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
+/// A float read from JSON: a number, or one of the strings for non-finite values.
+enum FloatValue {
+    Number(f64),
+    Inf(bool),
+    Nan(Option<u64>),
+}
+
+fn float_value(t: Token<'_>) -> Option<FloatValue> {
+    Some(match t {
+        Token::U64(v) => FloatValue::Number(v as f64),
+        Token::I64(v) => FloatValue::Number(v as f64),
+        Token::F64(v) => FloatValue::Number(v),
+        Token::Str("NaN") => FloatValue::Nan(None),
+        Token::Str("inf") => FloatValue::Inf(false),
+        Token::Str("-inf") => FloatValue::Inf(true),
+        Token::Str(s) => {
+            let hex = s.strip_prefix("NaN:0x")?;
+            FloatValue::Nan(Some(u64::from_str_radix(hex, 16).ok()?))
+        }
+        Token::Bool(_) => return None,
+    })
+}
+
+/// Converts one JSON element to the little-endian bytes (or, for packed
+/// types, the code) of `dtype`, appending to `out`. C64 elements arrive as
+/// two tokens, each converted as F32. `Err` says why the value does not fit.
+pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Result<(), String> {
+    let bad = || format!("{t} is not a valid {dtype} value");
+    macro_rules! int {
+        ($ty:ty) => {{
+            let v: $ty = match t {
+                Token::U64(v) => <$ty>::try_from(v).map_err(|_| format!("{v} is out of range for {dtype}"))?,
+                Token::I64(v) => <$ty>::try_from(v).map_err(|_| format!("{v} is out of range for {dtype}"))?,
+                _ => return Err(bad()),
+            };
+            out.extend_from_slice(&v.to_le_bytes());
+        }};
+    }
+    match dtype {
+        Dtype::BOOL => match t {
+            Token::Bool(b) => out.push(u8::from(b)),
+            _ => return Err(bad()),
+        },
+        Dtype::U8 => int!(u8),
+        Dtype::I8 => int!(i8),
+        Dtype::U16 => int!(u16),
+        Dtype::I16 => int!(i16),
+        Dtype::U32 => int!(u32),
+        Dtype::I32 => int!(i32),
+        Dtype::U64 => int!(u64),
+        Dtype::I64 => int!(i64),
+        Dtype::F64 => {
+            let bits = match float_value(t).ok_or_else(bad)? {
+                FloatValue::Number(v) => v.to_bits(),
+                FloatValue::Inf(neg) => if neg { f64::NEG_INFINITY } else { f64::INFINITY }.to_bits(),
+                FloatValue::Nan(None) => 0x7ff8_0000_0000_0000,
+                FloatValue::Nan(Some(b)) if f64::from_bits(b).is_nan() => b,
+                FloatValue::Nan(Some(_)) => return Err(format!("{t} is not a NaN bit pattern of F64")),
+            };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Dtype::F32 | Dtype::C64 => {
+            let bits = match float_value(t).ok_or_else(bad)? {
+                FloatValue::Number(v) => {
+                    let x = v as f32;
+                    if x.is_infinite() {
+                        return Err(format!("{t} is out of range for F32"));
+                    }
+                    x.to_bits()
+                }
+                FloatValue::Inf(neg) => if neg { f32::NEG_INFINITY } else { f32::INFINITY }.to_bits(),
+                FloatValue::Nan(None) => 0x7fc0_0000,
+                FloatValue::Nan(Some(b)) => match u32::try_from(b) {
+                    Ok(b) if f32::from_bits(b).is_nan() => b,
+                    _ => return Err(format!("{t} is not a NaN bit pattern of F32")),
+                },
+            };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Dtype::F16 | Dtype::BF16 => {
+            let from_f64 = |v: f64| if dtype == Dtype::F16 { f16::from_f64(v).to_bits() } else { bf16::from_f64(v).to_bits() };
+            let is_nan = |b: u16| if dtype == Dtype::F16 { f16::from_bits(b).is_nan() } else { bf16::from_bits(b).is_nan() };
+            let bits = match float_value(t).ok_or_else(bad)? {
+                FloatValue::Number(v) => {
+                    let b = from_f64(v);
+                    if from_f64(f64::INFINITY) == b & 0x7fff {
+                        return Err(format!("{t} is out of range for {dtype}"));
+                    }
+                    b
+                }
+                FloatValue::Inf(neg) => from_f64(if neg { f64::NEG_INFINITY } else { f64::INFINITY }),
+                FloatValue::Nan(None) => from_f64(f64::NAN),
+                FloatValue::Nan(Some(b)) => match u16::try_from(b) {
+                    Ok(b) if is_nan(b) => b,
+                    _ => return Err(format!("{t} is not a NaN bit pattern of {dtype}")),
+                },
+            };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        _ => {
+            let mini = Mini::of(dtype).expect("remaining dtypes are the small floats");
+            let code = match float_value(t).ok_or_else(bad)? {
+                FloatValue::Number(v) => mini.encode(v).ok_or_else(|| format!("{t} is out of range for {dtype}"))?,
+                FloatValue::Inf(neg) if mini.kind == MiniKind::Ieee => {
+                    (mini.max_code() + 1) | if neg { mini.sign_bit() } else { 0 }
+                }
+                FloatValue::Inf(_) => return Err(format!("{dtype} has no infinities")),
+                FloatValue::Nan(None) => mini.canonical_nan().ok_or_else(|| format!("{dtype} has no NaN"))?,
+                FloatValue::Nan(Some(b)) => match u32::try_from(b) {
+                    Ok(b) if b < mini.codes() && mini.is_nan(b) => b,
+                    _ => return Err(format!("{t} is not a NaN bit pattern of {dtype}")),
+                },
+            };
+            out.push(code as u8);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(dtype: Dtype, data: &[u8], n: usize) -> String {
+        let mut out = Vec::new();
+        write_elements(&mut out, dtype, data, 0, n, n).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn known_small_float_values() {
+        let e4m3 = Mini::of(Dtype::F8_E4M3).unwrap();
+        assert_eq!(e4m3.decode(0x7e), 448.0);
+        assert!(e4m3.decode(0x7f).is_nan());
+        assert_eq!(e4m3.decode(0x01), 2f64.powi(-9));
+        let e5m2 = Mini::of(Dtype::F8_E5M2).unwrap();
+        assert_eq!(e5m2.decode(0x7b), 57344.0);
+        assert_eq!(e5m2.decode(0x7c), f64::INFINITY);
+        let f4 = Mini::of(Dtype::F4).unwrap();
+        let values: Vec<f64> = (0..8).map(|c| f4.decode(c)).collect();
+        assert_eq!(values, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]);
+        assert_eq!(Mini::of(Dtype::F6_E2M3).unwrap().decode(0x1f), 7.5);
+        assert_eq!(Mini::of(Dtype::F6_E3M2).unwrap().decode(0x1f), 28.0);
+        assert_eq!(Mini::of(Dtype::F8_E8M0).unwrap().decode(127), 1.0);
+        assert!(Mini::of(Dtype::F8_E4M3FNUZ).unwrap().decode(0x80).is_nan());
+    }
+
+    #[test]
+    fn every_small_code_round_trips_through_text() {
+        for dtype in [
+            Dtype::F8_E5M2,
+            Dtype::F8_E4M3,
+            Dtype::F8_E8M0,
+            Dtype::F8_E4M3FNUZ,
+            Dtype::F8_E5M2FNUZ,
+            Dtype::F4,
+            Dtype::F6_E2M3,
+            Dtype::F6_E3M2,
+            Dtype::F16,
+            Dtype::BF16,
+        ] {
+            let codes = if dtype.bits() == 16 { 1 << 16 } else { 1u32 << dtype.bits() };
+            for c in 0..codes {
+                let s = &table(dtype)[c as usize];
+                let token = if let Some(inner) = s.strip_prefix('"') {
+                    Token::Str(inner.trim_end_matches('"'))
+                } else {
+                    Token::F64(s.parse().unwrap())
+                };
+                let mut out = Vec::new();
+                push_token(&mut out, dtype, token).unwrap_or_else(|e| panic!("{dtype} {c:#x} {s}: {e}"));
+                let back = match dtype.bits() {
+                    16 => u32::from(u16::from_le_bytes([out[0], out[1]])),
+                    _ => u32::from(out[0]),
+                };
+                assert_eq!(back, c, "{dtype} code {c:#x} written as {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn shortest_forms() {
+        assert_eq!(text(Dtype::F16, &f16::from_f32(0.1).to_le_bytes(), 1), "0.1");
+        assert_eq!(text(Dtype::BF16, &bf16::from_f32(-0.0).to_le_bytes(), 1), "-0.0");
+        assert_eq!(text(Dtype::F32, &f32::NAN.to_le_bytes(), 1), "\"NaN\"");
+        assert_eq!(text(Dtype::F32, &0xffc0_0000u32.to_le_bytes(), 1), "\"NaN:0xffc00000\"");
+        assert_eq!(text(Dtype::F32, &f32::NEG_INFINITY.to_le_bytes(), 1), "\"-inf\"");
+        assert_eq!(text(Dtype::F4, &[0x21], 2), "0.5,1.0");
+    }
+
+    #[test]
+    fn packing_is_lsb_first() {
+        let codes = [1u8, 2, 3, 63];
+        let packed = pack(&codes, 6);
+        assert_eq!(packed.len(), 3);
+        for (i, &c) in codes.iter().enumerate() {
+            assert_eq!(packed_get(&packed, 6, i), u32::from(c));
+        }
+    }
+}
