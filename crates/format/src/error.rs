@@ -25,7 +25,9 @@ pub enum FormatError {
         max: u64,
     },
     /// The header length points past the end of the file.
-    #[error("header length {len} runs past the end of the file ({available} bytes follow the length)")]
+    #[error(
+        "header length {len} runs past the end of the file ({available} bytes follow the length)"
+    )]
     HeaderPastEnd {
         /// The header length stored in the file.
         len: u64,
@@ -79,7 +81,9 @@ pub enum FormatError {
         end: u64,
     },
     /// A tensor's byte range disagrees with its dtype and shape.
-    #[error("tensor `{name}` is {dtype} {shape:?}, which takes {expected} bytes, but its data_offsets span {actual}")]
+    #[error(
+        "tensor `{name}` is {dtype} {shape:?}, which takes {expected} bytes, but its data_offsets span {actual}"
+    )]
     SizeMismatch {
         /// The tensor.
         name: String,
@@ -113,7 +117,9 @@ pub enum FormatError {
         end: u64,
     },
     /// Two tensors share bytes.
-    #[error("tensor `{name}` starts at byte {begin}, inside `{previous}` which ends at byte {previous_end}")]
+    #[error(
+        "tensor `{name}` starts at byte {begin}, inside `{previous}` which ends at byte {previous_end}"
+    )]
     Overlap {
         /// The later tensor.
         name: String,
@@ -125,7 +131,9 @@ pub enum FormatError {
         previous_end: u64,
     },
     /// Data bytes after the last tensor.
-    #[error("{trailing} trailing bytes after the last tensor (data is {data_len} bytes, tensors use {used})")]
+    #[error(
+        "{trailing} trailing bytes after the last tensor (data is {data_len} bytes, tensors use {used})"
+    )]
     TrailingBytes {
         /// Bytes no tensor uses.
         trailing: u64,

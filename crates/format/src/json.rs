@@ -11,9 +11,9 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{FormatError, Result};
-use crate::safetensors::{strip_position, write_json_string, StringMap};
+use crate::safetensors::{StringMap, strip_position, write_json_string};
 use crate::values::{self, Token};
-use crate::{is_sha256_hex, Dtype, TensorMeta};
+use crate::{Dtype, TensorMeta, is_sha256_hex};
 
 /// The value of the `format` key that every JSON model file carries.
 pub const FORMAT_ID: &str = "modeltool.json/1";
@@ -57,11 +57,20 @@ impl<W: Write> JsonWriter<W> {
         if meta.byte_len()? != data.len() {
             return Err(FormatError::BadValue {
                 name: meta.name.clone(),
-                reason: format!("{} bytes given for {} {:?}", data.len(), meta.dtype, meta.shape),
+                reason: format!(
+                    "{} bytes given for {} {:?}",
+                    data.len(),
+                    meta.dtype,
+                    meta.shape
+                ),
             });
         }
         let mut head = Vec::with_capacity(160);
-        head.extend_from_slice(if self.tensors == 0 { b"\n    " } else { b",\n    " });
+        head.extend_from_slice(if self.tensors == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
         write_json_string(&mut head, &meta.name);
         head.extend_from_slice(b": {\"dtype\": \"");
         head.extend_from_slice(meta.dtype.name().as_bytes());
@@ -86,7 +95,10 @@ impl<W: Write> JsonWriter<W> {
                         .map(|()| text)
                 })
                 .collect::<Result<_, String>>()
-                .map_err(|reason| FormatError::BadValue { name: meta.name.clone(), reason })?;
+                .map_err(|reason| FormatError::BadValue {
+                    name: meta.name.clone(),
+                    reason,
+                })?;
             for text in texts {
                 self.out.write_all(&text)?;
             }
@@ -103,7 +115,11 @@ impl<W: Write> JsonWriter<W> {
 
     /// Closes the object and returns the writer (flushed).
     pub fn finish(mut self) -> Result<W> {
-        self.out.write_all(if self.tensors == 0 { b"}\n}\n" } else { b"\n  }\n}\n" })?;
+        self.out.write_all(if self.tensors == 0 {
+            b"}\n}\n"
+        } else {
+            b"\n  }\n}\n"
+        })?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -137,7 +153,10 @@ impl JsonModel {
     /// Strict JSON: bare `NaN`, trailing commas or garbage after the object
     /// are errors, as are unknown keys.
     pub fn read(reader: impl Read) -> Result<JsonModel> {
-        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(
+            1 << 16,
+            reader,
+        ));
         let model = de.deserialize_map(ModelVisitor)?;
         de.end()?;
         Ok(model)
@@ -179,7 +198,9 @@ impl<'de> Visitor<'de> for ModelVisitor {
                     }
                     format = Some(f);
                 }
-                "metadata" if metadata.is_none() => metadata = Some(map.next_value_seed(StringMap("`metadata`"))?),
+                "metadata" if metadata.is_none() => {
+                    metadata = Some(map.next_value_seed(StringMap("`metadata`"))?)
+                }
                 "architecture" if architecture.is_none() => {
                     architecture = Some(map.next_value::<serde_json::Value>()?)
                 }
@@ -229,11 +250,18 @@ impl<'de> Visitor<'de> for TensorsSeed {
         let mut seen = std::collections::HashSet::new();
         while let Some(name) = map.next_key::<String>()? {
             if !seen.insert(name.clone()) {
-                return Err(de::Error::custom(format_args!("tensor `{name}` appears twice")));
+                return Err(de::Error::custom(format_args!(
+                    "tensor `{name}` appears twice"
+                )));
             }
-            let tensor = map.next_value_seed(TensorSeed { name: &name }).map_err(|e| {
-                de::Error::custom(format_args!("tensor `{name}`: {}", strip_position(&e.to_string())))
-            })?;
+            let tensor = map
+                .next_value_seed(TensorSeed { name: &name })
+                .map_err(|e| {
+                    de::Error::custom(format_args!(
+                        "tensor `{name}`: {}",
+                        strip_position(&e.to_string())
+                    ))
+                })?;
             out.push(tensor);
         }
         Ok(out)
@@ -274,7 +302,12 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
                 // With the dtype known, values stream straight into bytes;
                 // otherwise (keys in another order) the raw text waits.
                 "data" if data.is_none() && deferred.is_none() => match dtype {
-                    Some(d) => data = Some(map.next_value_seed(DataSeed { dtype: d, limit: limit(&shape) })?),
+                    Some(d) => {
+                        data = Some(map.next_value_seed(DataSeed {
+                            dtype: d,
+                            limit: limit(&shape),
+                        })?)
+                    }
                     None => deferred = Some(map.next_value()?),
                 },
                 "sha256" if sha256.is_none() => {
@@ -302,13 +335,20 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
             (Some(d), _) => d,
             (None, Some(raw)) => {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
-                DataSeed { dtype, limit: limit(&Some(shape.clone())) }
-                    .deserialize(&mut de)
-                    .map_err(|e| de::Error::custom(strip_position(&e.to_string())))?
+                DataSeed {
+                    dtype,
+                    limit: limit(&Some(shape.clone())),
+                }
+                .deserialize(&mut de)
+                .map_err(|e| de::Error::custom(strip_position(&e.to_string())))?
             }
             (None, None) => return Err(de::Error::custom("missing `data`")),
         };
-        let meta = TensorMeta { name: self.name.to_owned(), dtype, shape };
+        let meta = TensorMeta {
+            name: self.name.to_owned(),
+            dtype,
+            shape,
+        };
         let expected = meta.element_count().map_err(de::Error::custom)?;
         if count != expected {
             return Err(de::Error::custom(format_args!(
@@ -330,7 +370,9 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
 /// How many values the shape allows, when the shape is already known; more
 /// values than that stop the read at once.
 fn limit(shape: &Option<Vec<usize>>) -> Option<usize> {
-    shape.as_ref().and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))
+    shape
+        .as_ref()
+        .and_then(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)))
 }
 
 /// Streams a `data` array into little-endian bytes (or one code byte per
@@ -359,7 +401,14 @@ impl<'de> Visitor<'de> for DataSeed {
         // Never trust a shape for the allocation size: cap what is reserved up front.
         let mut out = Vec::with_capacity(self.limit.unwrap_or(0).min(1 << 24) * per);
         let mut count = 0usize;
-        while seq.next_element_seed(ElementSeed { dtype: self.dtype, out: &mut out, index: count })?.is_some() {
+        while seq
+            .next_element_seed(ElementSeed {
+                dtype: self.dtype,
+                out: &mut out,
+                index: count,
+            })?
+            .is_some()
+        {
             count += 1;
             if self.limit.is_some_and(|l| count > l) {
                 return Err(de::Error::custom(format_args!(
@@ -430,9 +479,11 @@ impl<'de> Visitor<'de> for ElementSeed<'_> {
         }
         let index = self.index;
         for _ in 0..2 {
-            let part = seq
-                .next_element::<PartToken>()?
-                .ok_or_else(|| de::Error::custom(format_args!("value {index}: C64 pair has fewer than 2 parts")))?;
+            let part = seq.next_element::<PartToken>()?.ok_or_else(|| {
+                de::Error::custom(format_args!(
+                    "value {index}: C64 pair has fewer than 2 parts"
+                ))
+            })?;
             let token = match &part {
                 PartToken::Num(t) => *t,
                 PartToken::Str(s) => Token::Str(s),
@@ -441,7 +492,9 @@ impl<'de> Visitor<'de> for ElementSeed<'_> {
                 .map_err(|e| de::Error::custom(format_args!("value {index}: {e}")))?;
         }
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom(format_args!("value {index}: C64 pair has more than 2 parts")));
+            return Err(de::Error::custom(format_args!(
+                "value {index}: C64 pair has more than 2 parts"
+            )));
         }
         Ok(())
     }

@@ -51,8 +51,8 @@ use sha2::{Digest, Sha256};
 
 pub use crate::dtype::{Dtype, UnknownDtype};
 pub use crate::error::{FormatError, Result};
-pub use crate::json::{JsonModel, JsonTensor, JsonWriter, FORMAT_ID};
-pub use crate::safetensors::{Header, Layout, TensorInfo, MAX_HEADER_LEN, METADATA_KEY};
+pub use crate::json::{FORMAT_ID, JsonModel, JsonTensor, JsonWriter};
+pub use crate::safetensors::{Header, Layout, MAX_HEADER_LEN, METADATA_KEY, TensorInfo};
 
 /// A tensor's name, element type and shape: everything but its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,7 +71,10 @@ impl TensorMeta {
         self.shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| FormatError::ShapeOverflow { name: self.name.clone(), shape: self.shape.clone() })
+            .ok_or_else(|| FormatError::ShapeOverflow {
+                name: self.name.clone(),
+                shape: self.shape.clone(),
+            })
     }
 
     /// The number of bytes the elements take.
@@ -80,9 +83,16 @@ impl TensorMeta {
         match self.dtype.byte_len(elements) {
             Some(n) => Ok(n),
             None if elements.checked_mul(self.dtype.bits()).is_none() => {
-                Err(FormatError::ShapeOverflow { name: self.name.clone(), shape: self.shape.clone() })
+                Err(FormatError::ShapeOverflow {
+                    name: self.name.clone(),
+                    shape: self.shape.clone(),
+                })
             }
-            None => Err(FormatError::PackedNotWhole { name: self.name.clone(), dtype: self.dtype, elements }),
+            None => Err(FormatError::PackedNotWhole {
+                name: self.name.clone(),
+                dtype: self.dtype,
+                elements,
+            }),
         }
     }
 }
@@ -100,7 +110,9 @@ pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {
 
 /// Whether `s` has the form of a checksum: 64 lowercase hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The `__metadata__` keys modeltool uses in safetensors files. Other
@@ -134,7 +146,9 @@ impl ModelMetadata {
                 if !is_sha256_hex(&value) {
                     return Err(FormatError::BadValue {
                         name: name.to_owned(),
-                        reason: format!("metadata key `{key}` holds `{value}`, not 64 lowercase hex digits"),
+                        reason: format!(
+                            "metadata key `{key}` holds `{value}`, not 64 lowercase hex digits"
+                        ),
                     });
                 }
                 out.checksums.insert(name.to_owned(), value);
@@ -179,7 +193,12 @@ pub fn write_safetensors(
         if data.len() != meta.byte_len()? {
             return Err(FormatError::BadValue {
                 name: meta.name.clone(),
-                reason: format!("{} bytes given for {} {:?}", data.len(), meta.dtype, meta.shape),
+                reason: format!(
+                    "{} bytes given for {} {:?}",
+                    data.len(),
+                    meta.dtype,
+                    meta.shape
+                ),
             });
         }
         out.write_all(data)?;

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
 use crate::error::{FormatError, Result};
 use crate::{Dtype, TensorMeta};
@@ -48,11 +48,16 @@ impl Header {
     /// against the cap and the file size.
     pub fn read_len(prefix: &[u8], file_len: u64) -> Result<u64> {
         let Some(bytes) = prefix.get(..8) else {
-            return Err(FormatError::TooShort { len: file_len.min(prefix.len() as u64) });
+            return Err(FormatError::TooShort {
+                len: file_len.min(prefix.len() as u64),
+            });
         };
         let len = u64::from_le_bytes(bytes.try_into().expect("slice of 8 bytes"));
         if len > MAX_HEADER_LEN {
-            return Err(FormatError::HeaderTooLarge { len, max: MAX_HEADER_LEN });
+            return Err(FormatError::HeaderTooLarge {
+                len,
+                max: MAX_HEADER_LEN,
+            });
         }
         let available = file_len.saturating_sub(8);
         if len > available {
@@ -66,7 +71,9 @@ impl Header {
     /// data, contiguous from 0, without holes, overlaps or trailing bytes.
     pub fn parse(json: &[u8], data_len: u64) -> Result<Header> {
         if let Err(e) = std::str::from_utf8(json) {
-            return Err(FormatError::HeaderNotUtf8 { offset: e.valid_up_to() });
+            return Err(FormatError::HeaderNotUtf8 {
+                offset: e.valid_up_to(),
+            });
         }
         let raw: RawHeader = serde_json::from_slice(json)?;
         let mut tensors = Vec::with_capacity(raw.tensors.len());
@@ -74,7 +81,11 @@ impl Header {
             tensors.push(entry.validate(name)?);
         }
         check_coverage(&mut tensors, data_len)?;
-        Ok(Header { tensors, metadata: raw.metadata, header_len: json.len() as u64 })
+        Ok(Header {
+            tensors,
+            metadata: raw.metadata,
+            header_len: json.len() as u64,
+        })
     }
 
     /// Parses the header of a whole file held in memory (or memory-mapped:
@@ -112,7 +123,11 @@ fn check_coverage(tensors: &mut [TensorInfo], data_len: u64) -> Result<()> {
     for t in tensors.iter() {
         let (begin, stop) = t.data_offsets;
         if begin > end {
-            return Err(FormatError::Hole { name: t.meta.name.clone(), begin: end, end: begin });
+            return Err(FormatError::Hole {
+                name: t.meta.name.clone(),
+                begin: end,
+                end: begin,
+            });
         }
         if begin < end {
             let p = previous.expect("a tensor ends after 0, so one came before");
@@ -127,7 +142,11 @@ fn check_coverage(tensors: &mut [TensorInfo], data_len: u64) -> Result<()> {
         previous = Some(t);
     }
     if end != data_len {
-        return Err(FormatError::TrailingBytes { trailing: data_len - end, data_len, used: end });
+        return Err(FormatError::TrailingBytes {
+            trailing: data_len - end,
+            data_len,
+            used: end,
+        });
     }
     Ok(())
 }
@@ -144,13 +163,26 @@ impl RawEntry {
     fn validate(self, name: String) -> Result<TensorInfo> {
         let dtype: Dtype = match self.dtype.parse() {
             Ok(d) => d,
-            Err(_) => return Err(FormatError::UnknownDtype { name, dtype: self.dtype }),
+            Err(_) => {
+                return Err(FormatError::UnknownDtype {
+                    name,
+                    dtype: self.dtype,
+                });
+            }
         };
-        let meta = TensorMeta { name, dtype, shape: self.shape };
+        let meta = TensorMeta {
+            name,
+            dtype,
+            shape: self.shape,
+        };
         let expected = meta.byte_len()? as u64;
         let (begin, end) = self.data_offsets;
         if begin > end {
-            return Err(FormatError::OffsetsReversed { name: meta.name, begin, end });
+            return Err(FormatError::OffsetsReversed {
+                name: meta.name,
+                begin,
+                end,
+            });
         }
         if end - begin != expected {
             return Err(FormatError::SizeMismatch {
@@ -161,7 +193,10 @@ impl RawEntry {
                 actual: end - begin,
             });
         }
-        Ok(TensorInfo { meta, data_offsets: self.data_offsets })
+        Ok(TensorInfo {
+            meta,
+            data_offsets: self.data_offsets,
+        })
     }
 }
 
@@ -198,14 +233,22 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 continue;
             }
             if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format_args!("tensor `{key}` appears twice")));
+                return Err(de::Error::custom(format_args!(
+                    "tensor `{key}` appears twice"
+                )));
             }
             let entry = map.next_value::<RawEntry>().map_err(|e| {
-                de::Error::custom(format_args!("tensor `{key}`: {}", strip_position(&e.to_string())))
+                de::Error::custom(format_args!(
+                    "tensor `{key}`: {}",
+                    strip_position(&e.to_string())
+                ))
             })?;
             tensors.push((key, entry));
         }
-        Ok(RawHeader { metadata: metadata.unwrap_or_default(), tensors })
+        Ok(RawHeader {
+            metadata: metadata.unwrap_or_default(),
+            tensors,
+        })
     }
 }
 
@@ -309,22 +352,29 @@ impl Layout {
         let mut seen = HashSet::new();
         for t in tensors {
             if t.name == METADATA_KEY || !seen.insert(t.name.as_str()) {
-                return Err(FormatError::DuplicateTensor { name: t.name.clone() });
+                return Err(FormatError::DuplicateTensor {
+                    name: t.name.clone(),
+                });
             }
         }
         let mut order: Vec<usize> = (0..tensors.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&tensors[a], &tensors[b]);
-            b.dtype.alignment().cmp(&a.dtype.alignment()).then_with(|| a.name.cmp(&b.name))
+            b.dtype
+                .alignment()
+                .cmp(&a.dtype.alignment())
+                .then_with(|| a.name.cmp(&b.name))
         });
         let mut offsets = vec![(0, 0); tensors.len()];
         let mut end = 0u64;
         for &i in &order {
             let len = tensors[i].byte_len()? as u64;
-            let stop = end.checked_add(len).ok_or_else(|| FormatError::ShapeOverflow {
-                name: tensors[i].name.clone(),
-                shape: tensors[i].shape.clone(),
-            })?;
+            let stop = end
+                .checked_add(len)
+                .ok_or_else(|| FormatError::ShapeOverflow {
+                    name: tensors[i].name.clone(),
+                    shape: tensors[i].shape.clone(),
+                })?;
             offsets[i] = (end, stop);
             end = stop;
         }
@@ -355,12 +405,20 @@ impl Layout {
         }
         let len = json.len() as u64;
         if len > MAX_HEADER_LEN {
-            return Err(FormatError::HeaderTooLarge { len, max: MAX_HEADER_LEN });
+            return Err(FormatError::HeaderTooLarge {
+                len,
+                max: MAX_HEADER_LEN,
+            });
         }
         let mut header = Vec::with_capacity(8 + json.len());
         header.extend_from_slice(&len.to_le_bytes());
         header.extend_from_slice(&json);
-        Ok(Layout { header, order, offsets, data_len: end })
+        Ok(Layout {
+            header,
+            order,
+            offsets,
+            data_len: end,
+        })
     }
 
     /// The size of the whole file.

@@ -49,7 +49,12 @@ impl Mini {
             Dtype::F6_E3M2 => (3, 2, 3, MiniKind::Finite),
             _ => return None,
         };
-        Some(Mini { exp_bits, man_bits, bias, kind })
+        Some(Mini {
+            exp_bits,
+            man_bits,
+            bias,
+            kind,
+        })
     }
 
     fn has_sign(self) -> bool {
@@ -68,7 +73,9 @@ impl Mini {
         let mag = code & (self.sign_bit() - 1);
         let top_exp = (1 << self.exp_bits) - 1;
         match self.kind {
-            MiniKind::Ieee => (mag >> self.man_bits) == top_exp && mag & ((1 << self.man_bits) - 1) != 0,
+            MiniKind::Ieee => {
+                (mag >> self.man_bits) == top_exp && mag & ((1 << self.man_bits) - 1) != 0
+            }
             MiniKind::Fn => mag == self.sign_bit() - 1,
             MiniKind::Fnuz => code == self.sign_bit(),
             MiniKind::Finite => false,
@@ -78,7 +85,9 @@ impl Mini {
 
     fn canonical_nan(self) -> Option<u32> {
         match self.kind {
-            MiniKind::Ieee => Some(((1 << self.exp_bits) - 1) << self.man_bits | 1 << (self.man_bits - 1)),
+            MiniKind::Ieee => {
+                Some(((1 << self.exp_bits) - 1) << self.man_bits | 1 << (self.man_bits - 1))
+            }
             MiniKind::Fn => Some(self.sign_bit() - 1),
             MiniKind::Fnuz => Some(self.sign_bit()),
             MiniKind::Finite => None,
@@ -146,7 +155,11 @@ impl Mini {
             let (mut lo, mut up) = (0u32, hi);
             while lo < up {
                 let mid = (lo + up) / 2;
-                if self.decode(mid) >= a { up = mid } else { lo = mid + 1 }
+                if self.decode(mid) >= a {
+                    up = mid
+                } else {
+                    lo = mid + 1
+                }
             }
             if lo == 0 {
                 0
@@ -173,7 +186,9 @@ impl Mini {
 fn shortest(v: f64, round_trips: impl Fn(f64) -> bool) -> String {
     let mut buf = ryu::Buffer::new();
     for digits in 1..=17 {
-        let candidate: f64 = format!("{:.*e}", digits - 1, v).parse().expect("Rust formats parseable floats");
+        let candidate: f64 = format!("{:.*e}", digits - 1, v)
+            .parse()
+            .expect("Rust formats parseable floats");
         if round_trips(candidate) {
             return buf.format(candidate).to_owned();
         }
@@ -185,18 +200,25 @@ fn shortest(v: f64, round_trips: impl Fn(f64) -> bool) -> String {
 /// is a table look-up.
 fn table(dtype: Dtype) -> &'static [Box<str>] {
     static TABLES: [OnceLock<Vec<Box<str>>>; 22] = [const { OnceLock::new() }; 22];
-    let slot = Dtype::ALL.iter().position(|&d| d == dtype).expect("every dtype is in ALL");
+    let slot = Dtype::ALL
+        .iter()
+        .position(|&d| d == dtype)
+        .expect("every dtype is in ALL");
     TABLES[slot].get_or_init(|| match dtype {
         Dtype::F16 => (0..=u16::MAX)
             .map(|c| {
                 let x = f16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7e00, |w| f16::from_f64(w).to_bits() == c)
+                float_text(x.to_f64(), c.into(), 0x7e00, |w| {
+                    f16::from_f64(w).to_bits() == c
+                })
             })
             .collect(),
         Dtype::BF16 => (0..=u16::MAX)
             .map(|c| {
                 let x = bf16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7fc0, |w| bf16::from_f64(w).to_bits() == c)
+                float_text(x.to_f64(), c.into(), 0x7fc0, |w| {
+                    bf16::from_f64(w).to_bits() == c
+                })
             })
             .collect(),
         _ => {
@@ -204,14 +226,21 @@ fn table(dtype: Dtype) -> &'static [Box<str>] {
             (0..mini.codes())
                 .map(|c| {
                     let canonical = mini.canonical_nan().map_or(u64::MAX, u64::from);
-                    float_text(mini.decode(c), c.into(), canonical, |w| mini.encode(w) == Some(c))
+                    float_text(mini.decode(c), c.into(), canonical, |w| {
+                        mini.encode(w) == Some(c)
+                    })
                 })
                 .collect()
         }
     })
 }
 
-fn float_text(v: f64, bits: u64, canonical_nan: u64, round_trips: impl Fn(f64) -> bool) -> Box<str> {
+fn float_text(
+    v: f64,
+    bits: u64,
+    canonical_nan: u64,
+    round_trips: impl Fn(f64) -> bool,
+) -> Box<str> {
     if v.is_nan() {
         return nan_text(bits, canonical_nan, 0).into();
     }
@@ -288,16 +317,32 @@ pub(crate) fn write_elements(
             Dtype::BOOL => match data[i] {
                 0 => out.extend_from_slice(b"false"),
                 1 => out.extend_from_slice(b"true"),
-                b => return Err(format!("BOOL element {i} is the byte {b}; only 0 and 1 are booleans")),
+                b => {
+                    return Err(format!(
+                        "BOOL element {i} is the byte {b}; only 0 and 1 are booleans"
+                    ));
+                }
             },
             Dtype::U8 => out.extend_from_slice(itoa.format(data[i]).as_bytes()),
             Dtype::I8 => out.extend_from_slice(itoa.format(data[i] as i8).as_bytes()),
-            Dtype::U16 => out.extend_from_slice(itoa.format(u16::from_le_bytes(le(data, i))).as_bytes()),
-            Dtype::I16 => out.extend_from_slice(itoa.format(i16::from_le_bytes(le(data, i))).as_bytes()),
-            Dtype::U32 => out.extend_from_slice(itoa.format(u32::from_le_bytes(le(data, i))).as_bytes()),
-            Dtype::I32 => out.extend_from_slice(itoa.format(i32::from_le_bytes(le(data, i))).as_bytes()),
-            Dtype::U64 => out.extend_from_slice(itoa.format(u64::from_le_bytes(le(data, i))).as_bytes()),
-            Dtype::I64 => out.extend_from_slice(itoa.format(i64::from_le_bytes(le(data, i))).as_bytes()),
+            Dtype::U16 => {
+                out.extend_from_slice(itoa.format(u16::from_le_bytes(le(data, i))).as_bytes())
+            }
+            Dtype::I16 => {
+                out.extend_from_slice(itoa.format(i16::from_le_bytes(le(data, i))).as_bytes())
+            }
+            Dtype::U32 => {
+                out.extend_from_slice(itoa.format(u32::from_le_bytes(le(data, i))).as_bytes())
+            }
+            Dtype::I32 => {
+                out.extend_from_slice(itoa.format(i32::from_le_bytes(le(data, i))).as_bytes())
+            }
+            Dtype::U64 => {
+                out.extend_from_slice(itoa.format(u64::from_le_bytes(le(data, i))).as_bytes())
+            }
+            Dtype::I64 => {
+                out.extend_from_slice(itoa.format(i64::from_le_bytes(le(data, i))).as_bytes())
+            }
             Dtype::F32 => push_f32(out, f32::from_le_bytes(le(data, i))),
             Dtype::F64 => push_f64(out, f64::from_le_bytes(le(data, i))),
             Dtype::C64 => {
@@ -315,7 +360,11 @@ pub(crate) fn write_elements(
                 let code = packed_get(data, dtype.bits(), i);
                 out.extend_from_slice(table(dtype)[code as usize].as_bytes());
             }
-            Dtype::F8_E5M2 | Dtype::F8_E4M3 | Dtype::F8_E8M0 | Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => {
+            Dtype::F8_E5M2
+            | Dtype::F8_E4M3
+            | Dtype::F8_E8M0
+            | Dtype::F8_E4M3FNUZ
+            | Dtype::F8_E5M2FNUZ => {
                 out.extend_from_slice(table(dtype)[usize::from(data[i])].as_bytes());
             }
         }
@@ -327,7 +376,9 @@ pub(crate) fn write_elements(
 }
 
 fn le<const N: usize>(data: &[u8], i: usize) -> [u8; N] {
-    data[i * N..(i + 1) * N].try_into().expect("slice of N bytes")
+    data[i * N..(i + 1) * N]
+        .try_into()
+        .expect("slice of N bytes")
 }
 
 /// One JSON element as the reader sees it.
@@ -382,11 +433,14 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
     let bad = || format!("{t} is not a valid {dtype} value");
     macro_rules! int {
         ($ty:ty) => {{
-            let v: $ty = match t {
-                Token::U64(v) => <$ty>::try_from(v).map_err(|_| format!("{v} is out of range for {dtype}"))?,
-                Token::I64(v) => <$ty>::try_from(v).map_err(|_| format!("{v} is out of range for {dtype}"))?,
-                _ => return Err(bad()),
-            };
+            let v: $ty =
+                match t {
+                    Token::U64(v) => <$ty>::try_from(v)
+                        .map_err(|_| format!("{v} is out of range for {dtype}"))?,
+                    Token::I64(v) => <$ty>::try_from(v)
+                        .map_err(|_| format!("{v} is out of range for {dtype}"))?,
+                    _ => return Err(bad()),
+                };
             out.extend_from_slice(&v.to_le_bytes());
         }};
     }
@@ -406,10 +460,17 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         Dtype::F64 => {
             let bits = match float_value(t).ok_or_else(bad)? {
                 FloatValue::Number(v) => v.to_bits(),
-                FloatValue::Inf(neg) => if neg { f64::NEG_INFINITY } else { f64::INFINITY }.to_bits(),
+                FloatValue::Inf(neg) => if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }
+                .to_bits(),
                 FloatValue::Nan(None) => 0x7ff8_0000_0000_0000,
                 FloatValue::Nan(Some(b)) if f64::from_bits(b).is_nan() => b,
-                FloatValue::Nan(Some(_)) => return Err(format!("{t} is not a NaN bit pattern of F64")),
+                FloatValue::Nan(Some(_)) => {
+                    return Err(format!("{t} is not a NaN bit pattern of F64"));
+                }
             };
             out.extend_from_slice(&bits.to_le_bytes());
         }
@@ -422,7 +483,12 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
                     }
                     x.to_bits()
                 }
-                FloatValue::Inf(neg) => if neg { f32::NEG_INFINITY } else { f32::INFINITY }.to_bits(),
+                FloatValue::Inf(neg) => if neg {
+                    f32::NEG_INFINITY
+                } else {
+                    f32::INFINITY
+                }
+                .to_bits(),
                 FloatValue::Nan(None) => 0x7fc0_0000,
                 FloatValue::Nan(Some(b)) => match u32::try_from(b) {
                     Ok(b) if f32::from_bits(b).is_nan() => b,
@@ -432,8 +498,20 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
             out.extend_from_slice(&bits.to_le_bytes());
         }
         Dtype::F16 | Dtype::BF16 => {
-            let from_f64 = |v: f64| if dtype == Dtype::F16 { f16::from_f64(v).to_bits() } else { bf16::from_f64(v).to_bits() };
-            let is_nan = |b: u16| if dtype == Dtype::F16 { f16::from_bits(b).is_nan() } else { bf16::from_bits(b).is_nan() };
+            let from_f64 = |v: f64| {
+                if dtype == Dtype::F16 {
+                    f16::from_f64(v).to_bits()
+                } else {
+                    bf16::from_f64(v).to_bits()
+                }
+            };
+            let is_nan = |b: u16| {
+                if dtype == Dtype::F16 {
+                    f16::from_bits(b).is_nan()
+                } else {
+                    bf16::from_bits(b).is_nan()
+                }
+            };
             let bits = match float_value(t).ok_or_else(bad)? {
                 FloatValue::Number(v) => {
                     let b = from_f64(v);
@@ -442,7 +520,11 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
                     }
                     b
                 }
-                FloatValue::Inf(neg) => from_f64(if neg { f64::NEG_INFINITY } else { f64::INFINITY }),
+                FloatValue::Inf(neg) => from_f64(if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }),
                 FloatValue::Nan(None) => from_f64(f64::NAN),
                 FloatValue::Nan(Some(b)) => match u16::try_from(b) {
                     Ok(b) if is_nan(b) => b,
@@ -454,12 +536,16 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         _ => {
             let mini = Mini::of(dtype).expect("remaining dtypes are the small floats");
             let code = match float_value(t).ok_or_else(bad)? {
-                FloatValue::Number(v) => mini.encode(v).ok_or_else(|| format!("{t} is out of range for {dtype}"))?,
+                FloatValue::Number(v) => mini
+                    .encode(v)
+                    .ok_or_else(|| format!("{t} is out of range for {dtype}"))?,
                 FloatValue::Inf(neg) if mini.kind == MiniKind::Ieee => {
                     (mini.max_code() + 1) | if neg { mini.sign_bit() } else { 0 }
                 }
                 FloatValue::Inf(_) => return Err(format!("{dtype} has no infinities")),
-                FloatValue::Nan(None) => mini.canonical_nan().ok_or_else(|| format!("{dtype} has no NaN"))?,
+                FloatValue::Nan(None) => mini
+                    .canonical_nan()
+                    .ok_or_else(|| format!("{dtype} has no NaN"))?,
                 FloatValue::Nan(Some(b)) => match u32::try_from(b) {
                     Ok(b) if b < mini.codes() && mini.is_nan(b) => b,
                     _ => return Err(format!("{t} is not a NaN bit pattern of {dtype}")),
@@ -513,7 +599,11 @@ mod tests {
             Dtype::F16,
             Dtype::BF16,
         ] {
-            let codes = if dtype.bits() == 16 { 1 << 16 } else { 1u32 << dtype.bits() };
+            let codes = if dtype.bits() == 16 {
+                1 << 16
+            } else {
+                1u32 << dtype.bits()
+            };
             for c in 0..codes {
                 let s = &table(dtype)[c as usize];
                 let token = if let Some(inner) = s.strip_prefix('"') {
@@ -522,7 +612,8 @@ mod tests {
                     Token::F64(s.parse().unwrap())
                 };
                 let mut out = Vec::new();
-                push_token(&mut out, dtype, token).unwrap_or_else(|e| panic!("{dtype} {c:#x} {s}: {e}"));
+                push_token(&mut out, dtype, token)
+                    .unwrap_or_else(|e| panic!("{dtype} {c:#x} {s}: {e}"));
                 let back = match dtype.bits() {
                     16 => u32::from(u16::from_le_bytes([out[0], out[1]])),
                     _ => u32::from(out[0]),
@@ -534,11 +625,23 @@ mod tests {
 
     #[test]
     fn shortest_forms() {
-        assert_eq!(text(Dtype::F16, &f16::from_f32(0.1).to_le_bytes(), 1), "0.1");
-        assert_eq!(text(Dtype::BF16, &bf16::from_f32(-0.0).to_le_bytes(), 1), "-0.0");
+        assert_eq!(
+            text(Dtype::F16, &f16::from_f32(0.1).to_le_bytes(), 1),
+            "0.1"
+        );
+        assert_eq!(
+            text(Dtype::BF16, &bf16::from_f32(-0.0).to_le_bytes(), 1),
+            "-0.0"
+        );
         assert_eq!(text(Dtype::F32, &f32::NAN.to_le_bytes(), 1), "\"NaN\"");
-        assert_eq!(text(Dtype::F32, &0xffc0_0000u32.to_le_bytes(), 1), "\"NaN:0xffc00000\"");
-        assert_eq!(text(Dtype::F32, &f32::NEG_INFINITY.to_le_bytes(), 1), "\"-inf\"");
+        assert_eq!(
+            text(Dtype::F32, &0xffc0_0000u32.to_le_bytes(), 1),
+            "\"NaN:0xffc00000\""
+        );
+        assert_eq!(
+            text(Dtype::F32, &f32::NEG_INFINITY.to_le_bytes(), 1),
+            "\"-inf\""
+        );
         assert_eq!(text(Dtype::F4, &[0x21], 2), "0.5,1.0");
     }
 

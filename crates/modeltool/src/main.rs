@@ -1,1 +1,75 @@
-fn main() {}
+//! `modeltool`: look inside, convert, check, run and train neural-network
+//! parameter files. A thin command line over the modeltool crates.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod exit;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Look inside, convert, check, run and train neural-network parameter files
+/// (safetensors, modeltool JSON, Hugging Face sharded checkpoints).
+#[derive(Debug, Parser)]
+#[command(name = "modeltool", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Text for people.
+    #[default]
+    Human,
+    /// One JSON object, for programs.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert between safetensors, JSON model files and sharded checkpoints.
+    ///
+    /// The output format follows OUTPUT: `.json`, `.safetensors`, or anything
+    /// else for a folder of Hugging Face shards. Stored checksums are checked
+    /// on the way; every output carries checksums.
+    Convert(cmd::convert::ConvertArgs),
+    /// Check a model's structure and every stored checksum.
+    ///
+    /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
+    Verify(cmd::verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match args.command {
+        Command::Convert(a) => cmd::convert::run(a, &mut out),
+        Command::Verify(a) => cmd::verify::run(a, &mut out),
+    };
+    let _ = out.flush();
+    exit::finish(result)
+}
+
+/// Shared `--format` and `--no-mmap` style flags used by several commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    /// A .safetensors file, a .json model file, a model.safetensors.index.json,
+    /// or a folder holding a sharded checkpoint.
+    pub input: PathBuf,
+    /// Read tensors with plain reads instead of memory-mapping the files.
+    #[arg(long)]
+    pub no_mmap: bool,
+}

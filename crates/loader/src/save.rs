@@ -1,0 +1,471 @@
+//! Writing models: conversion between safetensors, JSON model files and
+//! sharded checkpoints, with dtype casts, checksums and atomic writes.
+//!
+//! Every write goes to a temporary file (or folder) beside the target and
+//! is renamed into place only when complete, so a failed conversion leaves
+//! nothing behind and an existing file is never half-replaced.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, sha256_hex};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::shards::{INDEX_NAME, plan_shards, shard_name};
+use crate::{CHUNK, Entry, LoadError, Model, Result};
+
+/// What to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// One `.safetensors` file.
+    Safetensors,
+    /// A JSON model file.
+    Json,
+    /// A folder of shards plus `model.safetensors.index.json`.
+    Sharded {
+        /// The largest shard, in bytes of tensor data.
+        max_shard_size: u64,
+    },
+}
+
+/// Options for [`convert`].
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// The output's kind.
+    pub kind: OutputKind,
+    /// Cast F16/BF16/F32/F64 tensors to this dtype (F32, F16 or BF16),
+    /// rounding to nearest, ties to even. Other dtypes pass through.
+    pub dtype: Option<Dtype>,
+    /// Replace an existing output.
+    pub force: bool,
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvertReport {
+    /// The files written.
+    pub files: Vec<PathBuf>,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Bytes of tensor data written.
+    pub data_bytes: u64,
+    /// Input tensors whose stored checksum was checked (and matched).
+    pub checked: usize,
+    /// Input tensors that had no stored checksum.
+    pub unchecked: usize,
+    /// Tensors that were cast.
+    pub cast_tensors: usize,
+    /// Values that were cast.
+    pub cast_values: u64,
+    /// Cast values the target dtype could not represent exactly.
+    pub inexact_values: u64,
+}
+
+/// Converts `model` into `output`. Input checksums are checked as the bytes
+/// go by; a mismatch stops the conversion with
+/// [`LoadError::ChecksumMismatch`] and nothing is written. Every output
+/// tensor carries its checksum.
+pub fn convert(
+    model: &Model,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ConvertReport> {
+    if let Some(d) = options.dtype {
+        if !matches!(d, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(LoadError::Refused {
+                path: output.to_owned(),
+                reason: format!("cannot cast to {d}: choose f32, f16 or bf16"),
+            });
+        }
+    }
+    check_target(model, output, options.force)?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut report = ConvertReport {
+        files: Vec::new(),
+        tensors: model.entries().len(),
+        data_bytes: 0,
+        checked: 0,
+        unchecked: 0,
+        cast_tensors: 0,
+        cast_values: 0,
+        inexact_values: 0,
+    };
+    let mut job = Job {
+        model,
+        dtype: options.dtype,
+        report: &mut report,
+        progress,
+    };
+    match options.kind {
+        OutputKind::Json => {
+            let tmp = temp_file(&parent, output)?;
+            job.write_json(tmp.as_file())?;
+            persist(tmp, output, options.force)?;
+            job.report.files.push(output.to_owned());
+        }
+        OutputKind::Safetensors => {
+            let tmp = temp_file(&parent, output)?;
+            let all: Vec<&Entry> = model.entries().iter().collect();
+            job.write_safetensors(tmp.as_file(), &all, output)?;
+            persist(tmp, output, options.force)?;
+            job.report.files.push(output.to_owned());
+        }
+        OutputKind::Sharded { max_shard_size } => {
+            let tmp_dir = tempfile::Builder::new()
+                .prefix(".modeltool-shards-")
+                .permissions(std::fs::Permissions::from_mode(0o777))
+                .tempdir_in(&parent)
+                .map_err(LoadError::io(&parent))?;
+            let entries = model.entries();
+            let sizes: Vec<u64> = entries
+                .iter()
+                .map(|e| job.out_meta(e).byte_len().map(|n| n as u64).unwrap_or(0))
+                .collect();
+            let plan = plan_shards(&sizes, max_shard_size);
+            let n = plan.len();
+            let mut weight_map = BTreeMap::new();
+            let mut names = Vec::new();
+            for (i, shard) in plan.iter().enumerate() {
+                let name = if n == 1 {
+                    "model.safetensors".to_owned()
+                } else {
+                    shard_name(i, n)
+                };
+                let path = tmp_dir.path().join(&name);
+                let file = File::create(&path).map_err(LoadError::io(&path))?;
+                let members: Vec<&Entry> = shard.iter().map(|&j| &entries[j]).collect();
+                job.write_safetensors(&file, &members, &output.join(&name))?;
+                file.sync_all().map_err(LoadError::io(&path))?;
+                for e in &members {
+                    weight_map.insert(e.meta.name.clone(), name.clone());
+                }
+                names.push(name);
+            }
+            if n > 1 {
+                let index = serde_json::json!({
+                    "metadata": { "total_size": sizes.iter().sum::<u64>() },
+                    "weight_map": weight_map,
+                });
+                let path = tmp_dir.path().join(INDEX_NAME);
+                let mut text = serde_json::to_vec_pretty(&index).expect("an index serializes");
+                text.push(b'\n');
+                std::fs::write(&path, text).map_err(LoadError::io(&path))?;
+                names.push(INDEX_NAME.to_owned());
+            }
+            replace_dir(tmp_dir, output, options.force)?;
+            job.report
+                .files
+                .extend(names.iter().map(|n| output.join(n)));
+        }
+    }
+    Ok(report)
+}
+
+struct Job<'a> {
+    model: &'a Model,
+    dtype: Option<Dtype>,
+    report: &'a mut ConvertReport,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Job<'_> {
+    fn target(&self, from: Dtype) -> Option<Dtype> {
+        self.dtype.filter(|&to| {
+            to != from && matches!(from, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
+        })
+    }
+
+    fn out_meta(&self, e: &Entry) -> TensorMeta {
+        let mut meta = e.meta.clone();
+        if let Some(to) = self.target(meta.dtype) {
+            meta.dtype = to;
+        }
+        meta
+    }
+
+    fn check_input(&mut self, e: &Entry, actual: String) -> Result<()> {
+        match &e.stored_sha256 {
+            Some(expected) if *expected != actual => Err(LoadError::ChecksumMismatch {
+                path: self.model.files()[e.file].path.clone(),
+                name: e.meta.name.clone(),
+                expected: expected.clone(),
+                actual,
+            }),
+            Some(_) => {
+                self.report.checked += 1;
+                Ok(())
+            }
+            None => {
+                self.report.unchecked += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Streams the tensors into a safetensors file: a header with
+    /// placeholder checksums first (checksums are fixed-length, so the header
+    /// length is known), the data chunk by chunk, then the real header.
+    fn write_safetensors(
+        &mut self,
+        file: &File,
+        entries: &[&Entry],
+        shown_as: &Path,
+    ) -> Result<()> {
+        let metas: Vec<TensorMeta> = entries.iter().map(|e| self.out_meta(e)).collect();
+        let mut meta = ModelMetadata {
+            checksums: BTreeMap::new(),
+            ..self.model.metadata().clone()
+        };
+        for m in &metas {
+            meta.checksums.insert(m.name.clone(), "0".repeat(64));
+        }
+        let layout =
+            Layout::new(&metas, &meta.to_safetensors()).map_err(LoadError::format(shown_as))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&layout.header)
+            .map_err(LoadError::io(shown_as))?;
+        for &i in &layout.order {
+            let e = entries[i];
+            let to = self.target(e.meta.dtype);
+            let mut in_hash = Sha256::new();
+            let mut out_hash = Sha256::new();
+            let mut buf = Vec::new();
+            let mut cast = CastStats::default();
+            self.model.for_each_chunk(e, CHUNK, |chunk| {
+                in_hash.update(chunk);
+                let bytes = match to {
+                    Some(to) => {
+                        buf.clear();
+                        cast.cast(e.meta.dtype, to, chunk, &mut buf);
+                        &buf[..]
+                    }
+                    None => chunk,
+                };
+                out_hash.update(bytes);
+                out.write_all(bytes).map_err(LoadError::io(shown_as))?;
+                (self.progress)(chunk.len() as u64);
+                Ok(())
+            })?;
+            self.check_input(e, hex::encode(in_hash.finalize()))?;
+            self.count_cast(to, &cast);
+            meta.checksums
+                .insert(metas[i].name.clone(), hex::encode(out_hash.finalize()));
+            self.report.data_bytes +=
+                metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
+        }
+        let final_layout =
+            Layout::new(&metas, &meta.to_safetensors()).map_err(LoadError::format(shown_as))?;
+        assert_eq!(
+            final_layout.header.len(),
+            layout.header.len(),
+            "checksums have a fixed length"
+        );
+        let mut file = out.into_inner().map_err(|e| LoadError::Io {
+            path: shown_as.to_owned(),
+            source: e.into_error(),
+        })?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(LoadError::io(shown_as))?;
+        file.write_all(&final_layout.header)
+            .map_err(LoadError::io(shown_as))?;
+        file.sync_all().map_err(LoadError::io(shown_as))?;
+        Ok(())
+    }
+
+    fn write_json<W: Write>(&mut self, out: W) -> Result<W> {
+        let path = self.model.path().to_owned();
+        let meta = self.model.metadata();
+        let mut writer = JsonWriter::new(
+            BufWriter::with_capacity(1 << 20, out),
+            &meta.user,
+            meta.architecture.as_ref(),
+        )
+        .map_err(LoadError::format(&path))?;
+        for e in self.model.entries() {
+            let bytes = self.model.bytes(e)?;
+            self.check_input(e, sha256_hex(&bytes))?;
+            let to = self.target(e.meta.dtype);
+            let mut cast = CastStats::default();
+            let data = match to {
+                Some(to) => {
+                    let mut buf = Vec::new();
+                    cast.cast(e.meta.dtype, to, &bytes, &mut buf);
+                    std::borrow::Cow::Owned(buf)
+                }
+                None => bytes,
+            };
+            self.count_cast(to, &cast);
+            let out_meta = self.out_meta(e);
+            let sum = if to.is_some() {
+                sha256_hex(&data)
+            } else {
+                e.stored_sha256.clone().unwrap_or_else(|| sha256_hex(&data))
+            };
+            writer
+                .write_tensor(&out_meta, &data, &sum)
+                .map_err(LoadError::format(&path))?;
+            self.report.data_bytes += data.len() as u64;
+            (self.progress)(e.byte_len());
+        }
+        let buffered = writer.finish().map_err(LoadError::format(&path))?;
+        buffered.into_inner().map_err(|e| LoadError::Io {
+            path,
+            source: e.into_error(),
+        })
+    }
+
+    fn count_cast(&mut self, to: Option<Dtype>, cast: &CastStats) {
+        if to.is_some() {
+            self.report.cast_tensors += 1;
+            self.report.cast_values += cast.values;
+            self.report.inexact_values += cast.inexact;
+        }
+    }
+}
+
+/// Counts of a cast in progress.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CastStats {
+    /// Values cast.
+    pub values: u64,
+    /// Values that changed (NaN to NaN counts as exact).
+    pub inexact: u64,
+}
+
+impl CastStats {
+    /// Casts little-endian `input` of dtype `from` to `to`, appending to
+    /// `out`, rounding to nearest with ties to even. Both must be among
+    /// F16, BF16, F32 and F64 and `input` whole elements.
+    pub fn cast(&mut self, from: Dtype, to: Dtype, input: &[u8], out: &mut Vec<u8>) {
+        let size = from.bits() / 8;
+        out.reserve(input.len() / size * (to.bits() / 8));
+        for c in input.chunks_exact(size) {
+            let v: f64 = match from {
+                Dtype::F16 => f16::from_le_bytes([c[0], c[1]]).to_f64(),
+                Dtype::BF16 => bf16::from_le_bytes([c[0], c[1]]).to_f64(),
+                Dtype::F32 => f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))),
+                Dtype::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")),
+                _ => unreachable!("only float tensors are cast"),
+            };
+            // Each conversion rounds once from the exact source value.
+            let back: f64 = match to {
+                Dtype::F32 => {
+                    let x = v as f32;
+                    out.extend_from_slice(&x.to_le_bytes());
+                    f64::from(x)
+                }
+                Dtype::F16 => {
+                    let x = f16::from_f64(v);
+                    out.extend_from_slice(&x.to_le_bytes());
+                    x.to_f64()
+                }
+                Dtype::BF16 => {
+                    let x = bf16::from_f64(v);
+                    out.extend_from_slice(&x.to_le_bytes());
+                    x.to_f64()
+                }
+                _ => unreachable!("casts go to F32, F16 or BF16"),
+            };
+            self.values += 1;
+            if back != v && !(back.is_nan() && v.is_nan()) {
+                self.inexact += 1;
+            }
+        }
+    }
+}
+
+/// Refuses to write over an input, or over an existing output without `force`.
+fn check_target(model: &Model, output: &Path, force: bool) -> Result<()> {
+    if !output.exists() {
+        return Ok(());
+    }
+    let out = output.canonicalize().map_err(LoadError::io(output))?;
+    let inputs = model
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .chain(std::iter::once(model.path()));
+    for input in inputs {
+        let input = input.canonicalize().map_err(LoadError::io(input))?;
+        if input == out || input.starts_with(&out) {
+            return Err(LoadError::Refused {
+                path: output.to_owned(),
+                reason: "refusing to overwrite the input".into(),
+            });
+        }
+    }
+    if !force {
+        return Err(LoadError::Refused {
+            path: output.to_owned(),
+            reason: "already exists (use --force to replace it)".into(),
+        });
+    }
+    Ok(())
+}
+
+fn temp_file(dir: &Path, output: &Path) -> Result<tempfile::NamedTempFile> {
+    let stem = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{stem}."))
+        .suffix(".tmp")
+        // Like any new file: 0666 less the umask (tempfile's default is 0600).
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(LoadError::io(dir))
+}
+
+fn persist(tmp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
+    tmp.as_file().sync_all().map_err(LoadError::io(output))?;
+    let result = if force {
+        tmp.persist(output)
+    } else {
+        tmp.persist_noclobber(output)
+    };
+    result.map(drop).map_err(|e| LoadError::Io {
+        path: output.to_owned(),
+        source: e.error,
+    })
+}
+
+fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()> {
+    let tmp_path = tmp.keep();
+    let cleanup = |e: std::io::Error| {
+        let _ = std::fs::remove_dir_all(&tmp_path);
+        LoadError::Io {
+            path: output.to_owned(),
+            source: e,
+        }
+    };
+    if output.exists() {
+        if !force {
+            return Err(cleanup(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists (use --force to replace it)",
+            )));
+        }
+        let aside = tmp_path.with_extension("old");
+        std::fs::rename(output, &aside).map_err(cleanup)?;
+        std::fs::rename(&tmp_path, output).map_err(cleanup)?;
+        let removed = if aside.is_dir() {
+            std::fs::remove_dir_all(&aside)
+        } else {
+            std::fs::remove_file(&aside)
+        };
+        removed.map_err(LoadError::io(&aside))?;
+    } else {
+        std::fs::rename(&tmp_path, output).map_err(cleanup)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Hugging Face sharded checkpoints: `model.safetensors.index.json` plus
+//! `model-00001-of-0000N.safetensors` shards.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use crate::{LoadError, Model, ModelKind, OpenOptions, Result, read_safetensors_header};
+use modeltool_format::ModelMetadata;
+
+/// The index file's name in a sharded checkpoint folder.
+pub const INDEX_NAME: &str = "model.safetensors.index.json";
+
+#[derive(Deserialize)]
+struct Index {
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+    weight_map: BTreeMap<String, String>,
+}
+
+pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Model> {
+    let text = std::fs::read(index_path).map_err(LoadError::io(index_path))?;
+    let shards_err = |reason: String| LoadError::Shards {
+        path: index_path.to_owned(),
+        reason,
+    };
+    let index: Index =
+        serde_json::from_slice(&text).map_err(|e| shards_err(format!("not a valid index: {e}")))?;
+    let dir = index_path.parent().unwrap_or(Path::new("."));
+
+    // Shard files in the order of first appearance by file name.
+    let mut shard_names: Vec<&str> = index.weight_map.values().map(String::as_str).collect();
+    shard_names.sort_unstable();
+    shard_names.dedup();
+    for name in &shard_names {
+        let p = Path::new(name);
+        if !p.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(shards_err(format!(
+                "shard `{name}` is not a file name inside the checkpoint folder"
+            )));
+        }
+        if !dir.join(p).is_file() {
+            return Err(shards_err(format!("shard `{name}` is missing")));
+        }
+    }
+
+    let headers: Vec<_> = shard_names
+        .par_iter()
+        .map(|name| read_safetensors_header(&dir.join(name), options))
+        .collect::<Result<_>>()?;
+
+    let mut model = Model {
+        path: index_path.to_owned(),
+        kind: ModelKind::Sharded {
+            index: index_path.to_owned(),
+        },
+        files: Vec::with_capacity(headers.len()),
+        entries: Vec::new(),
+        by_name: HashMap::new(),
+        metadata: ModelMetadata::default(),
+        orphan_checksums: Vec::new(),
+    };
+    let mut all_checksums = BTreeMap::new();
+    let mut data_total: u64 = 0;
+    for (i, (file, header)) in headers.into_iter().enumerate() {
+        let shard = shard_names[i];
+        let meta = ModelMetadata::from_safetensors(header.metadata.clone())
+            .map_err(LoadError::format(&file.path))?;
+        for t in &header.tensors {
+            let name = &t.meta.name;
+            if let Some(&j) = model.by_name.get(name) {
+                let other = &model.files[model.entries[j].file].path;
+                return Err(shards_err(format!(
+                    "tensor `{name}` is in two shards: `{}` and `{shard}`",
+                    other.file_name().unwrap_or_default().to_string_lossy()
+                )));
+            }
+            match index.weight_map.get(name) {
+                Some(s) if s == shard => {}
+                Some(s) => {
+                    return Err(shards_err(format!(
+                        "index puts `{name}` in `{s}`, but it is in `{shard}`"
+                    )));
+                }
+                None => {
+                    return Err(shards_err(format!(
+                        "shard `{shard}` holds `{name}`, which the index does not list"
+                    )));
+                }
+            }
+            data_total += t.byte_len();
+        }
+        for (k, v) in meta.user {
+            model.metadata.user.entry(k).or_insert(v);
+        }
+        if model.metadata.architecture.is_none() {
+            model.metadata.architecture = meta.architecture;
+        }
+        model.files.push(file);
+        model.add_entries(i, &header, &meta.checksums);
+        all_checksums.extend(meta.checksums);
+    }
+    for (name, shard) in &index.weight_map {
+        if !model.by_name.contains_key(name) {
+            return Err(shards_err(format!(
+                "index puts `{name}` in `{shard}`, but that shard does not hold it"
+            )));
+        }
+    }
+    if let Some(total) = index.metadata.get("total_size") {
+        let stated = total.as_u64().or_else(|| {
+            total
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        });
+        match stated {
+            Some(n) if n == data_total => {}
+            Some(n) => {
+                return Err(shards_err(format!(
+                    "metadata.total_size is {n} but the shards hold {data_total} bytes of tensor data"
+                )));
+            }
+            None => {
+                return Err(shards_err(format!(
+                    "metadata.total_size is {total}, not a byte count"
+                )));
+            }
+        }
+    }
+    model.finish_checksums(&all_checksums);
+    Ok(model)
+}
+
+/// Splits tensors (given by their byte sizes, in order) into shards the way
+/// Hugging Face does: greedily in order, starting a new shard when the next
+/// tensor would push the current one over `max`; a tensor larger than `max`
+/// gets a shard of its own, placed where it was met.
+pub fn plan_shards(sizes: &[u64], max: u64) -> Vec<Vec<usize>> {
+    let mut shards = Vec::new();
+    let mut current = Vec::new();
+    let mut current_size = 0u64;
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > max {
+            shards.push(vec![i]);
+            continue;
+        }
+        if current_size + size > max && !current.is_empty() {
+            shards.push(std::mem::take(&mut current));
+            current_size = 0;
+        }
+        current.push(i);
+        current_size += size;
+    }
+    if !current.is_empty() {
+        shards.push(current);
+    }
+    shards
+}
+
+/// The file name of shard `i` (0-based) of `n`, as Hugging Face names them.
+pub fn shard_name(i: usize, n: usize) -> String {
+    format!("model-{:05}-of-{:05}.safetensors", i + 1, n)
+}
+
+/// Parses a size such as `5GB`, `500MB`, `2GiB` or `1000000` (bytes).
+/// Decimal units (KB, MB, GB, TB) are powers of 1000, as Hugging Face uses.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KIB" => 1 << 10,
+        "MIB" => 1 << 20,
+        "GIB" => 1 << 30,
+        "TIB" => 1 << 40,
+        _ => return None,
+    };
+    let value: f64 = num.parse().ok()?;
+    let bytes = value * factor as f64;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharding_follows_hugging_face() {
+        assert_eq!(plan_shards(&[4, 4, 4], 10), vec![vec![0, 1], vec![2]]);
+        // An oversized tensor gets its own shard where it was met.
+        assert_eq!(
+            plan_shards(&[4, 20, 4, 4], 10),
+            vec![vec![1], vec![0, 2], vec![3]]
+        );
+        assert_eq!(plan_shards(&[], 10), Vec::<Vec<usize>>::new());
+    }
+
+    #[test]
+    fn sizes_are_decimal_like_hugging_face() {
+        assert_eq!(parse_size("5GB"), Some(5_000_000_000));
+        assert_eq!(parse_size("100MB"), Some(100_000_000));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1234"), Some(1234));
+        assert_eq!(parse_size("1.5KB"), Some(1500));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("0"), None);
+    }
+}

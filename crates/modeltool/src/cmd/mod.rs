@@ -1,0 +1,37 @@
+//! One module per subcommand; each takes its clap arguments and a writer.
+
+pub mod convert;
+pub mod verify;
+
+use modeltool_loader::{Model, OpenOptions};
+
+use crate::InputArgs;
+
+/// Opens the model an [`InputArgs`] names.
+pub fn open(input: &InputArgs) -> anyhow::Result<Model> {
+    Ok(Model::open(
+        &input.input,
+        OpenOptions {
+            mmap: !input.no_mmap,
+        },
+    )?)
+}
+
+/// A progress bar on stderr for `total` bytes, shown only when stderr is a
+/// terminal and the job is big enough to be worth watching.
+pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if total < (64 << 20) || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}

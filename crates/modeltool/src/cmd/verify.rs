@@ -1,0 +1,205 @@
+//! `modeltool verify PATH [--sha256 HEX] [--strict]`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use modeltool_loader::ModelKind;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::exit::CheckFailed;
+use crate::{Format, InputArgs};
+
+/// Arguments of `modeltool verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Also compare the whole file's sha256 (as the Hugging Face Hub lists it).
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Fail when a tensor has no stored checksum.
+    #[arg(long)]
+    strict: bool,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// What `verify` found.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    path: String,
+    files: usize,
+    tensors: usize,
+    /// Tensors whose stored checksum matched.
+    verified: usize,
+    /// Tensors without a stored checksum.
+    no_checksum: Vec<String>,
+    /// Tensors whose bytes do not match their checksum.
+    damaged: Vec<Damaged>,
+    /// Checksums stored for tensors the model does not hold.
+    orphan_checksums: Vec<String>,
+    file_sha256: Option<FileHash>,
+    strict: bool,
+    ok: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Damaged {
+    name: String,
+    expected: String,
+    actual: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FileHash {
+    expected: String,
+    actual: String,
+    ok: bool,
+}
+
+/// Runs the command.
+pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let expected_file_hash = match &args.sha256 {
+        Some(h) => {
+            let h = h.to_ascii_lowercase();
+            if !modeltool_format::is_sha256_hex(&h) {
+                bail!("--sha256 `{h}` is not 64 hex digits");
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let model = super::open(&args.input)?;
+    if expected_file_hash.is_some() && matches!(model.kind(), ModelKind::Sharded { .. }) {
+        bail!(
+            "{}: --sha256 compares one file; verify each shard file on its own",
+            args.input.input.display()
+        );
+    }
+    let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
+    let bar = super::progress_bar(total, "verifying");
+    let sums = model.sha256_all(&|n| bar.inc(n))?;
+    bar.finish_and_clear();
+
+    let mut report = VerifyReport {
+        path: args.input.input.display().to_string(),
+        files: model.files().len(),
+        tensors: model.entries().len(),
+        verified: 0,
+        no_checksum: Vec::new(),
+        damaged: Vec::new(),
+        orphan_checksums: model.orphan_checksums().to_vec(),
+        file_sha256: None,
+        strict: args.strict,
+        ok: false,
+    };
+    for (entry, actual) in model.entries().iter().zip(sums) {
+        match &entry.stored_sha256 {
+            Some(expected) if *expected == actual => report.verified += 1,
+            Some(expected) => report.damaged.push(Damaged {
+                name: entry.meta.name.clone(),
+                expected: expected.clone(),
+                actual,
+            }),
+            None => report.no_checksum.push(entry.meta.name.clone()),
+        }
+    }
+    if let Some(expected) = expected_file_hash {
+        let path = &model.files()[0].path;
+        let mut file =
+            std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let actual = hex::encode(hasher.finalize());
+        report.file_sha256 = Some(FileHash {
+            ok: actual == expected,
+            expected,
+            actual,
+        });
+    }
+    report.ok = report.damaged.is_empty()
+        && report.orphan_checksums.is_empty()
+        && report.file_sha256.as_ref().is_none_or(|f| f.ok)
+        && !(args.strict && !report.no_checksum.is_empty());
+
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Human => print_human(&report, out)?,
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        for d in &report.damaged {
+            eprintln!(
+                "error: {}: tensor `{}` is damaged (sha256 mismatch)",
+                report.path, d.name
+            );
+        }
+        Err(CheckFailed.into())
+    }
+}
+
+fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
+    let files = if r.files > 1 {
+        format!(" in {} files", r.files)
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "{}: structure ok, {} tensors{files}",
+        r.path, r.tensors
+    )?;
+    if r.verified + r.damaged.len() == 0 {
+        writeln!(out, "no checksums stored: only the structure was checked")?;
+    } else {
+        writeln!(
+            out,
+            "{} of {} tensor checksums match",
+            r.verified, r.tensors
+        )?;
+    }
+    for d in &r.damaged {
+        writeln!(
+            out,
+            "DAMAGED {}: sha256 {} but the file says {}",
+            d.name, d.actual, d.expected
+        )?;
+    }
+    if !r.no_checksum.is_empty() && r.verified + r.damaged.len() > 0 {
+        writeln!(
+            out,
+            "{} tensors have no stored checksum: {}",
+            r.no_checksum.len(),
+            r.no_checksum.join(", ")
+        )?;
+    }
+    for name in &r.orphan_checksums {
+        writeln!(
+            out,
+            "ORPHAN checksum for `{name}`, which the model does not hold"
+        )?;
+    }
+    if let Some(f) = &r.file_sha256 {
+        if f.ok {
+            writeln!(out, "file sha256 matches {}", f.expected)?;
+        } else {
+            writeln!(
+                out,
+                "FILE SHA256 MISMATCH: {} but expected {}",
+                f.actual, f.expected
+            )?;
+        }
+    }
+    if r.strict && !r.no_checksum.is_empty() {
+        writeln!(out, "strict: tensors without checksums count as a failure")?;
+    }
+    writeln!(out, "{}", if r.ok { "OK" } else { "FAILED" })?;
+    Ok(())
+}

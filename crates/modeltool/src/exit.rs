@@ -1,0 +1,44 @@
+//! Outcomes to exit codes: 0 success, 1 a check failed, 2 bad input or usage.
+//! A pipe closed early (`modeltool inspect big | head`) ends quietly.
+
+use std::process::ExitCode;
+
+use modeltool_loader::LoadError;
+
+/// A check ran and failed (damaged data): exit 1, the report says why.
+#[derive(Debug)]
+pub struct CheckFailed;
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("check failed")
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+/// Prints a failed outcome as one `error: ...` line and picks the exit code.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    let Err(err) = result else {
+        return ExitCode::SUCCESS;
+    };
+    if is_broken_pipe(&err) {
+        return ExitCode::SUCCESS;
+    }
+    if err.downcast_ref::<CheckFailed>().is_some() {
+        return ExitCode::from(1);
+    }
+    let line = format!("{err:#}").replace('\n', " ");
+    eprintln!("error: {line}");
+    let check = err
+        .downcast_ref::<LoadError>()
+        .is_some_and(LoadError::is_check_failure);
+    ExitCode::from(if check { 1 } else { 2 })
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
