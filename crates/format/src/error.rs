@@ -42,7 +42,7 @@ pub enum FormatError {
     },
     /// The header, or a JSON model file, is not well-formed JSON of the
     /// expected shape; the message says where.
-    #[error("{0}")]
+    #[error("{}", describe_json(.0))]
     Json(#[from] serde_json::Error),
     /// A tensor names a dtype the spec does not define.
     #[error("tensor `{name}` has unknown dtype `{dtype}`")]
@@ -164,3 +164,12 @@ pub enum FormatError {
 
 /// The format crate's result type.
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+fn describe_json(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax => format!("not valid JSON: {e}"),
+        Category::Eof => format!("JSON ends early: {e}"),
+        Category::Data | Category::Io => e.to_string(),
+    }
+}

@@ -28,7 +28,9 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     if err.downcast_ref::<CheckFailed>().is_some() {
         return ExitCode::from(1);
     }
-    let line = format!("{err:#}").replace('\n', " ");
+    // The library errors already name the file and the cause; their
+    // `source` chain would only repeat it.
+    let line = err.to_string().replace('\n', " ");
     eprintln!("error: {line}");
     let check = err
         .downcast_ref::<LoadError>()
