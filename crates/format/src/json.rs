@@ -26,7 +26,7 @@ const BLOCK: usize = 1 << 14;
 #[derive(Debug)]
 pub struct JsonWriter<W: Write> {
     out: W,
-    tensors: usize,
+    names: std::collections::HashSet<String>,
 }
 
 impl<W: Write> JsonWriter<W> {
@@ -47,12 +47,26 @@ impl<W: Write> JsonWriter<W> {
         }
         head.extend_from_slice(b",\n  \"tensors\": {");
         out.write_all(&head)?;
-        Ok(JsonWriter { out, tensors: 0 })
+        Ok(JsonWriter {
+            out,
+            names: Default::default(),
+        })
     }
 
     /// Writes one tensor: its dtype, shape, values and the sha256 of `data`,
     /// which the caller has computed (or checked) already.
     pub fn write_tensor(&mut self, meta: &TensorMeta, data: &[u8], sha256: &str) -> Result<()> {
+        if !is_sha256_hex(sha256) {
+            return Err(FormatError::BadValue {
+                name: meta.name.clone(),
+                reason: format!("checksum `{sha256}` is not 64 lowercase hex digits"),
+            });
+        }
+        if self.names.contains(&meta.name) {
+            return Err(FormatError::DuplicateTensor {
+                name: meta.name.clone(),
+            });
+        }
         let count = meta.element_count()?;
         if meta.byte_len()? != data.len() {
             return Err(FormatError::BadValue {
@@ -66,7 +80,7 @@ impl<W: Write> JsonWriter<W> {
             });
         }
         let mut head = Vec::with_capacity(160);
-        head.extend_from_slice(if self.tensors == 0 {
+        head.extend_from_slice(if self.names.is_empty() {
             b"\n    "
         } else {
             b",\n    "
@@ -109,13 +123,13 @@ impl<W: Write> JsonWriter<W> {
         tail.extend_from_slice(sha256.as_bytes());
         tail.extend_from_slice(b"\"}");
         self.out.write_all(&tail)?;
-        self.tensors += 1;
+        self.names.insert(meta.name.clone());
         Ok(())
     }
 
     /// Closes the object and returns the writer (flushed).
     pub fn finish(mut self) -> Result<W> {
-        self.out.write_all(if self.tensors == 0 {
+        self.out.write_all(if self.names.is_empty() {
             b"}\n}\n"
         } else {
             b"\n  }\n}\n"

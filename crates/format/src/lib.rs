@@ -187,9 +187,8 @@ pub fn write_safetensors(
 ) -> Result<()> {
     let metas: Vec<TensorMeta> = tensors.iter().map(|(m, _)| m.clone()).collect();
     let layout = Layout::new(&metas, metadata)?;
-    out.write_all(&layout.header)?;
-    for &i in &layout.order {
-        let (meta, data) = &tensors[i];
+    // Check every length before the first byte goes out.
+    for (meta, data) in tensors {
         if data.len() != meta.byte_len()? {
             return Err(FormatError::BadValue {
                 name: meta.name.clone(),
@@ -201,7 +200,10 @@ pub fn write_safetensors(
                 ),
             });
         }
-        out.write_all(data)?;
+    }
+    out.write_all(&layout.header)?;
+    for &i in &layout.order {
+        out.write_all(tensors[i].1)?;
     }
     out.flush()?;
     Ok(())

@@ -351,7 +351,14 @@ impl Layout {
     pub fn new(tensors: &[TensorMeta], metadata: &BTreeMap<String, String>) -> Result<Layout> {
         let mut seen = HashSet::new();
         for t in tensors {
-            if t.name == METADATA_KEY || !seen.insert(t.name.as_str()) {
+            if t.name == METADATA_KEY {
+                return Err(FormatError::BadValue {
+                    name: t.name.clone(),
+                    reason: "`__metadata__` is reserved by safetensors and cannot name a tensor"
+                        .into(),
+                });
+            }
+            if !seen.insert(t.name.as_str()) {
                 return Err(FormatError::DuplicateTensor {
                     name: t.name.clone(),
                 });

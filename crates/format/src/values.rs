@@ -143,10 +143,10 @@ impl Mini {
         let mut code = if a >= self.decode(hi) {
             let max = self.decode(hi);
             let half_ulp = (max - self.decode(hi - 1)) / 2.0;
+            // A finite decimal beyond the range is an error, never an
+            // infinity, for every float dtype alike ("inf" writes infinity).
             if a < max + half_ulp || (a == max + half_ulp && hi % 2 == 0) {
                 hi
-            } else if self.kind == MiniKind::Ieee {
-                hi + 1
             } else {
                 return None;
             }

@@ -123,7 +123,7 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     report.ok = report.damaged.is_empty()
         && report.orphan_checksums.is_empty()
         && report.file_sha256.as_ref().is_none_or(|f| f.ok)
-        && !(args.strict && !report.no_checksum.is_empty());
+        && (!args.strict || report.no_checksum.is_empty());
 
     match args.format {
         Format::Json => {
