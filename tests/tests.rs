@@ -1,6 +1,11 @@
 //! modeltool's integration tests: the `modeltool` binary run as a user runs
 //! it, each test in its own temporary folder.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests unwrap what they built themselves"
+)]
+
 mod util;
 
 mod cli;

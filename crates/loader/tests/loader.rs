@@ -1,6 +1,11 @@
 //! The loader as another tool uses it: single files, JSON files, sharded
 //! checkpoints and the mistakes people make with them.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests unwrap what they built themselves"
+)]
+
 use std::borrow::Cow;
 use std::path::Path;
 

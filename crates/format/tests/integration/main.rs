@@ -1,6 +1,11 @@
 //! Integration tests of modeltool-format, built as one binary: each module
 //! covers one part of the crate's behaviour.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests unwrap what they built themselves"
+)]
+
 mod common;
 mod header_errors;
 mod hostile;
