@@ -356,7 +356,10 @@ impl CastStats {
                 Dtype::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")),
                 _ => unreachable!("only float tensors are cast"),
             };
-            // Each conversion rounds once from the exact source value.
+            // Every source value is exact in f64. The half-width conversions
+            // go through f32: exactly for F16/BF16/F32 sources, and for F64
+            // rounded to odd, which keeps the final round-to-nearest-even
+            // correct (half's own from_f64 rounds twice or truncates).
             let back: f64 = match to {
                 Dtype::F32 => {
                     let x = v as f32;
@@ -364,12 +367,12 @@ impl CastStats {
                     f64::from(x)
                 }
                 Dtype::F16 => {
-                    let x = f16::from_f64(v);
+                    let x = f16::from_f32(to_f32_for_rounding(v, from));
                     out.extend_from_slice(&x.to_le_bytes());
                     x.to_f64()
                 }
                 Dtype::BF16 => {
-                    let x = bf16::from_f64(v);
+                    let x = bf16::from_f32(to_f32_for_rounding(v, from));
                     out.extend_from_slice(&x.to_le_bytes());
                     x.to_f64()
                 }
@@ -381,6 +384,27 @@ impl CastStats {
             }
         }
     }
+}
+
+/// `v` as an f32 that a second rounding to a narrower type (F16, BF16)
+/// rounds exactly as `v` itself would: exact for sources of 32 bits or
+/// fewer, rounded to odd for F64 (inexact results get their lowest bit set),
+/// which is the classic cure for double rounding when the intermediate has at
+/// least two more bits than the target.
+fn to_f32_for_rounding(v: f64, from: Dtype) -> f32 {
+    if from != Dtype::F64 || v.is_nan() {
+        return v as f32;
+    }
+    let nearest = v as f32;
+    if f64::from(nearest) == v {
+        return nearest;
+    }
+    // Truncate toward zero, then mark the lost bits in the lowest bit.
+    let mut bits = nearest.to_bits();
+    if f64::from(nearest).abs() > v.abs() {
+        bits -= 1; // one step toward zero in magnitude (the sign bit is apart)
+    }
+    f32::from_bits(bits | 1)
 }
 
 /// Refuses to write over an input, or over an existing output without `force`.
