@@ -1,0 +1,375 @@
+//! Checking an [`Architecture`] against tensors, and running it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::arch::position;
+use crate::{Activation, Architecture, Layer, NetError};
+
+/// Matrix products with at least this many multiply-adds use all rayon threads.
+const PARALLEL_MACS: usize = 1 << 20;
+/// Element-wise passes over at least this many values are split across rayon threads.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+/// Chunk size of the parallel element-wise passes.
+const CHUNK: usize = 1 << 13;
+
+/// One tensor the network holds.
+#[derive(Debug, Clone)]
+struct Param {
+    name: String,
+    values: Vec<f32>,
+}
+
+/// A checked, runnable layer. Tensors are referred to by index into `Network::params`, so a
+/// tensor used by several layers (a repeat block) is stored once.
+#[derive(Debug, Clone)]
+enum Op {
+    Linear {
+        weight: usize,
+        bias: Option<usize>,
+        inputs: usize,
+        outputs: usize,
+    },
+    Activation(Activation),
+    Softmax,
+    Repeat {
+        times: usize,
+        ops: Vec<Op>,
+    },
+}
+
+/// A feed-forward network whose tensors have been looked up and whose shapes have been checked.
+///
+/// Built once by [`Network::build`], after which [`Network::forward`] cannot fail on shapes.
+#[derive(Debug, Clone)]
+pub struct Network {
+    architecture: Architecture,
+    params: Vec<Param>,
+    ops: Vec<Op>,
+    input_width: usize,
+    output_width: usize,
+}
+
+/// State threaded through [`Builder::block`].
+struct Builder<F> {
+    lookup: F,
+    params: Vec<Param>,
+    by_name: HashMap<String, (usize, Vec<usize>)>,
+    /// Width of the network's input, known once the first linear layer is seen.
+    input_width: Option<usize>,
+}
+
+impl<F: FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>> Builder<F> {
+    /// Fetches a tensor once and returns its index and shape.
+    fn fetch(&mut self, layer: &str, name: &str) -> Result<(usize, Vec<usize>), NetError> {
+        if let Some((index, shape)) = self.by_name.get(name) {
+            return Ok((*index, shape.clone()));
+        }
+        let (shape, values) = (self.lookup)(name).ok_or_else(|| NetError::MissingTensor {
+            layer: layer.to_owned(),
+            name: name.to_owned(),
+        })?;
+        let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if count != Some(values.len()) {
+            return Err(NetError::TensorShape {
+                layer: layer.to_owned(),
+                name: name.to_owned(),
+                problem: format!("but {} values were given", values.len()),
+                shape,
+            });
+        }
+        let index = self.params.len();
+        self.params.push(Param {
+            name: name.to_owned(),
+            values,
+        });
+        self.by_name.insert(name.to_owned(), (index, shape.clone()));
+        Ok((index, shape))
+    }
+
+    /// Builds one block; `width` is the width flowing in (None before the first linear layer)
+    /// and is updated to the width flowing out.
+    fn block(
+        &mut self,
+        layers: &[Layer],
+        prefix: &str,
+        width: &mut Option<usize>,
+    ) -> Result<Vec<Op>, NetError> {
+        let mut ops = Vec::with_capacity(layers.len());
+        for (index, layer) in layers.iter().enumerate() {
+            let at = position(prefix, index);
+            let op = match layer {
+                Layer::Linear { weight, bias } => {
+                    let (w, shape) = self.fetch(&at, weight)?;
+                    let &[outputs, inputs] = shape.as_slice() else {
+                        return Err(NetError::TensorShape {
+                            layer: at,
+                            name: weight.clone(),
+                            shape,
+                            problem: "expected a 2-d weight [out, in]".into(),
+                        });
+                    };
+                    if outputs == 0 || inputs == 0 {
+                        return Err(NetError::TensorShape {
+                            layer: at,
+                            name: weight.clone(),
+                            shape,
+                            problem: "a weight must not have a zero dimension".into(),
+                        });
+                    }
+                    match *width {
+                        Some(expected) if expected != inputs => {
+                            return Err(NetError::WidthMismatch {
+                                layer: at,
+                                weight: weight.clone(),
+                                expected,
+                                found: inputs,
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.input_width.get_or_insert(inputs);
+                        }
+                    }
+                    let bias = match bias {
+                        None => None,
+                        Some(name) => {
+                            let (b, shape) = self.fetch(&at, name)?;
+                            if shape != [outputs] {
+                                return Err(NetError::TensorShape {
+                                    layer: at,
+                                    name: name.clone(),
+                                    shape,
+                                    problem: format!(
+                                        "expected a 1-d bias [{outputs}] to match weight `{weight}`"
+                                    ),
+                                });
+                            }
+                            Some(b)
+                        }
+                    };
+                    *width = Some(outputs);
+                    Op::Linear {
+                        weight: w,
+                        bias,
+                        inputs,
+                        outputs,
+                    }
+                }
+                Layer::Softmax => Op::Softmax,
+                Layer::Repeat { times, layers } => {
+                    let before = *width;
+                    let inner = self.block(layers, &at, width)?;
+                    let block_input = before.or(self.input_width);
+                    if let (Some(input), Some(output)) = (block_input, *width)
+                        && input != output
+                    {
+                        return Err(NetError::RepeatWidth {
+                            layer: at,
+                            input,
+                            output,
+                        });
+                    }
+                    Op::Repeat {
+                        times: *times,
+                        ops: inner,
+                    }
+                }
+                other => Op::Activation(
+                    other
+                        .activation()
+                        .expect("every remaining layer kind is an activation"),
+                ),
+            };
+            ops.push(op);
+        }
+        Ok(ops)
+    }
+}
+
+impl Network {
+    /// Checks `arch` and looks up each tensor it names through `params`, which returns the
+    /// tensor's shape and its values in row-major order, or `None` when there is no such tensor.
+    ///
+    /// Each distinct name is asked for once. Weights must be 2-d `[out, in]` with no zero
+    /// dimension, biases 1-d `[out]`, each linear layer's `in` must equal the width before it,
+    /// and repeat blocks must keep their width; every violation is an error naming the layer.
+    pub fn build(
+        arch: &Architecture,
+        params: impl FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>,
+    ) -> Result<Network, NetError> {
+        arch.validate()?;
+        let mut builder = Builder {
+            lookup: params,
+            params: Vec::new(),
+            by_name: HashMap::new(),
+            input_width: None,
+        };
+        let mut width = None;
+        let ops = builder.block(&arch.layers, "", &mut width)?;
+        let input_width = builder
+            .input_width
+            .expect("validate() ensures there is a linear layer");
+        let output_width = width.expect("validate() ensures there is a linear layer");
+        Ok(Network {
+            architecture: arch.clone(),
+            params: builder.params,
+            ops,
+            input_width,
+            output_width,
+        })
+    }
+
+    /// The architecture this network was built from.
+    pub fn architecture(&self) -> &Architecture {
+        &self.architecture
+    }
+
+    /// Number of values each input row has.
+    pub fn input_width(&self) -> usize {
+        self.input_width
+    }
+
+    /// Number of values each output row has.
+    pub fn output_width(&self) -> usize {
+        self.output_width
+    }
+
+    /// Number of parameters, counting a tensor used by several layers (a repeat block) once.
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(|p| p.values.len()).sum()
+    }
+
+    /// Names of the tensors the network holds, in order of first use.
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.params.iter().map(|p| p.name.as_str())
+    }
+
+    /// Runs the network on `batch` rows: `input` is row-major `[batch, input_width]`, the result
+    /// is row-major `[batch, output_width]`.
+    ///
+    /// Linear layers compute `x @ W^T + b` with a GEMM that reads `W` through strides (no
+    /// transposed copy); large batches use all rayon threads.
+    pub fn forward(&self, input: &[f32], batch: usize) -> Result<Vec<f32>, NetError> {
+        let expected = batch.checked_mul(self.input_width);
+        if expected != Some(input.len()) {
+            return Err(NetError::InputLength {
+                expected: expected.unwrap_or(usize::MAX),
+                batch,
+                width: self.input_width,
+                found: input.len(),
+            });
+        }
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self.run(&self.ops, Cow::Borrowed(input), batch);
+        Ok(out.into_owned())
+    }
+
+    fn run<'a>(&self, ops: &[Op], mut x: Cow<'a, [f32]>, batch: usize) -> Cow<'a, [f32]> {
+        for op in ops {
+            match op {
+                Op::Linear {
+                    weight,
+                    bias,
+                    inputs,
+                    outputs,
+                } => {
+                    let w = &self.params[*weight].values;
+                    let b = bias.map(|b| self.params[b].values.as_slice());
+                    x = Cow::Owned(linear(&x, batch, *inputs, *outputs, w, b));
+                }
+                Op::Activation(act) => apply_activation(*act, x.to_mut()),
+                Op::Softmax => {
+                    let width = self.output_width;
+                    softmax_rows(x.to_mut(), width);
+                }
+                Op::Repeat { times, ops } => {
+                    for _ in 0..*times {
+                        x = self.run(ops, x, batch);
+                    }
+                }
+            }
+        }
+        x
+    }
+}
+
+/// `x @ w^T + b` for row-major `x: [batch, inputs]`, `w: [outputs, inputs]`.
+pub(crate) fn linear(
+    x: &[f32],
+    batch: usize,
+    inputs: usize,
+    outputs: usize,
+    w: &[f32],
+    b: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut out = vec![0f32; batch * outputs];
+    let accum = match b {
+        Some(b) => {
+            let fill = |row: &mut [f32]| row.copy_from_slice(b);
+            if out.len() >= PARALLEL_ELEMENTS {
+                out.par_chunks_exact_mut(outputs).for_each(fill);
+            } else {
+                out.chunks_exact_mut(outputs).for_each(fill);
+            }
+            Accum::Add
+        }
+        None => Accum::Replace,
+    };
+    let macs = batch.saturating_mul(inputs).saturating_mul(outputs);
+    let par = if macs >= PARALLEL_MACS {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    };
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut out, batch, outputs),
+        accum,
+        MatRef::from_row_major_slice(x, batch, inputs),
+        MatRef::from_row_major_slice(w, outputs, inputs).transpose(),
+        1.0f32,
+        par,
+    );
+    out
+}
+
+/// Applies `act` to every value.
+pub(crate) fn apply_activation(act: Activation, data: &mut [f32]) {
+    let f: fn(f32) -> f32 = match act {
+        Activation::Identity => return,
+        Activation::Relu => |v| v.max(0.0),
+        Activation::Tanh => f32::tanh,
+        Activation::Sigmoid => |v| 1.0 / (1.0 + (-v).exp()),
+        Activation::Gelu => |v| 0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2)),
+    };
+    let pass = |chunk: &mut [f32]| chunk.iter_mut().for_each(|v| *v = f(*v));
+    if data.len() >= PARALLEL_ELEMENTS {
+        data.par_chunks_mut(CHUNK).for_each(pass);
+    } else {
+        pass(data);
+    }
+}
+
+/// Softmax over each row of `width` values, shifted by the row maximum for stability.
+fn softmax_rows(data: &mut [f32], width: usize) {
+    let row = |r: &mut [f32]| {
+        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for v in r.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        r.iter_mut().for_each(|v| *v /= sum);
+    };
+    if data.len() >= PARALLEL_ELEMENTS {
+        data.par_chunks_mut(width).for_each(row);
+    } else {
+        data.chunks_mut(width).for_each(row);
+    }
+}

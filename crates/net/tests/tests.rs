@@ -1,0 +1,675 @@
+//! Behaviour of modeltool-net through its public API.
+
+use modeltool_net::train::{Dataset, TrainConfig, train};
+use modeltool_net::{Activation, Architecture, Layer, NetError, Network, loss_svg, plot_loss_svg};
+
+type Tensors = Vec<(&'static str, Vec<usize>, Vec<f32>)>;
+
+fn lookup(tensors: &Tensors) -> impl FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)> + '_ {
+    |name| {
+        tensors
+            .iter()
+            .find(|t| t.0 == name)
+            .map(|t| (t.1.clone(), t.2.clone()))
+    }
+}
+
+fn linear(weight: &str, bias: Option<&str>) -> Layer {
+    Layer::Linear {
+        weight: weight.into(),
+        bias: bias.map(Into::into),
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn parabola() -> Dataset {
+    let xs: Vec<f64> = (0..50).map(|i| -3.0 + 6.0 * f64::from(i) / 49.0).collect();
+    let ys = xs.iter().map(|x| x * x).collect();
+    Dataset::new("parabola", names(&["x"]), names(&["y"]), xs, ys).expect("valid data")
+}
+
+// ---------------------------------------------------------------- least squares
+
+#[test]
+fn two_samples_give_the_exact_line() {
+    let csv = "height,weight\n170,60\n160,50\n";
+    let data = Dataset::from_csv_reader(csv.as_bytes(), "data.csv", &[]).expect("parses");
+    assert_eq!(data.input_names(), ["height"]);
+    assert_eq!(data.target_names(), ["weight"]);
+    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    let weight = &trained.tensors[0];
+    let bias = &trained.tensors[1];
+    assert_eq!(
+        (weight.name.as_str(), &weight.shape),
+        ("0.weight", &vec![1, 1])
+    );
+    assert_eq!((bias.name.as_str(), &bias.shape), ("0.bias", &vec![1]));
+    assert_eq!(weight.values, [1.0]);
+    assert_eq!(bias.values, [-110.0]);
+    assert_eq!(trained.final_loss, 0.0);
+    assert_eq!(trained.loss_history, [0.0]);
+    assert_eq!(
+        trained.architecture,
+        Architecture {
+            layers: vec![linear("0.weight", Some("0.bias"))]
+        }
+    );
+}
+
+#[test]
+fn least_squares_finds_the_best_fit() {
+    // y = 1.1 x + 1.1 is the best line through (0,1) (1,3) (2,2) (3,5).
+    let data = Dataset::new(
+        "four",
+        names(&["x"]),
+        names(&["y"]),
+        vec![0.0, 1.0, 2.0, 3.0],
+        vec![1.0, 3.0, 2.0, 5.0],
+    )
+    .expect("valid");
+    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    assert!((trained.tensors[0].values[0] - 1.1).abs() < 1e-6);
+    assert!((trained.tensors[1].values[0] - 1.1).abs() < 1e-6);
+
+    // Two inputs on a 3x3 grid, y = 1 + 2a - 3b + noise, with noise orthogonal to 1, a and b,
+    // so the best fit is exactly (2, -3, 1) and the loss is the noise's mean square, 0.02.
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    for a in [-1.0, 0.0, 1.0] {
+        for b in [-1.0, 0.0, 1.0] {
+            inputs.extend([a, b]);
+            targets.push(1.0 + 2.0 * a - 3.0 * b + 0.1 * (3.0 * a * a - 2.0));
+        }
+    }
+    let data =
+        Dataset::new("grid", names(&["a", "b"]), names(&["y"]), inputs, targets).expect("valid");
+    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    let w = &trained.tensors[0].values;
+    assert_eq!(trained.tensors[0].shape, [1, 2]);
+    assert!(
+        (w[0] - 2.0).abs() < 1e-6 && (w[1] + 3.0).abs() < 1e-6,
+        "{w:?}"
+    );
+    assert!((trained.tensors[1].values[0] - 1.0).abs() < 1e-6);
+    assert!(
+        (trained.final_loss - 0.02).abs() < 1e-6,
+        "{}",
+        trained.final_loss
+    );
+}
+
+#[test]
+fn rank_deficient_inputs_get_the_minimum_norm_solution() {
+    // Column `c` is constant: it gets weight 0; one row gives W = 0, b = y.
+    let data = Dataset::new(
+        "d",
+        names(&["x", "c"]),
+        names(&["y"]),
+        vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0],
+        vec![2.0, 4.0, 6.0],
+    )
+    .expect("valid");
+    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    assert_eq!(trained.tensors[0].values, [2.0, 0.0]);
+    assert!(trained.tensors[1].values[0].abs() < 1e-6);
+
+    let one =
+        Dataset::new("one", names(&["x"]), names(&["y"]), vec![3.0], vec![7.0]).expect("valid");
+    let trained = train(&one, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    assert_eq!(trained.tensors[0].values, [0.0]);
+    assert_eq!(trained.tensors[1].values, [7.0]);
+}
+
+// ---------------------------------------------------------------- training a network
+
+#[test]
+fn parabola_needs_a_nonlinear_network() {
+    let data = parabola();
+    let linear_loss = train(&data, &TrainConfig::linear(), &mut |_, _| {})
+        .expect("trains")
+        .final_loss;
+    // The best line through a symmetric parabola is flat: its loss is the variance of y.
+    assert!(linear_loss > 6.0, "linear loss {linear_loss}");
+
+    let stacked = TrainConfig {
+        activation: Activation::Identity,
+        ..TrainConfig::default()
+    };
+    let stacked_loss = train(&data, &stacked, &mut |_, _| {})
+        .expect("trains")
+        .final_loss;
+    assert!(
+        (stacked_loss - linear_loss).abs() < 0.02 * linear_loss,
+        "stacked identity {stacked_loss} vs linear {linear_loss}"
+    );
+
+    let mut epochs = 0;
+    let trained = train(&data, &TrainConfig::default(), &mut |epoch, _| {
+        epochs = epoch
+    })
+    .expect("trains");
+    assert_eq!(epochs, TrainConfig::default().epochs);
+    assert_eq!(trained.loss_history.len(), epochs);
+    assert!(
+        trained.final_loss < 0.01,
+        "tanh loss {}",
+        trained.final_loss
+    );
+    assert!(trained.loss_history[0] > 10.0 * trained.final_loss);
+    let names: Vec<&str> = trained.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"
+        ]
+    );
+    let shapes: Vec<&[usize]> = trained.tensors.iter().map(|t| t.shape.as_slice()).collect();
+    assert_eq!(
+        shapes,
+        [&[16, 1][..], &[16], &[16, 16], &[16], &[1, 16], &[1]]
+    );
+    assert_eq!(trained.architecture.layers[1], Layer::Tanh);
+    // The stored architecture is the nn.Sequential one.
+    assert_eq!(
+        Architecture::from_sequential(
+            &trained
+                .tensors
+                .iter()
+                .map(|t| t.name.clone())
+                .collect::<Vec<_>>(),
+            Activation::Tanh
+        )
+        .expect("sequential names"),
+        trained.architecture
+    );
+    // The saved network predicts raw targets from raw inputs.
+    let net = trained.network().expect("builds");
+    let y = net.forward(&[2.0], 1).expect("runs")[0];
+    assert!((y - 4.0).abs() < 0.3, "f(2) = {y}");
+}
+
+#[test]
+fn same_seed_same_bits() {
+    let data = parabola();
+    let config = TrainConfig {
+        epochs: 20,
+        activation: Activation::Gelu,
+        hidden: vec![8, 4],
+        batch: 7,
+        seed: 42,
+        ..TrainConfig::default()
+    };
+    let a = train(&data, &config, &mut |_, _| {}).expect("trains");
+    let b = train(&data, &config, &mut |_, _| {}).expect("trains");
+    let bits = |t: &modeltool_net::train::Trained| -> Vec<u32> {
+        t.tensors
+            .iter()
+            .flat_map(|t| t.values.iter().map(|v| v.to_bits()))
+            .collect()
+    };
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(a.loss_history, b.loss_history);
+    let c = train(
+        &data,
+        &TrainConfig {
+            seed: 43,
+            ..config.clone()
+        },
+        &mut |_, _| {},
+    )
+    .expect("trains");
+    assert_ne!(bits(&a), bits(&c));
+}
+
+#[test]
+fn multiple_targets_and_every_activation_train() {
+    let xs: Vec<f64> = (0..40).map(|i| f64::from(i) / 10.0).collect();
+    let ys: Vec<f64> = xs
+        .iter()
+        .flat_map(|&x| [x.sin(), 100.0 + 50.0 * x])
+        .collect();
+    let data = Dataset::new(
+        "two",
+        names(&["x"]),
+        names(&["s", "l"]),
+        xs.clone(),
+        ys.clone(),
+    )
+    .expect("valid");
+    let inputs: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+    for activation in Activation::ALL {
+        let config = TrainConfig {
+            activation,
+            ..TrainConfig::default()
+        };
+        let trained = train(&data, &config, &mut |_, _| {}).expect("trains");
+        assert_eq!(trained.tensors[4].shape, [2, 16]);
+        let out = trained
+            .network()
+            .expect("builds")
+            .forward(&inputs, 40)
+            .expect("runs");
+        let column_mse = |c: usize| {
+            out.chunks(2)
+                .zip(ys.chunks(2))
+                .map(|(o, y)| (f64::from(o[c]) - y[c]).powi(2))
+                .sum::<f64>()
+                / 40.0
+        };
+        // The straight line is fitted by every activation, to half a percent of its variance
+        // (about 3300; sigmoid, the slowest, gets to about 5).
+        assert!(column_mse(1) < 15.0, "{activation}: {}", column_mse(1));
+        // Identity cannot bend to the sine (variance about 0.5); the others do.
+        if activation == Activation::Identity {
+            assert!(column_mse(0) > 0.1, "{activation}: {}", column_mse(0));
+        } else {
+            assert!(column_mse(0) < 0.01, "{activation}: {}", column_mse(0));
+        }
+    }
+}
+
+#[test]
+fn bad_settings_are_rejected() {
+    let data = parabola();
+    for config in [
+        TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            lr: f32::NAN,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            batch: 0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            hidden: vec![4, 0],
+            ..TrainConfig::default()
+        },
+    ] {
+        let err = train(&data, &config, &mut |_, _| {}).expect_err("invalid");
+        assert!(matches!(err, NetError::InvalidConfig(_)), "{err}");
+    }
+    let diverging = TrainConfig {
+        lr: 1e30,
+        hidden: vec![4],
+        activation: Activation::Identity,
+        ..TrainConfig::default()
+    };
+    let err = train(&data, &diverging, &mut |_, _| {}).expect_err("diverges");
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert_eq!(
+        "gelu".parse::<Activation>().expect("known"),
+        Activation::Gelu
+    );
+    assert!("swish".parse::<Activation>().is_err());
+}
+
+// ---------------------------------------------------------------- running a network
+
+#[test]
+fn forward_by_hand_for_every_activation() {
+    let tensors: Tensors = vec![
+        ("w", vec![2, 2], vec![1.0, -2.0, 0.5, 1.0]),
+        ("b", vec![2], vec![0.1, -0.2]),
+    ];
+    // Rows [1, 0.5] and [-1, 2] give pre-activations [0.1, 0.8] and [-4.9, 1.3].
+    let z = [0.1f64, 0.8, -4.9, 1.3];
+    let gelu = [0.053_982_78, 0.630_515_7, -2.347_998e-6, 1.174_159_4];
+    for act in Activation::ALL {
+        let arch = Architecture {
+            layers: vec![linear("w", Some("b")), act.layer()],
+        };
+        let net = Network::build(&arch, lookup(&tensors)).expect("builds");
+        let out = net.forward(&[1.0, 0.5, -1.0, 2.0], 2).expect("runs");
+        for (i, (&o, &z)) in out.iter().zip(&z).enumerate() {
+            let expected = match act {
+                Activation::Relu => z.max(0.0),
+                Activation::Tanh => z.tanh(),
+                Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+                Activation::Gelu => gelu[i],
+                Activation::Identity => z,
+            };
+            assert!(
+                (f64::from(o) - expected).abs() < 1e-6,
+                "{act}: {o} vs {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn softmax_rows_sum_to_one() {
+    let tensors: Tensors = vec![("w", vec![3, 1], vec![1.0, 2.0, 3.0])];
+    let arch = Architecture::from_json(
+        r#"{"layers": [{"type": "linear", "weight": "w"}, {"type": "softmax"}]}"#,
+    )
+    .expect("valid");
+    let net = Network::build(&arch, lookup(&tensors)).expect("builds");
+    let out = net.forward(&[0.0, 1.0, -1.0, 100.0], 4).expect("runs");
+    for row in out.chunks(3) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{row:?}");
+    }
+    assert_eq!(&out[..3], &[1.0 / 3.0; 3]);
+    // Row x=1: softmax(1, 2, 3).
+    let e: Vec<f64> = [1.0f64, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+    let total: f64 = e.iter().sum();
+    for (o, e) in out[3..6].iter().zip(&e) {
+        assert!((f64::from(*o) - e / total).abs() < 1e-6);
+    }
+    // Large logits do not overflow.
+    assert!(out[9..].iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn repeat_applies_shared_parameters_n_times() {
+    let tensors: Tensors = vec![
+        (
+            "in.weight",
+            vec![3, 2],
+            vec![0.2, -0.1, 0.4, 0.3, -0.5, 0.6],
+        ),
+        (
+            "block.weight",
+            vec![3, 3],
+            vec![0.9, -0.3, 0.1, 0.2, 0.8, -0.4, -0.1, 0.5, 0.7],
+        ),
+        ("block.bias", vec![3], vec![0.05, -0.02, 0.1]),
+    ];
+    let arch = Architecture::from_json(
+        r#"{"layers": [
+            {"type": "linear", "weight": "in.weight"},
+            {"type": "repeat", "times": 4, "layers": [
+                {"type": "linear", "weight": "block.weight", "bias": "block.bias"},
+                {"type": "tanh"}
+            ]}
+        ]}"#,
+    )
+    .expect("valid");
+    let net = Network::build(&arch, lookup(&tensors)).expect("builds");
+    assert_eq!(net.parameter_count(), 6 + 9 + 3);
+    assert_eq!((net.input_width(), net.output_width()), (2, 3));
+
+    let first = Network::build(
+        &Architecture {
+            layers: vec![linear("in.weight", None)],
+        },
+        lookup(&tensors),
+    )
+    .expect("builds");
+    let block = Network::build(
+        &Architecture {
+            layers: vec![linear("block.weight", Some("block.bias")), Layer::Tanh],
+        },
+        lookup(&tensors),
+    )
+    .expect("builds");
+    let input = [1.0, -2.0, 0.5, 0.25];
+    let mut manual = first.forward(&input, 2).expect("runs");
+    for _ in 0..4 {
+        manual = block.forward(&manual, 2).expect("runs");
+    }
+    assert_eq!(net.forward(&input, 2).expect("runs"), manual);
+}
+
+#[test]
+fn build_errors_name_the_layer() {
+    let tensors: Tensors = vec![
+        ("a", vec![3, 2], vec![0.0; 6]),
+        ("b", vec![3], vec![0.0; 3]),
+        ("c", vec![1, 4], vec![0.0; 4]),
+        ("bad_bias", vec![2], vec![0.0; 2]),
+        ("flat", vec![6], vec![0.0; 6]),
+        ("square", vec![2, 2], vec![0.0; 4]),
+    ];
+    let build = |layers: Vec<Layer>| Network::build(&Architecture { layers }, lookup(&tensors));
+
+    let err = build(vec![linear("a", Some("b")), Layer::Relu, linear("c", None)])
+        .expect_err("widths differ");
+    assert!(
+        matches!(&err, NetError::WidthMismatch { layer, expected: 3, found: 4, .. } if layer == "2"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "layer 2: linear `c` takes 4 inputs, but the layers before it produce 3"
+    );
+
+    let err = build(vec![linear("missing", None)]).expect_err("missing");
+    assert_eq!(
+        err.to_string(),
+        "layer 0 needs tensor `missing`, which is not in the parameters"
+    );
+
+    let err = build(vec![linear("a", Some("bad_bias"))]).expect_err("bias");
+    assert!(
+        err.to_string().contains("`bad_bias` has shape [2]"),
+        "{err}"
+    );
+
+    let err = build(vec![linear("flat", None)]).expect_err("1-d weight");
+    assert!(err.to_string().contains("expected a 2-d weight"), "{err}");
+
+    let err = build(vec![Layer::Repeat {
+        times: 2,
+        layers: vec![linear("a", None)],
+    }])
+    .expect_err("repeat changes width");
+    assert_eq!(
+        err.to_string(),
+        "layer 0: a repeat block must keep its width, but it maps 2 values to 3"
+    );
+    let net = build(vec![
+        linear("square", None),
+        Layer::Repeat {
+            times: 2,
+            layers: vec![Layer::Tanh, linear("square", None)],
+        },
+    ])
+    .expect("width kept");
+    assert_eq!(net.parameter_count(), 4);
+
+    let wrong_count = |_: &str| Some((vec![2, 2], vec![1.0; 3]));
+    let err = Network::build(
+        &Architecture {
+            layers: vec![linear("w", None)],
+        },
+        wrong_count,
+    )
+    .expect_err("count");
+    assert!(err.to_string().contains("but 3 values were given"), "{err}");
+
+    let net = build(vec![linear("a", None)]).expect("builds");
+    let err = net.forward(&[1.0; 5], 2).expect_err("short input");
+    assert_eq!(
+        err.to_string(),
+        "input has 5 values, but a batch of 2 rows of width 2 needs 4"
+    );
+    assert_eq!(net.forward(&[], 0).expect("empty batch"), Vec::<f32>::new());
+}
+
+// ---------------------------------------------------------------- architecture JSON
+
+#[test]
+fn architecture_json_round_trips_and_rejects_mistakes() {
+    let json = r#"{"layers":[{"type":"linear","weight":"0.weight","bias":"0.bias"},{"type":"tanh"},{"type":"repeat","times":3,"layers":[{"type":"linear","weight":"r"},{"type":"gelu"}]},{"type":"softmax"}]}"#;
+    let arch = Architecture::from_json(json).expect("valid");
+    assert_eq!(arch.to_json(), json);
+    assert_eq!(arch.tensor_names(), ["0.weight", "0.bias", "r"]);
+
+    let cases = [
+        (
+            r#"{"layers":[{"type":"conv","weight":"w"}]}"#,
+            "unknown variant `conv`",
+        ),
+        (
+            r#"{"layers":[{"type":"linear","weight":"w","scale":2}]}"#,
+            "unknown field `scale`",
+        ),
+        (
+            r#"{"layers":[{"type":"linear","weight":"w"}],"name":"x"}"#,
+            "unknown field `name`",
+        ),
+        (
+            r#"{"layers":[{"type":"linear"}]}"#,
+            "missing field `weight`",
+        ),
+        (
+            r#"{"layers":[{"type":"linear","weight":"w"},{"type":"softmax"},{"type":"relu"}]}"#,
+            "softmax is only allowed as the last layer, but it is layer 1",
+        ),
+        (
+            r#"{"layers":[{"type":"linear","weight":"w"},{"type":"repeat","times":0,"layers":[{"type":"relu"}]}]}"#,
+            "layer 1: repeat `times` is 0",
+        ),
+        (
+            r#"{"layers":[{"type":"linear","weight":"w"},{"type":"repeat","times":2,"layers":[]}]}"#,
+            "layer 1: repeat block has no layers",
+        ),
+        (r#"{"layers":[{"type":"relu"}]}"#, "it has no linear layer"),
+    ];
+    for (json, message) in cases {
+        let err = Architecture::from_json(json).expect_err(json);
+        assert!(err.to_string().contains(message), "{json}: {err}");
+    }
+
+    let mut inner = vec![linear("w", None)];
+    for _ in 0..17 {
+        inner = vec![Layer::Repeat {
+            times: 1,
+            layers: inner,
+        }];
+    }
+    let err = Architecture { layers: inner }
+        .validate()
+        .expect_err("too deep");
+    assert!(
+        err.to_string().contains("nested more than 16 deep"),
+        "{err}"
+    );
+}
+
+#[test]
+fn from_sequential_orders_numerically() {
+    let arch = Architecture::from_sequential(
+        &names(&[
+            "10.weight",
+            "2.bias",
+            "0.weight",
+            "10.bias",
+            "2.weight",
+            "0.bias",
+        ]),
+        Activation::Relu,
+    )
+    .expect("sequential");
+    assert_eq!(
+        arch.layers,
+        [
+            linear("0.weight", Some("0.bias")),
+            Layer::Relu,
+            linear("2.weight", Some("2.bias")),
+            Layer::Relu,
+            linear("10.weight", Some("10.bias")),
+        ]
+    );
+    let no_bias =
+        Architecture::from_sequential(&names(&["0.weight"]), Activation::Tanh).expect("sequential");
+    assert_eq!(no_bias.layers, [linear("0.weight", None)]);
+
+    let err = Architecture::from_sequential(&names(&["0.weight", "encoder.w"]), Activation::Relu)
+        .expect_err("not sequential");
+    assert_eq!(
+        err.to_string(),
+        "no architecture stored and tensor names are not nn.Sequential-style (`encoder.w` is not `<index>.weight` or `<index>.bias`); pass a model with an architecture"
+    );
+    let err = Architecture::from_sequential(&names(&["0.weight", "2.bias"]), Activation::Relu)
+        .expect_err("bias alone");
+    assert!(
+        err.to_string()
+            .contains("`2.bias` has no matching `2.weight`"),
+        "{err}"
+    );
+    assert!(Architecture::from_sequential(&[], Activation::Relu).is_err());
+}
+
+// ---------------------------------------------------------------- CSV
+
+fn csv_error(text: &str, targets: &[&str]) -> String {
+    Dataset::from_csv_reader(text.as_bytes(), "data.csv", &names(targets))
+        .expect_err("invalid CSV")
+        .to_string()
+}
+
+#[test]
+fn csv_errors_name_line_and_column() {
+    assert_eq!(
+        csv_error("height,weight\n1,2\n3,4\n5,6,7\n", &[]),
+        "data.csv: line 4 has 3 fields, the header has 2"
+    );
+    assert_eq!(
+        csv_error("weight,height\n1,2\n3,abc\n", &[]),
+        "data.csv: line 3, column `height`: `abc` is not a number"
+    );
+    assert_eq!(
+        csv_error("a,b\n1,\n", &[]),
+        "data.csv: line 2, column `b`: `` is not a number"
+    );
+    assert!(csv_error("a,b\n1,nan\n", &[]).contains("`nan` is not a number"));
+    assert_eq!(
+        csv_error("", &[]),
+        "data.csv: the file is empty; expected a header row and at least one data row"
+    );
+    assert!(csv_error("a,b\n", &[]).starts_with(
+        "data.csv: the header is there but there are no data rows; training needs at least 1 row"
+    ));
+    assert_eq!(
+        csv_error("a,b\n1,2\n", &["c"]),
+        "data.csv: there is no column `c` to use as a target (columns: a, b)"
+    );
+    assert!(csv_error("1,2\n3,4\n", &[]).contains("add a header row"));
+    assert!(csv_error("a,a\n1,2\n", &[]).contains("column `a` appears twice"));
+    assert!(csv_error("a\n1\n", &[]).contains("at least one input column"));
+    assert!(csv_error("a,b\n1,2\n", &["a", "b"]).contains("every column is a target"));
+}
+
+#[test]
+fn csv_targets_choose_columns() {
+    let text = "x, y ,z\n1,2,3\n4,5,6\n";
+    let data = Dataset::from_csv_reader(text.as_bytes(), "t.csv", &names(&["y"])).expect("parses");
+    assert_eq!(data.input_names(), ["x", "z"]);
+    assert_eq!(data.target_names(), ["y"]);
+    assert_eq!(data.inputs(), [1.0, 3.0, 4.0, 6.0]);
+    assert_eq!(data.targets(), [2.0, 5.0]);
+    assert_eq!(data.rows(), 2);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("d.csv");
+    std::fs::write(&path, text).expect("write");
+    let from_file = Dataset::from_path(&path, &[]).expect("parses");
+    assert_eq!(from_file.target_names(), ["z"]);
+    let err = Dataset::from_path(&dir.path().join("nope.csv"), &[]).expect_err("missing");
+    assert!(err.to_string().contains("nope.csv"), "{err}");
+}
+
+// ---------------------------------------------------------------- chart
+
+#[test]
+fn loss_chart_is_svg() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("loss.svg");
+    let losses: Vec<f64> = (1..=100).map(|i| 10.0 / f64::from(i * i)).collect();
+    plot_loss_svg(&path, &losses).expect("draws");
+    let svg = std::fs::read_to_string(&path).expect("written");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("epoch"),
+        "{}",
+        &svg[..100]
+    );
+    assert!(loss_svg(&[1.0]).expect("one point").contains("<svg"));
+    assert!(loss_svg(&[]).is_err());
+}
