@@ -1,0 +1,7 @@
+//! Integration tests of modeltool-inspect, built into one binary.
+
+mod growth;
+mod layers;
+mod report;
+mod tree;
+mod util;
