@@ -42,6 +42,12 @@ enum Command {
     ///
     /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
     Verify(cmd::verify::VerifyArgs),
+    /// Show what is in a model: layers, parameter counts, dtypes, and why the
+    /// file is the size it is. Reads headers only.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Measure how file size grows with parameter count, on real files from
+    /// the 2-parameter line up to millions of parameters.
+    Growth(cmd::growth::GrowthArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +64,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Convert(a) => cmd::convert::run(a, &mut out),
         Command::Verify(a) => cmd::verify::run(a, &mut out),
+        Command::Inspect(a) => cmd::inspect::run(a, &mut out),
+        Command::Growth(a) => cmd::growth::run(a, &mut out),
     };
     let _ = out.flush();
     exit::finish(result)

@@ -1,6 +1,8 @@
 //! One module per subcommand; each takes its clap arguments and a writer.
 
 pub mod convert;
+pub mod growth;
+pub mod inspect;
 pub mod verify;
 
 use modeltool_loader::{Model, OpenOptions};
