@@ -107,16 +107,16 @@ pub fn convert(
     };
     match options.kind {
         OutputKind::Json => {
-            let tmp = temp_file(&parent, output)?;
-            job.write_json(tmp.as_file())?;
-            persist(tmp, output, options.force)?;
+            write_atomically(output, options.force, |out| {
+                job.write_json(*out.get_ref()).map(drop)
+            })?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Safetensors => {
-            let tmp = temp_file(&parent, output)?;
             let all: Vec<&Entry> = model.entries().iter().collect();
-            job.write_safetensors(tmp.as_file(), &all, output)?;
-            persist(tmp, output, options.force)?;
+            write_atomically(output, options.force, |out| {
+                job.write_safetensors(out.get_ref(), &all, output)
+            })?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Sharded { max_shard_size } => {
@@ -492,4 +492,74 @@ fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()>
         std::fs::rename(&tmp_path, output).map_err(cleanup)?;
     }
     Ok(())
+}
+
+/// Writes tensors held in memory as a new model file, JSON or safetensors
+/// by `path`'s extension, with every tensor's checksum, atomically (a
+/// temporary file beside it, then a rename). An existing file needs `force`.
+pub fn write_model(
+    path: &Path,
+    tensors: &[(TensorMeta, Vec<u8>)],
+    metadata: &ModelMetadata,
+    force: bool,
+) -> Result<()> {
+    let json = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => true,
+        Some("safetensors") => false,
+        _ => {
+            return Err(LoadError::Refused {
+                path: path.to_owned(),
+                reason: "the name must end in .json or .safetensors".into(),
+            });
+        }
+    };
+    let sums: Vec<String> = tensors.iter().map(|(_, b)| sha256_hex(b)).collect();
+    write_atomically(path, force, |out| {
+        if json {
+            let mut w = JsonWriter::new(out, &metadata.user, metadata.architecture.as_ref())
+                .map_err(LoadError::format(path))?;
+            for ((m, b), sum) in tensors.iter().zip(&sums) {
+                w.write_tensor(m, b, sum).map_err(LoadError::format(path))?;
+            }
+            w.finish().map_err(LoadError::format(path))?;
+        } else {
+            let mut meta = metadata.clone();
+            meta.checksums = tensors
+                .iter()
+                .zip(&sums)
+                .map(|((m, _), s)| (m.name.clone(), s.clone()))
+                .collect();
+            let refs: Vec<(TensorMeta, &[u8])> =
+                tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
+            modeltool_format::write_safetensors(out, &refs, &meta.to_safetensors())
+                .map_err(LoadError::format(path))?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes a new file through `write`, atomically: into a temporary file
+/// beside `path`, renamed into place only when `write` succeeded. An
+/// existing file needs `force`; on failure nothing is left behind.
+pub fn write_atomically(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
+    if path.exists() && !force {
+        return Err(LoadError::Refused {
+            path: path.to_owned(),
+            reason: "already exists (use --force to replace it)".into(),
+        });
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = temp_file(&parent, path)?;
+    let mut out = BufWriter::new(tmp.as_file());
+    write(&mut out)?;
+    out.flush().map_err(LoadError::io(path))?;
+    drop(out);
+    persist(tmp, path, force)
 }

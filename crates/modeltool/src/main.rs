@@ -48,6 +48,11 @@ enum Command {
     /// Measure how file size grows with parameter count, on real files from
     /// the 2-parameter line up to millions of parameters.
     Growth(cmd::growth::GrowthArgs),
+    /// Run the network a model file stores on samples: `modeltool run
+    /// height.json 175`.
+    Run(cmd::run::RunArgs),
+    /// Train a network on a CSV of samples and write it as a model file.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a, &mut out),
         Command::Inspect(a) => cmd::inspect::run(a, &mut out),
         Command::Growth(a) => cmd::growth::run(a, &mut out),
+        Command::Run(a) => cmd::run::run(a, &mut out),
+        Command::Train(a) => cmd::train::run(a, &mut out),
     };
     let _ = out.flush();
     exit::finish(result)
@@ -80,4 +87,14 @@ pub struct InputArgs {
     /// Read tensors with plain reads instead of memory-mapping the files.
     #[arg(long)]
     pub no_mmap: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Args::command().debug_assert();
+    }
 }

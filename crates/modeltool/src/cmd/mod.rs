@@ -3,6 +3,8 @@
 pub mod convert;
 pub mod growth;
 pub mod inspect;
+pub mod run;
+pub mod train;
 pub mod verify;
 
 use modeltool_loader::{Model, OpenOptions};

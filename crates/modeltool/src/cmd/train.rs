@@ -1,0 +1,206 @@
+//! `modeltool train DATA.csv --out MODEL`: fit a network to samples.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex};
+use modeltool_loader::save::write_model;
+use modeltool_net::train::{Dataset, TrainConfig, train};
+use modeltool_net::{Activation, plot_loss_svg};
+use serde::Serialize;
+
+use crate::Format;
+
+/// Arguments of `modeltool train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// CSV with a header row; the last column is the target unless --target
+    /// names others.
+    data: PathBuf,
+    /// The model file to write: `.json` or `.safetensors`.
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// Hidden layer widths, e.g. `16,16`. Without it the model is a straight
+    /// line (one linear layer), solved exactly by least squares.
+    #[arg(long, value_name = "W,W,...", value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Activation between layers.
+    #[arg(long, value_name = "NAME", default_value = "tanh")]
+    activation: Activation,
+    /// Passes over the data (hidden layers only).
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Adam's learning rate.
+    #[arg(long, value_name = "F")]
+    lr: Option<f32>,
+    /// Samples per mini-batch.
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
+    /// Seed for the initial weights and the shuffling: same seed, same model.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Target columns (default: the last column).
+    #[arg(long, value_name = "COLUMN", num_args = 1..)]
+    target: Vec<String>,
+    /// Draw the loss per epoch as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Replace MODEL if it exists.
+    #[arg(long)]
+    force: bool,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// What training did.
+#[derive(Debug, Serialize)]
+struct TrainReport {
+    model: String,
+    rows: usize,
+    inputs: Vec<String>,
+    targets: Vec<String>,
+    parameters: usize,
+    epochs: usize,
+    final_loss: f64,
+}
+
+/// Runs the command.
+pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let ext = args.out.extension().and_then(|e| e.to_str());
+    if !matches!(ext, Some("json" | "safetensors")) {
+        bail!(
+            "{}: --out must end in .json or .safetensors",
+            args.out.display()
+        );
+    }
+    if args.out.exists() && !args.force {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            args.out.display()
+        );
+    }
+    let data = Dataset::from_path(&args.data, &args.target)?;
+    let defaults = TrainConfig::default();
+    let config = TrainConfig {
+        hidden: args.hidden.clone(),
+        activation: args.activation,
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        lr: args.lr.unwrap_or(defaults.lr),
+        batch: args.batch.unwrap_or(defaults.batch),
+        seed: args.seed,
+    };
+
+    let bar = if config.hidden.is_empty() || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(config.epochs as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "training [{bar:40}] epoch {pos}/{len} loss {msg} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let trained = train(&data, &config, &mut |epoch, loss| {
+        bar.set_position(epoch as u64 + 1);
+        bar.set_message(format!("{loss:.6}"));
+    })?;
+    bar.finish_and_clear();
+
+    let data_bytes =
+        std::fs::read(&args.data).with_context(|| format!("{}", args.data.display()))?;
+    let epochs = if config.hidden.is_empty() {
+        0
+    } else {
+        config.epochs
+    };
+    let mut meta = ModelMetadata {
+        architecture: Some(serde_json::from_str(&trained.architecture.to_json())?),
+        ..Default::default()
+    };
+    let user = &mut meta.user;
+    let data_name = args
+        .data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    user.insert("training.data".into(), data_name);
+    user.insert("training.data_sha256".into(), sha256_hex(&data_bytes));
+    user.insert("training.rows".into(), data.rows().to_string());
+    user.insert("training.inputs".into(), data.input_names().join(","));
+    user.insert("training.targets".into(), data.target_names().join(","));
+    user.insert(
+        "training.method".into(),
+        if epochs == 0 {
+            "least squares".into()
+        } else {
+            format!(
+                "adam, lr {}, batch {}, seed {}",
+                config.lr, config.batch, config.seed
+            )
+        },
+    );
+    user.insert("training.epochs".into(), epochs.to_string());
+    user.insert("training.final_loss".into(), trained.final_loss.to_string());
+    let tensors: Vec<(TensorMeta, Vec<u8>)> = trained
+        .tensors
+        .iter()
+        .map(|t| {
+            let meta = TensorMeta {
+                name: t.name.clone(),
+                dtype: Dtype::F32,
+                shape: t.shape.clone(),
+            };
+            (
+                meta,
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    write_model(&args.out, &tensors, &meta, args.force)?;
+    if let Some(plot) = &args.plot {
+        plot_loss_svg(plot, &trained.loss_history).map_err(|e| anyhow!("{e}"))?;
+    }
+
+    let report = TrainReport {
+        model: args.out.display().to_string(),
+        rows: data.rows(),
+        inputs: data.input_names().to_vec(),
+        targets: data.target_names().to_vec(),
+        parameters: trained.tensors.iter().map(|t| t.values.len()).sum(),
+        epochs,
+        final_loss: trained.final_loss,
+    };
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Human => {
+            let how = if epochs == 0 {
+                "least squares".to_owned()
+            } else {
+                format!("{epochs} epochs")
+            };
+            writeln!(
+                out,
+                "trained {} parameters on {} rows ({} -> {}) by {how}",
+                report.parameters,
+                report.rows,
+                report.inputs.join(","),
+                report.targets.join(",")
+            )?;
+            writeln!(
+                out,
+                "final loss (mean squared error): {}",
+                report.final_loss
+            )?;
+            writeln!(out, "wrote {}", report.model)?;
+        }
+    }
+    Ok(())
+}
