@@ -9,4 +9,6 @@
 mod util;
 
 mod cli;
+mod inspect;
 mod interop;
+mod tutorial;

@@ -13,8 +13,8 @@ pub struct InspectArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Levels of the module tree to show (default: as many as fit one screen).
-    #[arg(long, value_name = "N")]
-    depth: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    depth: Option<u16>,
     /// List every tensor with dtype, shape, count, bytes and offset.
     #[arg(long)]
     tensors: bool,
@@ -65,7 +65,7 @@ pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let report = inspect(
         &facts,
         &InspectOptions {
-            depth: args.depth,
+            depth: args.depth.map(usize::from),
             tensors: args.tensors,
         },
     );

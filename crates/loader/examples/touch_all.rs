@@ -1,0 +1,53 @@
+//! Another tool using modeltool-loader: open any model (a .safetensors file,
+//! a .json model file, a sharded checkpoint), list its tensors and read every
+//! one as f32, checking stored checksums on the way.
+//!
+//! ```sh
+//! cargo run --release -p modeltool-loader --example touch_all -- model.safetensors [--no-mmap]
+//! ```
+
+use std::borrow::Cow;
+use std::process::ExitCode;
+
+use modeltool_loader::{Model, OpenOptions};
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: touch_all MODEL [--no-mmap]");
+        return ExitCode::from(2);
+    };
+    let options = OpenOptions { mmap: !args.any(|a| a == "--no-mmap") };
+    match touch_all(&path, options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn touch_all(path: &str, options: OpenOptions) -> Result<(), modeltool_loader::LoadError> {
+    let model = Model::open(path, options)?;
+    let (mut borrowed, mut copied, mut sum) = (0usize, 0usize, 0f64);
+    for entry in model.entries() {
+        // Checks the stored sha256, if any, then hands out the bytes.
+        model.bytes_checked(entry)?;
+        if !entry.meta.dtype.is_float() || entry.meta.dtype == modeltool_format::Dtype::C64 {
+            continue;
+        }
+        let Ok(values) = model.tensor_f32(&entry.meta.name) else { continue };
+        match values {
+            Cow::Borrowed(_) => borrowed += 1,
+            Cow::Owned(_) => copied += 1,
+        }
+        sum += values.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
+    println!(
+        "{path}: {} tensors in {} files, {} parameters; f32 views: {borrowed} borrowed from the map, {copied} copied or converted; sum of values {sum}",
+        model.entries().len(),
+        model.files().len(),
+        model.parameter_count()
+    );
+    Ok(())
+}
