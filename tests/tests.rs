@@ -11,4 +11,5 @@ mod util;
 mod cli;
 mod inspect;
 mod interop;
+mod run_train;
 mod tutorial;

@@ -28,7 +28,11 @@ fn steps(markdown: &str) -> Vec<Step> {
             continue;
         }
         if let Some(cmd) = line.strip_prefix("$ ") {
-            steps.push(Step { line: n + 1, command: cmd.to_owned(), expected: Vec::new() });
+            steps.push(Step {
+                line: n + 1,
+                command: cmd.to_owned(),
+                expected: Vec::new(),
+            });
         } else if let Some(step) = steps.last_mut() {
             step.expected.push(line.to_owned());
         }
@@ -41,7 +45,11 @@ fn run(dir: &Path, command: &str) -> String {
     let words: Vec<&str> = command.split_whitespace().collect();
     match words.as_slice() {
         ["modeltool", args @ ..] => {
-            let out = Command::new(bin()).args(args).current_dir(dir).output().expect("modeltool runs");
+            let out = Command::new(bin())
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("modeltool runs");
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stderr));
             text
@@ -68,16 +76,23 @@ fn same_token(a: &str, b: &str) -> bool {
 }
 
 fn same_line(actual: &str, expected: &str) -> bool {
-    let (a, e): (Vec<&str>, Vec<&str>) = (actual.split_whitespace().collect(), expected.split_whitespace().collect());
+    let (a, e): (Vec<&str>, Vec<&str>) = (
+        actual.split_whitespace().collect(),
+        expected.split_whitespace().collect(),
+    );
     a.len() == e.len() && a.iter().zip(&e).all(|(x, y)| same_token(x, y))
 }
 
 #[test]
 fn every_command_in_the_tutorial_prints_what_the_tutorial_shows() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let tutorial = std::fs::read_to_string(root.join("docs/TUTORIAL.md")).expect("docs/TUTORIAL.md");
+    let tutorial =
+        std::fs::read_to_string(root.join("docs/TUTORIAL.md")).expect("docs/TUTORIAL.md");
     let steps = steps(&tutorial);
-    assert!(steps.len() >= 10, "the tutorial shows its commands in ```console blocks");
+    assert!(
+        steps.len() >= 10,
+        "the tutorial shows its commands in ```console blocks"
+    );
     let dir = tempdir();
     for name in ["height_weight.csv", "square.csv"] {
         std::fs::copy(fixtures().join(name), dir.path().join(name)).expect("copy a fixture");
@@ -85,10 +100,18 @@ fn every_command_in_the_tutorial_prints_what_the_tutorial_shows() {
     for step in steps {
         let actual = run(dir.path(), &step.command);
         let actual: Vec<&str> = actual.lines().collect();
-        let expected: Vec<&str> = step.expected.iter().map(String::as_str).filter(|l| !l.is_empty()).collect();
+        let expected: Vec<&str> = step
+            .expected
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
         let actual_nonempty: Vec<&str> = actual.iter().copied().filter(|l| !l.is_empty()).collect();
         let ok = actual_nonempty.len() == expected.len()
-            && actual_nonempty.iter().zip(&expected).all(|(a, e)| same_line(a, e));
+            && actual_nonempty
+                .iter()
+                .zip(&expected)
+                .all(|(a, e)| same_line(a, e));
         assert!(
             ok,
             "docs/TUTORIAL.md line {}: `{}` printed\n{}\n--- but the tutorial shows ---\n{}",

@@ -17,7 +17,9 @@ fn main() -> ExitCode {
         eprintln!("usage: touch_all MODEL [--no-mmap]");
         return ExitCode::from(2);
     };
-    let options = OpenOptions { mmap: !args.any(|a| a == "--no-mmap") };
+    let options = OpenOptions {
+        mmap: !args.any(|a| a == "--no-mmap"),
+    };
     match touch_all(&path, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -36,7 +38,9 @@ fn touch_all(path: &str, options: OpenOptions) -> Result<(), modeltool_loader::L
         if !entry.meta.dtype.is_float() || entry.meta.dtype == modeltool_format::Dtype::C64 {
             continue;
         }
-        let Ok(values) = model.tensor_f32(&entry.meta.name) else { continue };
+        let Ok(values) = model.tensor_f32(&entry.meta.name) else {
+            continue;
+        };
         match values {
             Cow::Borrowed(_) => borrowed += 1,
             Cow::Owned(_) => copied += 1,

@@ -102,20 +102,7 @@ pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let out_width = net.output_width();
     match &args.output {
         Some(path) => write_output(path, &outputs, batch, out_width, args.force),
-        None => {
-            let mut line = String::new();
-            for row in outputs.chunks(out_width.max(1)) {
-                line.clear();
-                for (i, v) in row.iter().enumerate() {
-                    if i > 0 {
-                        line.push(',');
-                    }
-                    line.push_str(&v.to_string());
-                }
-                writeln!(out, "{line}")?;
-            }
-            Ok(())
-        }
+        None => Ok(write_rows(out, &outputs, out_width)?),
     }
 }
 
@@ -204,22 +191,28 @@ fn write_output(
         return Ok(());
     }
     write_atomically(path, force, |out| {
-        let mut line = String::new();
-        for row in outputs.chunks(width.max(1)) {
-            line.clear();
-            for (i, v) in row.iter().enumerate() {
-                if i > 0 {
-                    line.push(',');
-                }
-                line.push_str(&v.to_string());
-            }
-            line.push('\n');
-            out.write_all(line.as_bytes()).map_err(|e| LoadError::Io {
-                path: path.to_owned(),
-                source: e,
-            })?;
-        }
-        Ok(())
+        write_rows(out, outputs, width).map_err(|e| LoadError::Io {
+            path: path.to_owned(),
+            source: e,
+        })
     })?;
+    Ok(())
+}
+
+/// Writes one line per sample, values comma-separated, each in the
+/// shortest form that reads back to the same f32.
+fn write_rows(out: &mut impl Write, outputs: &[f32], width: usize) -> std::io::Result<()> {
+    let mut line = String::new();
+    for row in outputs.chunks(width.max(1)) {
+        line.clear();
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&v.to_string());
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+    }
     Ok(())
 }

@@ -1,0 +1,224 @@
+//! `modeltool train` and `modeltool run` as a user drives them.
+
+use std::path::Path;
+
+use crate::util::{assert_error, fixtures, run_in, tempdir};
+
+fn copy_fixture(dir: &Path, name: &str) {
+    std::fs::copy(fixtures().join(name), dir.join(name)).unwrap();
+}
+
+#[test]
+fn two_samples_give_the_line_a_1_b_minus_110_and_it_runs() {
+    let dir = tempdir();
+    let d = dir.path();
+    copy_fixture(d, "height_weight.csv");
+    let r = run_in(d, &["train", "height_weight.csv", "--out", "h.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("final loss (mean squared error): 0\n"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(d, &["run", "h.safetensors", "175", "160"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "65\n50\n"), "{}", r.stderr);
+    // The file records its architecture, checksums and how it was trained.
+    assert_eq!(run_in(d, &["verify", "h.safetensors", "--strict"]).code, 0);
+    let r = run_in(d, &["convert", "h.safetensors", "h.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("h.json")).unwrap()).unwrap();
+    assert_eq!(v["tensors"]["0.weight"]["data"], serde_json::json!([1.0]));
+    assert_eq!(v["tensors"]["0.bias"]["data"], serde_json::json!([-110.0]));
+    assert_eq!(v["metadata"]["training.data"], "height_weight.csv");
+    assert_eq!(v["metadata"]["training.rows"], "2");
+    assert_eq!(v["architecture"]["layers"][0]["type"], "linear");
+    // The shipped fixture is that same model.
+    let r = run_in(&fixtures(), &["run", "height.json", "175"]);
+    assert_eq!(r.stdout, "65\n");
+}
+
+#[test]
+fn a_tanh_network_fits_a_curve_a_line_cannot() {
+    let dir = tempdir();
+    let d = dir.path();
+    copy_fixture(d, "square.csv");
+    let loss = |args: &[&str]| -> f64 {
+        let r = run_in(d, args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("final loss"))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let line = loss(&["train", "square.csv", "--out", "line.json"]);
+    let stacked = loss(&[
+        "train",
+        "square.csv",
+        "--out",
+        "s.json",
+        "--hidden",
+        "8,8",
+        "--activation",
+        "identity",
+    ]);
+    let curve = loss(&[
+        "train",
+        "square.csv",
+        "--out",
+        "c.json",
+        "--hidden",
+        "16,16",
+        "--plot",
+        "loss.svg",
+    ]);
+    assert!(line > 5.0, "a line cannot fit y = x^2: {line}");
+    assert!(
+        (stacked - line).abs() < 0.1 * line,
+        "stacked linear layers are still a line: {stacked} vs {line}"
+    );
+    assert!(curve < 0.05, "tanh network fits: {curve}");
+    assert!(
+        std::fs::read_to_string(d.join("loss.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    let r = run_in(d, &["run", "c.json", "-2", "0", "2"]);
+    let ys: Vec<f64> = r.stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        (ys[0] - 4.0).abs() < 0.3 && ys[1].abs() < 0.3 && (ys[2] - 4.0).abs() < 0.3,
+        "{ys:?}"
+    );
+    // Same seed, same model, bit for bit.
+    loss(&[
+        "train",
+        "square.csv",
+        "--out",
+        "c2.json",
+        "--hidden",
+        "16,16",
+    ]);
+    assert_eq!(
+        std::fs::read(d.join("c.json")).unwrap(),
+        std::fs::read(d.join("c2.json")).unwrap()
+    );
+}
+
+#[test]
+fn batches_from_csv_and_safetensors_to_csv_and_safetensors() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), "height\n175\n160\n").unwrap();
+    let model = fixtures().join("height.json");
+    let m = model.to_str().unwrap();
+    let r = run_in(d, &["run", m, "--input", "in.csv", "--output", "out.csv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.csv")).unwrap(),
+        "65\n50\n"
+    );
+    let r = run_in(
+        d,
+        &["run", m, "--input", "in.csv", "--output", "out.safetensors"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The safetensors output feeds back in as input of the same width.
+    let r = run_in(d, &["convert", "out.safetensors", "out.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out.json")).unwrap()).unwrap();
+    assert_eq!(v["tensors"]["output"]["shape"], serde_json::json!([2, 1]));
+    assert_eq!(
+        v["tensors"]["output"]["data"],
+        serde_json::json!([65.0, 50.0])
+    );
+    let input = r#"{"format":"modeltool.json/1","tensors":{"input":{"dtype":"F32","shape":[1,1],"data":[180.0]}}}"#;
+    std::fs::write(d.join("in.json"), input).unwrap();
+    assert_eq!(run_in(d, &["convert", "in.json", "in.safetensors"]).code, 0);
+    let r = run_in(d, &["run", m, "--input", "in.safetensors"]);
+    assert_eq!(r.stdout, "70\n", "{}", r.stderr);
+}
+
+#[test]
+fn sequential_files_need_an_activation_and_others_say_what_is_missing() {
+    let dir = tempdir();
+    let d = dir.path();
+    // nn.Sequential(Linear(1, 2), ReLU(), Linear(2, 1)) saved tensors-only.
+    let seq = r#"{"format":"modeltool.json/1","tensors":{
+        "0.weight":{"dtype":"F32","shape":[2,1],"data":[1.0,-1.0]},
+        "0.bias":{"dtype":"F32","shape":[2],"data":[0.0,0.0]},
+        "2.weight":{"dtype":"F32","shape":[1,2],"data":[1.0,1.0]},
+        "2.bias":{"dtype":"F32","shape":[1],"data":[0.5]}}}"#;
+    std::fs::write(d.join("seq.json"), seq).unwrap();
+    assert_error(
+        &run_in(d, &["run", "seq.json", "3"]),
+        2,
+        &["seq.json", "--activation"],
+    );
+    let r = run_in(d, &["run", "seq.json", "3", "-2", "--activation", "relu"]);
+    assert_eq!(
+        r.stdout, "3.5\n2.5\n",
+        "|x| + 0.5 through relu: {}",
+        r.stderr
+    );
+    let r = run_in(d, &["run", "seq.json", "3", "--activation", "identity"]);
+    assert_eq!(r.stdout, "0.5\n");
+
+    let other = r#"{"format":"modeltool.json/1","tensors":{"encoder.w":{"dtype":"F32","shape":[1,1],"data":[1.0]}}}"#;
+    std::fs::write(d.join("other.json"), other).unwrap();
+    assert_error(
+        &run_in(d, &["run", "other.json", "1"]),
+        2,
+        &["other.json", "architecture"],
+    );
+    assert_error(
+        &run_in(&fixtures(), &["run", "height.json", "1,2"]),
+        2,
+        &["2 values", "1 inputs"],
+    );
+    assert_error(
+        &run_in(&fixtures(), &["run", "height.json", "tall"]),
+        2,
+        &["`tall` is not a number"],
+    );
+    assert_error(
+        &run_in(&fixtures(), &["run", "height.json"]),
+        2,
+        &["samples"],
+    );
+}
+
+#[test]
+fn bad_csv_gets_an_error_naming_line_and_column() {
+    let dir = tempdir();
+    let d = dir.path();
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("ragged.csv", "x,y\n1,2\n3\n", &["ragged.csv", "line 3"]),
+        (
+            "words.csv",
+            "x,y\n1,2\nabc,4\n",
+            &["words.csv", "line 3", "`x`", "`abc` is not a number"],
+        ),
+        ("empty.csv", "", &["empty.csv"]),
+        ("header_only.csv", "x,y\n", &["header_only.csv"]),
+    ];
+    for (name, text, needles) in cases {
+        std::fs::write(d.join(name), text).unwrap();
+        let r = run_in(d, &["train", name, "--out", "m.json"]);
+        assert_error(&r, 2, needles);
+        assert!(!d.join("m.json").exists(), "{name}: no model written");
+    }
+    std::fs::write(d.join("ok.csv"), "x,y\n1,2\n2,4\n").unwrap();
+    assert_error(
+        &run_in(d, &["train", "ok.csv", "--out", "m.txt"]),
+        2,
+        &["m.txt", ".json or .safetensors"],
+    );
+    assert_error(
+        &run_in(d, &["train", "ok.csv", "--out", "m.json", "--target", "z"]),
+        2,
+        &["`z`"],
+    );
+}
