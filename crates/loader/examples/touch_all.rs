@@ -33,12 +33,10 @@ fn touch_all(path: &str, options: OpenOptions) -> Result<(), modeltool_loader::L
     let model = Model::open(path, options)?;
     let (mut borrowed, mut copied, mut sum) = (0usize, 0usize, 0f64);
     for entry in model.entries() {
-        // Checks the stored sha256, if any, then hands out the bytes.
-        model.bytes_checked(entry)?;
-        if !entry.meta.dtype.is_float() || entry.meta.dtype == modeltool_format::Dtype::C64 {
-            continue;
-        }
-        let Ok(values) = model.tensor_f32(&entry.meta.name) else {
+        // Checks the stored sha256, if any, then hands out the bytes:
+        // borrowed from the map, or read once when mapping is off.
+        let bytes = model.bytes_checked(entry)?;
+        let Some(values) = modeltool_loader::to_f32(bytes, entry.meta.dtype) else {
             continue;
         };
         match values {

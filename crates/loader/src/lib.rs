@@ -35,6 +35,11 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(target_endian = "big")]
+compile_error!(
+    "modeltool-loader reads little-endian tensors in place and needs a little-endian machine"
+);
+
 mod error;
 pub mod save;
 mod shards;
@@ -539,20 +544,15 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// bytes are F32 and aligned. `None` for dtypes that are not F16/BF16/F32/F64.
 pub fn to_f32(bytes: Cow<'_, [u8]>, dtype: Dtype) -> Option<Cow<'_, [f32]>> {
     Some(match dtype {
+        // Tensors are little-endian and so is the machine (checked at
+        // compile time), so a cast is a reinterpretation: in place when
+        // aligned, one memcpy otherwise.
         Dtype::F32 => match bytes {
-            Cow::Borrowed(b) => match bytemuck::try_cast_slice::<u8, f32>(b) {
+            Cow::Borrowed(b) => match bytemuck::try_cast_slice(b) {
                 Ok(v) => Cow::Borrowed(v),
-                Err(_) => Cow::Owned(
-                    b.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                        .collect(),
-                ),
+                Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(b)),
             },
-            Cow::Owned(b) => Cow::Owned(
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect(),
-            ),
+            Cow::Owned(b) => Cow::Owned(bytemuck::pod_collect_to_vec(&b)),
         },
         Dtype::F16 => Cow::Owned(
             bytes

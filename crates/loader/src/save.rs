@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
 use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, sha256_hex};
+use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -241,15 +242,15 @@ impl Job<'_> {
             let mut buf = Vec::new();
             let mut cast = CastStats::default();
             self.model.for_each_chunk(e, CHUNK, |chunk| {
-                in_hash.update(chunk);
-                let bytes = match to {
-                    Some(to) => {
+                // Hashing the input and casting it are independent: do both at once.
+                let cast_chunk = || {
+                    if let Some(to) = to {
                         buf.clear();
                         cast.cast(e.meta.dtype, to, chunk, &mut buf);
-                        &buf[..]
                     }
-                    None => chunk,
                 };
+                rayon::join(|| in_hash.update(chunk), cast_chunk);
+                let bytes = if to.is_some() { &buf[..] } else { chunk };
                 out_hash.update(bytes);
                 out.write_all(bytes).map_err(LoadError::io(shown_as))?;
                 (self.progress)(chunk.len() as u64);
@@ -346,6 +347,26 @@ impl CastStats {
     /// `out`, rounding to nearest with ties to even. Both must be among
     /// F16, BF16, F32 and F64 and `input` whole elements.
     pub fn cast(&mut self, from: Dtype, to: Dtype, input: &[u8], out: &mut Vec<u8>) {
+        const PIECE: usize = 1 << 20; // a multiple of every element size
+        if input.len() <= PIECE {
+            return self.cast_serial(from, to, input, out);
+        }
+        let pieces: Vec<(Vec<u8>, CastStats)> = input
+            .par_chunks(PIECE)
+            .map(|piece| {
+                let (mut bytes, mut stats) = (Vec::new(), CastStats::default());
+                stats.cast_serial(from, to, piece, &mut bytes);
+                (bytes, stats)
+            })
+            .collect();
+        for (bytes, stats) in pieces {
+            out.extend_from_slice(&bytes);
+            self.values += stats.values;
+            self.inexact += stats.inexact;
+        }
+    }
+
+    fn cast_serial(&mut self, from: Dtype, to: Dtype, input: &[u8], out: &mut Vec<u8>) {
         let size = from.bits() / 8;
         out.reserve(input.len() / size * (to.bits() / 8));
         for c in input.chunks_exact(size) {

@@ -80,7 +80,15 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
     let bar = super::progress_bar(total, "verifying");
-    let sums = model.sha256_all(&|n| bar.inc(n))?;
+    // The whole-file hash (when asked for) is one sequential stream; it runs
+    // on its own thread beside the per-tensor hashes instead of after them.
+    let file_path = model.files()[0].path.clone();
+    let (sums, file_hash) = rayon::join(
+        || model.sha256_all(&|n| bar.inc(n)),
+        || expected_file_hash.as_ref().map(|_| file_sha256(&file_path)),
+    );
+    let sums = sums?;
+    let file_hash = file_hash.transpose()?;
     bar.finish_and_clear();
 
     let mut report = VerifyReport {
@@ -106,14 +114,7 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
             None => report.no_checksum.push(entry.meta.name.clone()),
         }
     }
-    if let Some(expected) = expected_file_hash {
-        let path = &model.files()[0].path;
-        let mut file =
-            std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let actual = hex::encode(hasher.finalize());
+    if let (Some(expected), Some(actual)) = (expected_file_hash, file_hash) {
         report.file_sha256 = Some(FileHash {
             ok: actual == expected,
             expected,
@@ -202,4 +203,12 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(out, "{}", if r.ok { "OK" } else { "FAILED" })?;
     Ok(())
+}
+
+fn file_sha256(path: &std::path::Path) -> anyhow::Result<String> {
+    let fail = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(fail)?;
+    Ok(hex::encode(hasher.finalize()))
 }
