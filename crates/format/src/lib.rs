@@ -40,6 +40,8 @@
 mod dtype;
 mod error;
 mod json;
+mod json_read;
+mod number;
 mod safetensors;
 mod values;
 

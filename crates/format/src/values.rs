@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use half::{bf16, f16};
 
 use crate::Dtype;
+use crate::number::Number;
 
 /// The smaller float types described by sign, exponent and mantissa bits.
 #[derive(Debug, Clone, Copy)]
@@ -208,17 +209,13 @@ fn table(dtype: Dtype) -> &'static [Box<str>] {
         Dtype::F16 => (0..=u16::MAX)
             .map(|c| {
                 let x = f16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7e00, |w| {
-                    f16::from_f64(w).to_bits() == c
-                })
+                float_text(x.to_f64(), c.into(), 0x7e00, |w| f16_from_f64(w) == c)
             })
             .collect(),
         Dtype::BF16 => (0..=u16::MAX)
             .map(|c| {
                 let x = bf16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7fc0, |w| {
-                    bf16::from_f64(w).to_bits() == c
-                })
+                float_text(x.to_f64(), c.into(), 0x7fc0, |w| bf16_from_f64(w) == c)
             })
             .collect(),
         _ => {
@@ -385,9 +382,10 @@ fn le<const N: usize>(data: &[u8], i: usize) -> [u8; N] {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Token<'a> {
     Bool(bool),
-    U64(u64),
-    I64(i64),
-    F64(f64),
+    Null,
+    /// A number, checked against the JSON grammar, not yet converted.
+    Num(Number<'a>),
+    /// A string's contents, escapes decoded.
     Str(&'a str),
 }
 
@@ -395,26 +393,23 @@ impl std::fmt::Display for Token<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Token::Bool(b) => write!(f, "{b}"),
-            Token::U64(v) => write!(f, "{v}"),
-            Token::I64(v) => write!(f, "{v}"),
-            Token::F64(v) => write!(f, "{v}"),
+            Token::Null => f.write_str("null"),
+            Token::Num(n) => f.write_str(n.text()),
             Token::Str(s) => write!(f, "\"{s}\""),
         }
     }
 }
 
 /// A float read from JSON: a number, or one of the strings for non-finite values.
-enum FloatValue {
-    Number(f64),
+enum FloatValue<'a> {
+    Number(Number<'a>),
     Inf(bool),
     Nan(Option<u64>),
 }
 
-fn float_value(t: Token<'_>) -> Option<FloatValue> {
+fn float_value(t: Token<'_>) -> Option<FloatValue<'_>> {
     Some(match t {
-        Token::U64(v) => FloatValue::Number(v as f64),
-        Token::I64(v) => FloatValue::Number(v as f64),
-        Token::F64(v) => FloatValue::Number(v),
+        Token::Num(n) => FloatValue::Number(n),
         Token::Str("NaN") => FloatValue::Nan(None),
         Token::Str("inf") => FloatValue::Inf(false),
         Token::Str("-inf") => FloatValue::Inf(true),
@@ -422,25 +417,86 @@ fn float_value(t: Token<'_>) -> Option<FloatValue> {
             let hex = s.strip_prefix("NaN:0x")?;
             FloatValue::Nan(Some(u64::from_str_radix(hex, 16).ok()?))
         }
-        Token::Bool(_) => return None,
+        Token::Bool(_) | Token::Null => return None,
     })
+}
+
+/// `v` rounded to f32 toward zero, with the lowest bit set when that is
+/// inexact ("round to odd"). Rounding the result to nearest again, into a
+/// type with at least two bits less precision (F16, BF16), gives the same
+/// as rounding `v` to nearest directly: no double rounding.
+fn f32_round_to_odd(v: f64) -> f32 {
+    let mut x = v as f32;
+    if !v.is_finite() {
+        return x;
+    }
+    if f64::from(x).abs() > v.abs() {
+        x = f32::from_bits(x.to_bits() - 1); // one step toward zero
+    }
+    if f64::from(x) != v {
+        x = f32::from_bits(x.to_bits() | 1);
+    }
+    x
+}
+
+/// The F16 nearest to `v` (ties to even). Not half's `f16::from_f64`,
+/// which drops the low 32 bits of the f64 before rounding (or goes through
+/// f32 with two roundings): rounding to odd keeps them as a sticky bit.
+fn f16_from_f64(v: f64) -> u16 {
+    f16::from_f32(f32_round_to_odd(v)).to_bits()
+}
+
+/// The BF16 nearest to `v` (ties to even); see [`f16_from_f64`].
+fn bf16_from_f64(v: f64) -> u16 {
+    bf16::from_f32(f32_round_to_odd(v)).to_bits()
+}
+
+/// Rounds the decimal `n` to a type of at most 16 bits once, given `v`, the
+/// f64 nearest to it, and `conv`, the type's rounding from f64 (ties to
+/// even). Rounding `v` again is wrong only when `v` lies exactly on a
+/// midpoint of the type but the decimal does not: then the decimal itself
+/// decides which neighbour is nearer.
+fn round_once<T: PartialEq>(n: &Number<'_>, v: f64, conv: impl Fn(f64) -> T) -> T {
+    let rounded = conv(v);
+    // A midpoint of a type of at most 16 bits has at most 12 significant
+    // bits, so the 40 low bits of its f64 mantissa are zero.
+    let bits = v.to_bits();
+    if !v.is_finite() || v == 0.0 || bits & ((1 << 40) - 1) != 0 {
+        return rounded;
+    }
+    // One f64 step toward zero and away from it: on the same side of the
+    // midpoint as the decimal, and too close to reach another one.
+    let (below, above) = (
+        conv(f64::from_bits(bits - 1)),
+        conv(f64::from_bits(bits + 1)),
+    );
+    if below == above {
+        return rounded; // not a midpoint
+    }
+    match n.cmp_magnitude(v) {
+        std::cmp::Ordering::Less => below,
+        std::cmp::Ordering::Greater => above,
+        std::cmp::Ordering::Equal => rounded,
+    }
 }
 
 /// Converts one JSON element to the little-endian bytes (or, for packed
 /// types, the code) of `dtype`, appending to `out`. C64 elements arrive as
-/// two tokens, each converted as F32. `Err` says why the value does not fit.
+/// two tokens, each converted as F32. Every float is rounded once, from the
+/// decimal to the nearest value of `dtype` (ties to even). `Err` says why
+/// the value does not fit.
 pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Result<(), String> {
     let bad = || format!("{t} is not a valid {dtype} value");
+    let out_of_range = || format!("{t} is out of range for {dtype}");
     macro_rules! int {
         ($ty:ty) => {{
-            let v: $ty =
-                match t {
-                    Token::U64(v) => <$ty>::try_from(v)
-                        .map_err(|_| format!("{v} is out of range for {dtype}"))?,
-                    Token::I64(v) => <$ty>::try_from(v)
-                        .map_err(|_| format!("{v} is out of range for {dtype}"))?,
-                    _ => return Err(bad()),
-                };
+            let v: $ty = match t {
+                Token::Num(n) if n.integer => n
+                    .to_i128()
+                    .and_then(|v| <$ty>::try_from(v).ok())
+                    .ok_or_else(out_of_range)?,
+                _ => return Err(bad()),
+            };
             out.extend_from_slice(&v.to_le_bytes());
         }};
     }
@@ -459,7 +515,13 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         Dtype::I64 => int!(i64),
         Dtype::F64 => {
             let bits = match float_value(t).ok_or_else(bad)? {
-                FloatValue::Number(v) => v.to_bits(),
+                FloatValue::Number(n) => {
+                    let v = n.to_f64();
+                    if v.is_infinite() {
+                        return Err(out_of_range());
+                    }
+                    v.to_bits()
+                }
                 FloatValue::Inf(neg) => if neg {
                     f64::NEG_INFINITY
                 } else {
@@ -476,8 +538,8 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         }
         Dtype::F32 | Dtype::C64 => {
             let bits = match float_value(t).ok_or_else(bad)? {
-                FloatValue::Number(v) => {
-                    let x = v as f32;
+                FloatValue::Number(n) => {
+                    let x = n.to_f32();
                     if x.is_infinite() {
                         return Err(format!("{t} is out of range for F32"));
                     }
@@ -500,9 +562,9 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         Dtype::F16 | Dtype::BF16 => {
             let from_f64 = |v: f64| {
                 if dtype == Dtype::F16 {
-                    f16::from_f64(v).to_bits()
+                    f16_from_f64(v)
                 } else {
-                    bf16::from_f64(v).to_bits()
+                    bf16_from_f64(v)
                 }
             };
             let is_nan = |b: u16| {
@@ -513,10 +575,10 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
                 }
             };
             let bits = match float_value(t).ok_or_else(bad)? {
-                FloatValue::Number(v) => {
-                    let b = from_f64(v);
+                FloatValue::Number(n) => {
+                    let b = round_once(&n, n.to_f64(), from_f64);
                     if from_f64(f64::INFINITY) == b & 0x7fff {
-                        return Err(format!("{t} is out of range for {dtype}"));
+                        return Err(out_of_range());
                     }
                     b
                 }
@@ -536,9 +598,9 @@ pub(crate) fn push_token(out: &mut Vec<u8>, dtype: Dtype, t: Token<'_>) -> Resul
         _ => {
             let mini = Mini::of(dtype).expect("remaining dtypes are the small floats");
             let code = match float_value(t).ok_or_else(bad)? {
-                FloatValue::Number(v) => mini
-                    .encode(v)
-                    .ok_or_else(|| format!("{t} is out of range for {dtype}"))?,
+                FloatValue::Number(n) => {
+                    round_once(&n, n.to_f64(), |v| mini.encode(v)).ok_or_else(out_of_range)?
+                }
                 FloatValue::Inf(neg) if mini.kind == MiniKind::Ieee => {
                     (mini.max_code() + 1) | if neg { mini.sign_bit() } else { 0 }
                 }
@@ -609,7 +671,7 @@ mod tests {
                 let token = if let Some(inner) = s.strip_prefix('"') {
                     Token::Str(inner.trim_end_matches('"'))
                 } else {
-                    Token::F64(s.parse().unwrap())
+                    Token::Num(crate::number::scan(s.as_bytes(), true).unwrap().0)
                 };
                 let mut out = Vec::new();
                 push_token(&mut out, dtype, token)
@@ -643,6 +705,72 @@ mod tests {
             "\"-inf\""
         );
         assert_eq!(text(Dtype::F4, &[0x21], 2), "0.5,1.0");
+    }
+
+    /// Every F16 and BF16 midpoint, and the f64 values one step either
+    /// side of it, round to the nearest value (ties to even).
+    #[test]
+    fn f64_to_16_bit_floats_round_to_nearest() {
+        let f16_of = |s: &str| {
+            let mut out = Vec::new();
+            push_token(
+                &mut out,
+                Dtype::F16,
+                Token::Num(crate::number::scan(s.as_bytes(), true).unwrap().0),
+            )
+            .unwrap();
+            u16::from_le_bytes([out[0], out[1]])
+        };
+        let bf16_of = |s: &str| {
+            let mut out = Vec::new();
+            push_token(
+                &mut out,
+                Dtype::BF16,
+                Token::Num(crate::number::scan(s.as_bytes(), true).unwrap().0),
+            )
+            .unwrap();
+            u16::from_le_bytes([out[0], out[1]])
+        };
+        for c in (0u16..0x7bff).step_by(3) {
+            let (lo, hi) = (f16::from_bits(c).to_f64(), f16::from_bits(c + 1).to_f64());
+            let mid = (lo + hi) / 2.0;
+            let even = if c % 2 == 0 { c } else { c + 1 };
+            let below = f64::from_bits(mid.to_bits() - 1);
+            let above = f64::from_bits(mid.to_bits() + 1);
+            assert_eq!(
+                f16_of(&format!("{mid:.800e}")),
+                even,
+                "f16 midpoint {mid:e}"
+            );
+            assert_eq!(f16_of(&format!("{below:.800e}")), c, "f16 below {below:e}");
+            assert_eq!(
+                f16_of(&format!("{above:.800e}")),
+                c + 1,
+                "f16 above {above:e}"
+            );
+        }
+        for c in (0u16..0x7f7f).step_by(7) {
+            let (lo, hi) = (bf16::from_bits(c).to_f64(), bf16::from_bits(c + 1).to_f64());
+            let mid = (lo + hi) / 2.0;
+            let even = if c % 2 == 0 { c } else { c + 1 };
+            let below = f64::from_bits(mid.to_bits() - 1);
+            let above = f64::from_bits(mid.to_bits() + 1);
+            assert_eq!(
+                bf16_of(&format!("{mid:.800e}")),
+                even,
+                "bf16 midpoint {mid:e}"
+            );
+            assert_eq!(
+                bf16_of(&format!("{below:.800e}")),
+                c,
+                "bf16 below {below:e}"
+            );
+            assert_eq!(
+                bf16_of(&format!("{above:.800e}")),
+                c + 1,
+                "bf16 above {above:e}"
+            );
+        }
     }
 
     #[test]

@@ -279,7 +279,6 @@ fn readers_accept_numbers_written_in_other_ways() {
 /// The F32 case is realistic: `1.0000000596046448` is how Python prints the
 /// f64 1 + 2^-24.
 #[test]
-#[ignore = "bug: F32/F16/BF16/F8 values are rounded twice, decimal -> f64 -> dtype (values.rs push_token)"]
 fn decimals_round_once_to_the_nearest_value() {
     let cases = [
         (
