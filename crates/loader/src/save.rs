@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::shards::{INDEX_NAME, plan_shards, shard_name};
-use crate::{CHUNK, Entry, LoadError, Model, Result};
+use crate::{CHUNK, Entry, LoadError, Model, ModelKind, Result};
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,11 +234,24 @@ impl Job<'_> {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&layout.header)
             .map_err(LoadError::io(shown_as))?;
+        // A model held in memory (a JSON file) is hashed up front, tensors
+        // in parallel; a file on disk is hashed as it streams by.
+        let model = self.model;
+        let mut known: Vec<Option<String>> = if matches!(model.kind(), ModelKind::Json) {
+            entries
+                .par_iter()
+                .map(|e| model.bytes(e).map(|b| Some(sha256_hex(&b))))
+                .collect::<Result<_>>()?
+        } else {
+            vec![None; entries.len()]
+        };
         for &i in &layout.order {
             let e = entries[i];
             let to = self.target(e.meta.dtype);
-            let mut in_hash = Sha256::new();
-            let mut out_hash = Sha256::new();
+            let known = known[i].take();
+            let mut in_hash = known.is_none().then(Sha256::new);
+            // Without a cast the output bytes are the input bytes: one hash serves both.
+            let mut out_hash = to.is_some().then(Sha256::new);
             let mut buf = Vec::new();
             let mut cast = CastStats::default();
             self.model.for_each_chunk(e, CHUNK, |chunk| {
@@ -249,17 +262,29 @@ impl Job<'_> {
                         cast.cast(e.meta.dtype, to, chunk, &mut buf);
                     }
                 };
-                rayon::join(|| in_hash.update(chunk), cast_chunk);
+                let hash_chunk = || {
+                    if let Some(h) = in_hash.as_mut() {
+                        h.update(chunk);
+                    }
+                };
+                rayon::join(hash_chunk, cast_chunk);
                 let bytes = if to.is_some() { &buf[..] } else { chunk };
-                out_hash.update(bytes);
+                if let Some(h) = out_hash.as_mut() {
+                    h.update(bytes);
+                }
                 out.write_all(bytes).map_err(LoadError::io(shown_as))?;
                 (self.progress)(chunk.len() as u64);
                 Ok(())
             })?;
-            self.check_input(e, hex::encode(in_hash.finalize()))?;
+            let in_sum = match (known, in_hash) {
+                (Some(sum), _) => sum,
+                (None, Some(h)) => hex::encode(h.finalize()),
+                (None, None) => unreachable!("an input hash is known or computed"),
+            };
+            self.check_input(e, in_sum.clone())?;
+            let out_sum = out_hash.map_or(in_sum, |h| hex::encode(h.finalize()));
             self.count_cast(to, &cast);
-            meta.checksums
-                .insert(metas[i].name.clone(), hex::encode(out_hash.finalize()));
+            meta.checksums.insert(metas[i].name.clone(), out_sum);
             self.report.data_bytes +=
                 metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
         }
