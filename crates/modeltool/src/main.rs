@@ -58,10 +58,15 @@ enum Command {
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help and --version print as clap renders them; usage errors
+        // become one `error: ...` line like every other error.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {} (see --help)", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
         }
     };
     let stdout = std::io::stdout();
@@ -76,6 +81,15 @@ fn main() -> ExitCode {
     };
     let _ = out.flush();
     exit::finish(result)
+}
+
+/// A clap message on one line: its text before the usage section, with
+/// line breaks and indentation folded into single spaces.
+fn one_line(message: &str) -> String {
+    let text = message.split("\nUsage:").next().unwrap_or(message);
+    let text = text.split("\nFor more information").next().unwrap_or(text);
+    let text = text.trim().strip_prefix("error:").unwrap_or(text).trim();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Shared `--format` and `--no-mmap` style flags used by several commands.
