@@ -347,10 +347,19 @@ fn malformed_json_model_files_get_one_clear_error_each() {
 fn usage_errors_exit_2_and_missing_files_are_named() {
     let dir = tempdir();
     let d = dir.path();
-    for args in [&["convert"][..], &["convert", "a", "b", "--dtype", "f8"], &["bogus"]] {
+    for args in [
+        &["convert"][..],
+        &["convert", "a", "b", "--dtype", "f8"],
+        &["bogus"],
+    ] {
         let r = run_in(d, args);
         assert_error(&r, 2, &[]);
-        assert_eq!(r.stderr.lines().count(), 1, "usage errors are one line too: {}", r.stderr);
+        assert_eq!(
+            r.stderr.lines().count(),
+            1,
+            "usage errors are one line too: {}",
+            r.stderr
+        );
     }
     assert_error(
         &run_in(d, &["verify", "nope.safetensors"]),

@@ -152,7 +152,10 @@ fn check_coverage(tensors: &mut [TensorInfo], data_len: u64) -> Result<()> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename = "an object with dtype, shape and data_offsets")]
+#[serde(
+    deny_unknown_fields,
+    rename = "an object with dtype, shape and data_offsets"
+)]
 struct RawEntry {
     dtype: String,
     shape: Vec<usize>,
