@@ -120,17 +120,7 @@ pub(crate) fn scan(s: &[u8], last: bool) -> Result<(Number<'_>, usize), ScanErro
     if matches!(s.get(i), Some(b'e' | b'E')) {
         integer = false;
         i += 1;
-        let exp_negative = match s.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let exp_negative = exponent_sign(s, &mut i);
         let start = i;
         let mut e = 0i64;
         while let Some(&c) = s.get(i) {
@@ -274,17 +264,7 @@ pub(crate) fn fast_f32(s: &[u8], mut i: usize) -> Option<(f32, usize)> {
     }
     if let Some(b'e' | b'E') = s.get(i) {
         i += 1;
-        let exp_negative = match s.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
+        let exp_negative = exponent_sign(s, &mut i);
         let start = i;
         let mut e = 0i64;
         while let Some(&c) = s.get(i) {
@@ -616,5 +596,20 @@ mod tests {
         assert_eq!(num("0.5").cmp_magnitude(0.25), Ordering::Greater);
         assert_eq!(num("65520").cmp_magnitude(65520.0), Ordering::Equal);
         assert_eq!(num("6.5521e4").cmp_magnitude(65520.0), Ordering::Greater);
+    }
+}
+
+/// Reads an optional `+` or `-` after an exponent's `e` at `*i`; true for `-`.
+fn exponent_sign(s: &[u8], i: &mut usize) -> bool {
+    match s.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
     }
 }
