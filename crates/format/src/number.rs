@@ -423,6 +423,21 @@ fn compare_decimals(a: &[u8], pa: i64, b: &[u8], pb: i64) -> Ordering {
     pa.cmp(&pb).then_with(|| a.cmp(b))
 }
 
+/// Reads an optional `+` or `-` after an exponent's `e` at `*i`; true for `-`.
+fn exponent_sign(s: &[u8], i: &mut usize) -> bool {
+    match s.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,20 +611,5 @@ mod tests {
         assert_eq!(num("0.5").cmp_magnitude(0.25), Ordering::Greater);
         assert_eq!(num("65520").cmp_magnitude(65520.0), Ordering::Equal);
         assert_eq!(num("6.5521e4").cmp_magnitude(65520.0), Ordering::Greater);
-    }
-}
-
-/// Reads an optional `+` or `-` after an exponent's `e` at `*i`; true for `-`.
-fn exponent_sign(s: &[u8], i: &mut usize) -> bool {
-    match s.get(*i) {
-        Some(b'-') => {
-            *i += 1;
-            true
-        }
-        Some(b'+') => {
-            *i += 1;
-            false
-        }
-        _ => false,
     }
 }
