@@ -68,8 +68,8 @@ print(f"results: shape {a.shape}, max |ours - numpy| = {np.abs(a - b).max():.3g}
 assert np.allclose(a, b, rtol=1e-4, atol=1e-4), "outputs differ"
 PY
 echo "whole process, 3 x 1024x1024 relu MLP, 8192 inputs, safetensors -> safetensors, median of $repeats:"
-printf '  %-22s %8.3f s  (%5.1f GFLOP/s incl. load and save)\n' "modeltool run" "$mo" "$(echo "$flops / $mo / 1e9" | bc -l)"
-printf '  %-22s %8.3f s  (%5.1f GFLOP/s incl. load and save)\n' "numpy + safetensors" "$mt" "$(echo "$flops / $mt / 1e9" | bc -l)"
+printf '  %-22s %8.3f s  (%5.1f GFLOP/s incl. load and save)\n' "modeltool run" "$mo" "$(echo "$flops / $mo / 1000000000" | bc -l)"
+printf '  %-22s %8.3f s  (%5.1f GFLOP/s incl. load and save)\n' "numpy + safetensors" "$mt" "$(echo "$flops / $mt / 1000000000" | bc -l)"
 printf '  modeltool / numpy time: %.2f\n' "$(echo "$mo / $mt" | bc -l)"
 
 echo "forward pass in process (best of repeats), batch 1, 256, 8192:"
