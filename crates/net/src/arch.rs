@@ -12,6 +12,9 @@ pub const MAX_REPEAT_DEPTH: usize = 16;
 
 /// Largest allowed `times` of a `repeat` block.
 pub const MAX_REPEAT_TIMES: usize = 4096;
+/// The most layer applications one forward pass may make, counting each
+/// layer inside `repeat` blocks as often as it runs: nested repeats multiply.
+pub const MAX_LAYER_APPLICATIONS: usize = 1_000_000;
 
 /// An element-wise activation function.
 ///
@@ -174,7 +177,12 @@ impl Architecture {
     /// as the last top-level layer, repeat blocks non-empty with `times` in
     /// `1..=MAX_REPEAT_TIMES` and nested at most [`MAX_REPEAT_DEPTH`] deep.
     pub fn validate(&self) -> Result<(), NetError> {
-        let linears = check_block(&self.layers, "", 0, true)?;
+        let (linears, applications) = check_block(&self.layers, "", 0, true)?;
+        if applications > MAX_LAYER_APPLICATIONS {
+            return Err(NetError::InvalidArchitecture(format!(
+                "its repeat blocks apply more than {MAX_LAYER_APPLICATIONS} layers in one pass"
+            )));
+        }
         if linears == 0 {
             return Err(NetError::InvalidArchitecture(
                 "it has no linear layer, so its input width is unknown".into(),
@@ -283,12 +291,17 @@ fn check_block(
     prefix: &str,
     depth: usize,
     top_level: bool,
-) -> Result<usize, NetError> {
+) -> Result<(usize, usize), NetError> {
     let mut linears = 0;
+    // Layer applications per pass, saturating: only whether it passes the cap matters.
+    let mut applications = 0usize;
     for (index, layer) in layers.iter().enumerate() {
         let at = position(prefix, index);
         match layer {
-            Layer::Linear { .. } => linears += 1,
+            Layer::Linear { .. } => {
+                linears += 1;
+                applications = applications.saturating_add(1);
+            }
             Layer::Softmax => {
                 if !top_level || index + 1 != layers.len() {
                     return Err(NetError::InvalidArchitecture(format!(
@@ -312,10 +325,14 @@ fn check_block(
                         "layer {at}: repeat block has no layers"
                     )));
                 }
-                linears += check_block(layers, &at, depth + 1, false)?;
+                let (inner_linears, inner) = check_block(layers, &at, depth + 1, false)?;
+                linears += inner_linears;
+                applications = applications.saturating_add(inner.saturating_mul(*times));
             }
-            Layer::Relu | Layer::Tanh | Layer::Sigmoid | Layer::Gelu | Layer::Identity => {}
+            Layer::Relu | Layer::Tanh | Layer::Sigmoid | Layer::Gelu | Layer::Identity => {
+                applications = applications.saturating_add(1);
+            }
         }
     }
-    Ok(linears)
+    Ok((linears, applications))
 }

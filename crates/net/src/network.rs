@@ -52,7 +52,16 @@ pub struct Network {
     ops: Vec<Op>,
     input_width: usize,
     output_width: usize,
+    /// The widest layer's output width.
+    max_width: usize,
 }
+
+/// The most activation values one group of rows may hold in a layer
+/// (256 MiB of f32); larger batches run in groups of rows.
+const CHUNK_VALUES: usize = 1 << 26;
+
+/// The most output values a forward pass returns (8 GiB of f32).
+const MAX_VALUES: usize = 1 << 31;
 
 /// State threaded through [`Builder::block`].
 struct Builder<F> {
@@ -215,12 +224,23 @@ impl Network {
             .input_width
             .expect("validate() ensures there is a linear layer");
         let output_width = width.expect("validate() ensures there is a linear layer");
+        let max_width = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Linear {
+                    inputs, outputs, ..
+                } => Some((*inputs).max(*outputs)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(input_width);
         Ok(Network {
             architecture: arch.clone(),
             params: builder.params,
             ops,
             input_width,
             output_width,
+            max_width,
         })
     }
 
@@ -267,8 +287,27 @@ impl Network {
         if batch == 0 {
             return Ok(Vec::new());
         }
-        let out = self.run(&self.ops, Cow::Borrowed(input), batch);
-        Ok(out.into_owned())
+        let out_len = batch
+            .checked_mul(self.output_width)
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(|| NetError::InvalidConfig(format!(
+                "{batch} samples of {} outputs are more than {MAX_VALUES} values; run the input in parts",
+                self.output_width
+            )))?;
+        // Rows in bounded groups, so that the widest layer's activations stay
+        // within CHUNK_VALUES however large the batch.
+        let rows = (CHUNK_VALUES / self.max_width.max(1)).max(1);
+        if rows >= batch {
+            return Ok(self
+                .run(&self.ops, Cow::Borrowed(input), batch)
+                .into_owned());
+        }
+        let mut out = Vec::with_capacity(out_len);
+        for part in input.chunks(rows * self.input_width) {
+            let n = part.len() / self.input_width;
+            out.extend_from_slice(&self.run(&self.ops, Cow::Borrowed(part), n));
+        }
+        Ok(out)
     }
 
     fn run<'a>(&self, ops: &[Op], mut x: Cow<'a, [f32]>, batch: usize) -> Cow<'a, [f32]> {

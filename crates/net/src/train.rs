@@ -11,6 +11,12 @@ use crate::{Activation, Architecture, Layer, NetError, Network};
 /// Largest number of hidden layers [`train`] accepts.
 pub const MAX_HIDDEN_LAYERS: usize = 64;
 
+/// The widest hidden layer training accepts.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// The most parameters training accepts (it runs on one core in f64).
+pub const MAX_PARAMETERS: usize = 100_000_000;
+
 /// Settings for [`train`].
 ///
 /// The defaults fit small tabular data sets (tens to thousands of rows, a handful of columns)
@@ -66,6 +72,13 @@ impl TrainConfig {
         }
         if let Some(i) = self.hidden.iter().position(|&w| w == 0) {
             return bad(format!("hidden layer {} has width 0", i + 1));
+        }
+        if let Some(i) = self.hidden.iter().position(|&w| w > MAX_WIDTH) {
+            return bad(format!(
+                "hidden layer {} has width {}, at most {MAX_WIDTH} is supported",
+                i + 1,
+                self.hidden[i]
+            ));
         }
         if self.epochs == 0 {
             return bad("epochs must be at least 1".into());
@@ -144,6 +157,21 @@ pub fn train(
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<Trained, NetError> {
     config.validate()?;
+    let widths: Vec<usize> = std::iter::once(data.input_width())
+        .chain(config.hidden.iter().copied())
+        .chain(std::iter::once(data.target_width()))
+        .collect();
+    let parameters = widths
+        .windows(2)
+        .try_fold(0usize, |sum, w| {
+            w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
+        })
+        .filter(|&n| n <= MAX_PARAMETERS);
+    if parameters.is_none() {
+        return Err(NetError::InvalidConfig(format!(
+            "layers {widths:?} would need more than {MAX_PARAMETERS} parameters"
+        )));
+    }
     let (layers, history) = if config.hidden.is_empty() {
         let layer = least_squares(data)?;
         (vec![layer], None)

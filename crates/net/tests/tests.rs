@@ -673,3 +673,41 @@ fn loss_chart_is_svg() {
     assert!(loss_svg(&[1.0]).expect("one point").contains("<svg"));
     assert!(loss_svg(&[]).is_err());
 }
+
+#[test]
+fn nested_repeats_are_capped_by_the_layers_they_would_run() {
+    let mut block = serde_json::json!([{"type": "linear", "weight": "w"}]);
+    for _ in 0..4 {
+        block = serde_json::json!([{"type": "repeat", "times": 4096, "layers": block}]);
+    }
+    let err = modeltool_net::Architecture::from_value(serde_json::json!({ "layers": block }))
+        .expect_err("4096^4 layer runs per pass is refused");
+    assert!(
+        err.to_string().contains("more than 1000000 layers"),
+        "{err}"
+    );
+    // One level of the same repeat is fine.
+    let ok = serde_json::json!({"layers": [{"type": "repeat", "times": 4096, "layers": [{"type": "linear", "weight": "w"}]}]});
+    assert!(modeltool_net::Architecture::from_value(ok).is_ok());
+}
+
+#[test]
+fn training_refuses_widths_and_sizes_it_cannot_hold() {
+    use modeltool_net::train::{Dataset, TrainConfig, train};
+    let data = Dataset::from_csv_reader("x,y\n1,2\n2,4\n".as_bytes(), "d.csv", &[]).unwrap();
+    for hidden in [
+        vec![usize::MAX],
+        vec![100_000, 100_000],
+        vec![60_000, 60_000],
+    ] {
+        let config = TrainConfig {
+            hidden: hidden.clone(),
+            ..TrainConfig::default()
+        };
+        let err = train(&data, &config, &mut |_, _| {}).expect_err("refused before allocating");
+        assert!(
+            err.to_string().contains("at most") || err.to_string().contains("more than"),
+            "{hidden:?}: {err}"
+        );
+    }
+}
