@@ -384,3 +384,30 @@ fn usage_errors_exit_2_and_missing_files_are_named() {
         &["lots"],
     );
 }
+
+#[test]
+fn reserved_metadata_keys_and_empty_indexes_are_refused_cleanly() {
+    let dir = tempdir();
+    let d = dir.path();
+    let json =
+        r#"{"format":"modeltool.json/1","metadata":{"modeltool.architecture":"{"},"tensors":{}}"#;
+    write(d, "r.json", json.as_bytes());
+    assert_error(
+        &run_in(d, &["convert", "r.json", "r.safetensors"]),
+        2,
+        &["r.json", "`modeltool.architecture`", "reserved"],
+    );
+    std::fs::create_dir(d.join("empty")).unwrap();
+    write(
+        &d.join("empty"),
+        "model.safetensors.index.json",
+        br#"{"weight_map":{}}"#,
+    );
+    for cmd in ["verify", "inspect"] {
+        assert_error(
+            &run_in(d, &[cmd, "empty"]),
+            2,
+            &["model.safetensors.index.json", "no tensors"],
+        );
+    }
+}

@@ -222,3 +222,84 @@ fn bad_csv_gets_an_error_naming_line_and_column() {
         &["`z`"],
     );
 }
+
+#[test]
+fn outputs_never_replace_inputs_and_failures_leave_nothing() {
+    let dir = tempdir();
+    let d = dir.path();
+    copy_fixture(d, "height_weight.csv");
+    copy_fixture(d, "height.json");
+    let model = std::fs::read(d.join("height.json")).unwrap();
+    for args in [
+        &[
+            "run",
+            "height.json",
+            "175",
+            "--output",
+            "height.json",
+            "--force",
+        ][..],
+        &[
+            "train",
+            "height_weight.csv",
+            "--out",
+            "height_weight.csv",
+            "--force",
+        ],
+        &[
+            "train",
+            "height_weight.csv",
+            "--plot",
+            "height_weight.csv",
+            "--out",
+            "m.json",
+            "--force",
+        ],
+    ] {
+        // Each is refused before any work, naming the file it would replace.
+        let target = args[args
+            .iter()
+            .position(|a| a.starts_with("--o") || *a == "--plot")
+            .unwrap()
+            + 1];
+        assert_error(&run_in(d, args), 2, &[target]);
+    }
+    assert_eq!(std::fs::read(d.join("height.json")).unwrap(), model);
+    assert!(
+        std::fs::read_to_string(d.join("height_weight.csv"))
+            .unwrap()
+            .starts_with("height_cm")
+    );
+    // A plot that cannot be written takes the model back with it.
+    let r = run_in(
+        d,
+        &[
+            "train",
+            "height_weight.csv",
+            "--out",
+            "m.json",
+            "--plot",
+            "no/such/dir/loss.svg",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!d.join("m.json").exists(), "no half-finished output");
+}
+
+#[test]
+fn run_refuses_damaged_parameters_with_exit_1() {
+    let dir = tempdir();
+    let d = dir.path();
+    let text = std::fs::read_to_string(fixtures().join("height.json")).unwrap();
+    // a = 2 instead of 1, checksum left as it was.
+    std::fs::write(
+        d.join("h.json"),
+        text.replacen("\"data\": [1.0]", "\"data\": [2.0]", 1),
+    )
+    .unwrap();
+    assert_error(
+        &run_in(d, &["run", "h.json", "175"]),
+        1,
+        &["h.json", "`0.weight`", "damaged"],
+    );
+}

@@ -227,6 +227,21 @@ impl Model {
         let file = File::open(path).map_err(LoadError::io(path))?;
         let file_len = file.metadata().map_err(LoadError::io(path))?.len();
         let json = JsonModel::read(file).map_err(LoadError::format(path))?;
+        // Checksums and the architecture have their own fields in a JSON
+        // model file; the same keys in `metadata` would collide with them
+        // when written as safetensors.
+        if let Some(key) = json
+            .metadata
+            .keys()
+            .find(|k| k.starts_with(RESERVED_PREFIX))
+        {
+            return Err(LoadError::NotAModel {
+                path: path.to_owned(),
+                reason: format!(
+                    "metadata key `{key}` is reserved: `{RESERVED_PREFIX}*` keys are modeltool's own (checksums and architecture have their own fields in a JSON model file)"
+                ),
+            });
+        }
         let mut entries = Vec::with_capacity(json.tensors.len());
         let mut buffers = Vec::with_capacity(json.tensors.len());
         let mut checksums = std::collections::BTreeMap::new();
@@ -480,6 +495,9 @@ impl Model {
             .collect()
     }
 }
+
+/// The prefix of the `__metadata__` keys modeltool itself writes.
+const RESERVED_PREFIX: &str = "modeltool.";
 
 /// Chunk size for streaming reads.
 pub const CHUNK: usize = 8 << 20;

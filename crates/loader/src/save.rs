@@ -455,21 +455,31 @@ fn to_f32_for_rounding(v: f64, from: Dtype) -> f32 {
 
 /// Refuses to write over an input, or over an existing output without `force`.
 fn check_target(model: &Model, output: &Path, force: bool) -> Result<()> {
+    let inputs: Vec<&Path> = model
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .chain(std::iter::once(model.path()))
+        .collect();
+    check_output(output, &inputs, force)
+}
+
+/// Checks that writing `output` replaces none of `inputs` (nor a folder
+/// holding one), and, unless `force`, no existing file at all. Every
+/// command that writes calls this before doing any work.
+pub fn check_output(output: &Path, inputs: &[&Path], force: bool) -> Result<()> {
     if !output.exists() {
         return Ok(());
     }
     let out = output.canonicalize().map_err(LoadError::io(output))?;
-    let inputs = model
-        .files()
-        .iter()
-        .map(|f| f.path.as_path())
-        .chain(std::iter::once(model.path()));
     for input in inputs {
-        let input = input.canonicalize().map_err(LoadError::io(input))?;
+        let Ok(input) = input.canonicalize() else {
+            continue;
+        };
         if input == out || input.starts_with(&out) {
             return Err(LoadError::Refused {
                 path: output.to_owned(),
-                reason: "refusing to overwrite the input".into(),
+                reason: "refusing to overwrite an input".into(),
             });
         }
     }

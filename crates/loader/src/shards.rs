@@ -29,6 +29,9 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
     let index: Index =
         serde_json::from_slice(&text).map_err(|e| shards_err(format!("not a valid index: {e}")))?;
     let dir = index_path.parent().unwrap_or(Path::new("."));
+    if index.weight_map.is_empty() {
+        return Err(shards_err("`weight_map` lists no tensors".into()));
+    }
 
     // Shard files in the order of first appearance by file name.
     let mut shard_names: Vec<&str> = index.weight_map.values().map(String::as_str).collect();
@@ -101,6 +104,12 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
         model.files.push(file);
         model.add_entries(i, &header, &meta.checksums);
         all_checksums.extend(meta.checksums);
+    }
+    // A checksum kept in another shard's metadata still belongs to its tensor.
+    for e in &mut model.entries {
+        if e.stored_sha256.is_none() {
+            e.stored_sha256 = all_checksums.get(&e.meta.name).cloned();
+        }
     }
     for (name, shard) in &index.weight_map {
         if !model.by_name.contains_key(name) {

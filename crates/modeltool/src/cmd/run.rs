@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta};
-use modeltool_loader::save::{write_atomically, write_model};
+use modeltool_loader::save::{check_output, write_atomically, write_model};
 use modeltool_loader::{LoadError, Model, OpenOptions};
 use modeltool_net::{Activation, Architecture, Network};
 
@@ -73,7 +73,15 @@ pub fn network(model: &Model, activation: Option<Activation>) -> anyhow::Result<
         let Ok(entry) = model.entry(&name) else {
             continue;
         };
-        let values = model.tensor_f32(&name)?.into_owned();
+        // A damaged parameter is refused (exit 1), not run.
+        let bytes = model.bytes_checked(entry)?;
+        let Some(values) = modeltool_loader::to_f32(bytes, entry.meta.dtype) else {
+            bail!(
+                "{path}: tensor `{name}` is {}, not a float dtype a network can run",
+                entry.meta.dtype
+            );
+        };
+        let values = values.into_owned();
         params.insert(name, (entry.meta.shape.clone(), values));
     }
     Network::build(&arch, |name| params.remove(name)).map_err(|e| anyhow!("{path}: {e}"))
@@ -87,6 +95,12 @@ pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
             mmap: !args.no_mmap,
         },
     )?;
+    if let Some(output) = &args.output {
+        let mut inputs: Vec<&Path> = model.files().iter().map(|f| f.path.as_path()).collect();
+        inputs.push(&args.model);
+        inputs.extend(args.input.as_deref());
+        check_output(output, &inputs, args.force)?;
+    }
     let net = network(&model, args.activation)?;
     let width = net.input_width();
     let (inputs, batch) = match &args.input {
@@ -144,9 +158,19 @@ fn read_input(path: &Path, width: usize, no_mmap: bool) -> anyhow::Result<(Vec<f
         if shape.len() != 2 || shape[1] != width {
             bail!("{shown}: tensor `input` has shape {shape:?}; the model takes [batch, {width}]");
         }
-        return Ok((model.tensor_f32("input")?.into_owned(), shape[0]));
+        let values = model.tensor_f32("input")?.into_owned();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{shown}: tensor `input` value {i} is {}, not a finite number",
+                values[i]
+            );
+        }
+        if shape[0] == 0 {
+            bail!("{shown}: no samples");
+        }
+        return Ok((values, shape[0]));
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("{shown}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{shown}: {e}"))?;
     let mut inputs = Vec::new();
     let mut batch = 0;
     for (n, line) in text.lines().enumerate() {

@@ -3,11 +3,12 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex};
-use modeltool_loader::save::write_model;
+use modeltool_loader::LoadError;
+use modeltool_loader::save::{check_output, write_atomically, write_model};
 use modeltool_net::train::{Dataset, TrainConfig, train};
-use modeltool_net::{Activation, plot_loss_svg};
+use modeltool_net::{Activation, loss_svg};
 use serde::Serialize;
 
 use crate::Format;
@@ -75,11 +76,12 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    if args.out.exists() && !args.force {
-        bail!(
-            "{}: already exists (use --force to replace it)",
-            args.out.display()
-        );
+    check_output(&args.out, &[&args.data], args.force)?;
+    if let Some(plot) = &args.plot {
+        if plot == &args.out {
+            bail!("{}: --plot and --out name the same file", plot.display());
+        }
+        check_output(plot, &[&args.data], args.force)?;
     }
     let data = Dataset::from_path(&args.data, &args.target)?;
     let defaults = TrainConfig::default();
@@ -112,7 +114,7 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     bar.finish_and_clear();
 
     let data_bytes =
-        std::fs::read(&args.data).with_context(|| format!("{}", args.data.display()))?;
+        std::fs::read(&args.data).map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
     let epochs = if config.hidden.is_empty() {
         0
     } else {
@@ -161,9 +163,27 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
             )
         })
         .collect();
+    // Both outputs are ready before either is written; if the second write
+    // fails, the first is taken back, so a failed command leaves nothing.
+    let svg = match &args.plot {
+        Some(plot) => Some((
+            plot,
+            loss_svg(&trained.loss_history).map_err(|e| anyhow!("{}: {e}", plot.display()))?,
+        )),
+        None => None,
+    };
     write_model(&args.out, &tensors, &meta, args.force)?;
-    if let Some(plot) = &args.plot {
-        plot_loss_svg(plot, &trained.loss_history).map_err(|e| anyhow!("{e}"))?;
+    if let Some((plot, svg)) = svg {
+        let written = write_atomically(plot, args.force, |w| {
+            w.write_all(svg.as_bytes()).map_err(|e| LoadError::Io {
+                path: plot.clone(),
+                source: e,
+            })
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&args.out);
+            return Err(e.into());
+        }
     }
 
     let report = TrainReport {

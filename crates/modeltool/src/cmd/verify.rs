@@ -82,7 +82,11 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let bar = super::progress_bar(total, "verifying");
     // The whole-file hash (when asked for) is one sequential stream; it runs
     // on its own thread beside the per-tensor hashes instead of after them.
-    let file_path = model.files()[0].path.clone();
+    let file_path = model
+        .files()
+        .first()
+        .map(|f| f.path.clone())
+        .unwrap_or_default();
     let (sums, file_hash) = rayon::join(
         || model.sha256_all(&|n| bar.inc(n)),
         || expected_file_hash.as_ref().map(|_| file_sha256(&file_path)),
