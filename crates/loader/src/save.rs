@@ -537,13 +537,18 @@ fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()>
         }
         let aside = tmp_path.with_extension("old");
         std::fs::rename(output, &aside).map_err(cleanup)?;
-        std::fs::rename(&tmp_path, output).map_err(cleanup)?;
-        let removed = if aside.is_dir() {
+        if let Err(e) = std::fs::rename(&tmp_path, output) {
+            // Put the old output back where it was.
+            let _ = std::fs::rename(&aside, output);
+            return Err(cleanup(e));
+        }
+        // The new output is in place; an old copy that will not go away is
+        // left beside it rather than failing a finished conversion.
+        let _ = if aside.is_dir() {
             std::fs::remove_dir_all(&aside)
         } else {
             std::fs::remove_file(&aside)
         };
-        removed.map_err(LoadError::io(&aside))?;
     } else {
         std::fs::rename(&tmp_path, output).map_err(cleanup)?;
     }
