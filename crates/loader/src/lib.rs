@@ -470,12 +470,7 @@ impl Model {
 
     /// The sha256 of a tensor's bytes, read in bounded chunks.
     pub fn sha256(&self, entry: &Entry) -> Result<String> {
-        let mut hasher = Sha256::new();
-        self.for_each_chunk(entry, CHUNK, |c| {
-            hasher.update(c);
-            Ok(())
-        })?;
-        Ok(hex::encode(hasher.finalize()))
+        self.hash_entry(entry, &|_| {})
     }
 
     /// Hashes every tensor, in parallel across cores, with bounded memory;
@@ -483,16 +478,18 @@ impl Model {
     pub fn sha256_all(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<String>> {
         self.entries
             .par_iter()
-            .map(|e| {
-                let mut hasher = Sha256::new();
-                self.for_each_chunk(e, CHUNK, |c| {
-                    hasher.update(c);
-                    progress(c.len() as u64);
-                    Ok(())
-                })?;
-                Ok(hex::encode(hasher.finalize()))
-            })
+            .map(|e| self.hash_entry(e, progress))
             .collect()
+    }
+
+    fn hash_entry(&self, entry: &Entry, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
+        let mut hasher = Sha256::new();
+        self.for_each_chunk(entry, CHUNK, |c| {
+            hasher.update(c);
+            progress(c.len() as u64);
+            Ok(())
+        })?;
+        Ok(hex::encode(hasher.finalize()))
     }
 }
 

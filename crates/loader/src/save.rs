@@ -240,7 +240,7 @@ impl Job<'_> {
         let mut known: Vec<Option<String>> = if matches!(model.kind(), ModelKind::Json) {
             entries
                 .par_iter()
-                .map(|e| model.bytes(e).map(|b| Some(sha256_hex(&b))))
+                .map(|e| model.sha256(e).map(Some))
                 .collect::<Result<_>>()?
         } else {
             vec![None; entries.len()]
@@ -318,7 +318,8 @@ impl Job<'_> {
         .map_err(LoadError::format(&path))?;
         for e in self.model.entries() {
             let bytes = self.model.bytes(e)?;
-            self.check_input(e, sha256_hex(&bytes))?;
+            let in_sum = sha256_hex(&bytes);
+            self.check_input(e, in_sum.clone())?;
             let to = self.target(e.meta.dtype);
             let mut cast = CastStats::default();
             let data = match to {
@@ -331,10 +332,11 @@ impl Job<'_> {
             };
             self.count_cast(to, &cast);
             let out_meta = self.out_meta(e);
+            // Without a cast the output bytes are the input bytes.
             let sum = if to.is_some() {
                 sha256_hex(&data)
             } else {
-                e.stored_sha256.clone().unwrap_or_else(|| sha256_hex(&data))
+                in_sum
             };
             writer
                 .write_tensor(&out_meta, &data, &sum)
