@@ -145,6 +145,10 @@ pub struct JsonTensor {
     pub data: Vec<u8>,
     /// The checksum the file states, if any (lowercase hex).
     pub sha256: Option<String>,
+    /// The sha256 of `data`, lowercase hex, computed while the file was
+    /// read (on another core, while the next tensor was parsed). A tensor
+    /// is intact when this equals `sha256`.
+    pub actual_sha256: String,
 }
 
 /// A whole JSON model file.
@@ -164,11 +168,20 @@ impl JsonModel {
     /// and no JSON tree is built for them. Strict JSON: bare `NaN`, trailing
     /// commas or garbage after the object are errors, as are unknown keys.
     pub fn read(reader: impl Read) -> Result<JsonModel> {
-        crate::json_read::read(reader)
+        crate::json_read::read(reader, None)
+    }
+
+    /// Reads a JSON model file from an open file, from its current
+    /// position: [`read`](Self::read), with the file's size known, which
+    /// lets each tensor's buffer be allocated once.
+    pub fn read_file(mut file: &std::fs::File) -> Result<JsonModel> {
+        let len = file.metadata()?.len();
+        let at = std::io::Seek::stream_position(&mut file)?;
+        crate::json_read::read(file, Some(len.saturating_sub(at)))
     }
 
     /// Reads a JSON model file held in memory.
     pub fn from_slice(bytes: &[u8]) -> Result<JsonModel> {
-        Self::read(bytes)
+        crate::json_read::read(bytes, Some(bytes.len() as u64))
     }
 }

@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
 use std::ops::Range;
+use std::sync::mpsc;
 
 use memchr::{memchr, memchr2, memrchr};
 use rayon::prelude::*;
@@ -28,7 +29,7 @@ use crate::json::{FORMAT_ID, JsonModel, JsonTensor};
 use crate::number::{self, ScanError};
 use crate::safetensors::{StringMap, strip_position};
 use crate::values::{self, Token};
-use crate::{Dtype, TensorMeta, is_sha256_hex};
+use crate::{Dtype, TensorMeta, is_sha256_hex, sha256_hex};
 
 /// Bytes of input looked at, at most, per step of a `data` array.
 const WINDOW: usize = 4 << 20;
@@ -42,9 +43,9 @@ const MAX_DEPTH: usize = 128;
 /// million digits is valid JSON, but not worth unbounded memory).
 const MAX_ELEMENT: usize = 64 << 20;
 
-/// Reads a JSON model file from a stream.
-pub(crate) fn read(src: impl Read) -> crate::Result<JsonModel> {
-    let mut reader = Reader::new(src, 0);
+/// Reads a JSON model file from a stream of `len` bytes, when known.
+pub(crate) fn read(src: impl Read, len: Option<u64>) -> crate::Result<JsonModel> {
+    let mut reader = Reader::new(src, 0, len);
     reader.model().map_err(|e| match e {
         ReadError::Io(e) => FormatError::Io(e),
         ReadError::Msg(m) => FormatError::Json(serde_json::Error::custom(m)),
@@ -124,6 +125,8 @@ struct Reader<R> {
     end: usize,
     /// The input offset of `buf[0]`, for error messages.
     base: u64,
+    /// The input offset of the input's end, when known.
+    input_end: Option<u64>,
     eof: bool,
     /// The next window, read while the current one is parsed.
     spare: Vec<u8>,
@@ -133,13 +136,14 @@ struct Reader<R> {
 }
 
 impl<R: Read> Reader<R> {
-    fn new(src: R, base: u64) -> Self {
+    fn new(src: R, base: u64, input_end: Option<u64>) -> Self {
         Reader {
             src,
             buf: vec![0; WINDOW],
             pos: 0,
             end: 0,
             base,
+            input_end,
             eof: false,
             spare: Vec::new(),
             piece_buffers: Vec::new(),
@@ -432,19 +436,33 @@ impl<R: Read> Reader<R> {
         })
     }
 
+    /// Reads the tensors; each one is hashed on another core while the
+    /// next is parsed.
     fn tensors(&mut self) -> Result<Vec<JsonTensor>> {
         self.open_object("`tensors` to be an object mapping names to tensors")?;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut first = true;
-        while let Some(name) = self.next_key(&mut first)? {
-            if !seen.insert(name.clone()) {
-                return Err(msg(format_args!("tensor `{name}` appears twice")));
+        let (done, hashed) = mpsc::channel();
+        let read = rayon::in_place_scope(|scope| {
+            let mut seen = HashSet::new();
+            let mut first = true;
+            while let Some(name) = self.next_key(&mut first)? {
+                if !seen.insert(name.clone()) {
+                    return Err(msg(format_args!("tensor `{name}` appears twice")));
+                }
+                let mut tensor = self.tensor(&name).map_err(|e| e.in_tensor(&name))?;
+                let (index, done) = (seen.len(), done.clone());
+                scope.spawn(move |_| {
+                    tensor.actual_sha256 = sha256_hex(&tensor.data);
+                    // The receiver is gone only when reading failed.
+                    let _ = done.send((index, tensor));
+                });
             }
-            let tensor = self.tensor(&name).map_err(|e| e.in_tensor(&name))?;
-            out.push(tensor);
-        }
-        Ok(out)
+            Ok(())
+        });
+        drop(done);
+        read?;
+        let mut tensors: Vec<_> = hashed.try_iter().collect();
+        tensors.sort_unstable_by_key(|&(index, _)| index);
+        Ok(tensors.into_iter().map(|(_, t)| t).collect())
     }
 
     fn tensor(&mut self, name: &str) -> Result<JsonTensor> {
@@ -497,7 +515,7 @@ impl<R: Read> Reader<R> {
         let (bytes, count) = match (data, deferred) {
             (Some(d), _) => d,
             (None, Some((raw, at))) => {
-                let mut sub = Reader::new(&raw[..], at);
+                let mut sub = Reader::new(&raw[..], at, Some(at + raw.len() as u64));
                 let d = sub.data(dtype, limit(Some(&shape)))?;
                 if sub.peek()?.is_some() {
                     return Err(syntax("trailing characters", sub.offset()));
@@ -525,7 +543,12 @@ impl<R: Read> Reader<R> {
             }
             _ => bytes,
         };
-        Ok(JsonTensor { meta, data, sha256 })
+        Ok(JsonTensor {
+            meta,
+            data,
+            sha256,
+            actual_sha256: String::new(),
+        })
     }
 
     /// Reads a `data` array into little-endian bytes (one code byte per
@@ -542,13 +565,22 @@ impl<R: Read> Reader<R> {
             None => return Err(early_end("a value")),
         }
         let per = dtype.bits().div_ceil(8);
-        // Never trust a shape for the allocation size: cap what is reserved up front.
-        let mut out = Vec::with_capacity(limit.unwrap_or(0).min(1 << 24) * per);
+        // Never trust a shape for the allocation size: the whole buffer is
+        // allocated up front only when the rest of the input could hold
+        // that many values (two bytes each, with the commas).
+        let rest = self.input_end.map(|end| end.saturating_sub(self.offset()));
+        let mut out = match (limit, rest) {
+            (Some(l), Some(rest)) if (l as u64).saturating_mul(2) <= rest.saturating_add(1) => {
+                TensorBuf::sized(l * per)
+            }
+            _ => TensorBuf::growing(limit.unwrap_or(0).min(1 << 24) * per),
+        };
+        let mut tail = Vec::new();
         let mut count = 0usize;
         match self.peek()? {
             Some(b']') => {
                 self.pos += 1;
-                return Ok((out, 0));
+                return Ok((out.into_vec(), 0));
             }
             None => return Err(early_end("a list")),
             Some(_) => {}
@@ -571,13 +603,15 @@ impl<R: Read> Reader<R> {
                 }
             }
             // The rest, one element after another.
-            let step = stream_elements(avail, dtype, &mut out, self.eof)
+            tail.clear();
+            let step = stream_elements(avail, dtype, &mut tail, self.eof)
                 .map_err(|e| e.into_read_error(count, at))?;
+            out.append(&tail);
             count += step.count;
             self.pos += step.consumed;
             check_limit(count, limit)?;
             if step.done {
-                return Ok((out, count));
+                return Ok((out.into_vec(), count));
             }
             if step.consumed == 0 {
                 // One element longer than the window: look further.
@@ -603,7 +637,7 @@ impl<R: Read> Reader<R> {
         &mut self,
         cut: usize,
         dtype: Dtype,
-        out: &mut Vec<u8>,
+        out: &mut TensorBuf,
         first_index: usize,
     ) -> Result<usize> {
         let at = self.offset();
@@ -753,28 +787,86 @@ fn parse_parallel(text: &[u8], dtype: Dtype, mut buffers: Vec<Vec<u8>>) -> Piece
         .collect()
 }
 
-/// Appends the pieces' bytes to `out` in order, keeping their buffers in
-/// `buffers`, and returns the number of elements; an error names the first bad element (`first_index` is the
-/// index of the first element, `at` the input offset of the text).
+/// Appends the pieces' bytes to `out` in order (copied in parallel) and
+/// returns the number of elements; an error names the first bad element
+/// (`first_index` is the index of the first element, `at` the input
+/// offset of the text). The pieces' buffers are kept in `buffers`.
 fn append_pieces(
     pieces: Pieces,
-    out: &mut Vec<u8>,
+    out: &mut TensorBuf,
     first_index: usize,
     at: u64,
     buffers: &mut Vec<Vec<u8>>,
 ) -> Result<usize> {
     let mut count = 0;
+    let mut parsed = Vec::with_capacity(pieces.len());
     for (r, result) in pieces {
         match result {
             Ok((bytes, n)) => {
-                out.extend_from_slice(&bytes);
                 count += n;
-                buffers.push(bytes);
+                parsed.push(bytes);
             }
             Err(e) => return Err(e.into_read_error(first_index + count, at + r.start as u64)),
         }
     }
+    let mut region = out.extend(parsed.iter().map(Vec::len).sum());
+    let mut copies = Vec::with_capacity(parsed.len());
+    for bytes in &parsed {
+        let (head, rest) = region.split_at_mut(bytes.len());
+        copies.push((head, bytes));
+        region = rest;
+    }
+    copies
+        .into_par_iter()
+        .for_each(|(to, from)| to.copy_from_slice(from));
+    buffers.extend(parsed);
     Ok(count)
+}
+
+/// A tensor's bytes as they are parsed. When its size is known it is
+/// allocated zeroed in one piece (fresh pages from the system, not
+/// written yet), so that the pages are first touched by the parallel
+/// copies of [`append_pieces`] rather than one by one on the reading
+/// thread.
+struct TensorBuf {
+    bytes: Vec<u8>,
+    /// How much of `bytes` holds parsed values.
+    filled: usize,
+}
+
+impl TensorBuf {
+    fn sized(len: usize) -> Self {
+        TensorBuf {
+            bytes: vec![0; len],
+            filled: 0,
+        }
+    }
+
+    fn growing(capacity: usize) -> Self {
+        TensorBuf {
+            bytes: Vec::with_capacity(capacity),
+            filled: 0,
+        }
+    }
+
+    /// The next `n` bytes, to be written.
+    fn extend(&mut self, n: usize) -> &mut [u8] {
+        let start = self.filled;
+        self.filled += n;
+        if self.bytes.len() < self.filled {
+            self.bytes.resize(self.filled, 0);
+        }
+        &mut self.bytes[start..self.filled]
+    }
+
+    fn append(&mut self, data: &[u8]) {
+        self.extend(data.len()).copy_from_slice(data);
+    }
+
+    fn into_vec(mut self) -> Vec<u8> {
+        self.bytes.truncate(self.filled);
+        self.bytes
+    }
 }
 
 /// Parses a piece: `value (, value)*` with whitespace around, ending with

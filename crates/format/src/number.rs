@@ -170,8 +170,8 @@ const NEG_POW10: [f64; 23] = [
     1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
 ];
 
-/// Powers of ten as integers, for up to 8 digits at a time.
-const POW10_U64: [u64; 9] = [
+/// Powers of ten as integers.
+const POW10_U64: [u64; 16] = [
     1,
     10,
     100,
@@ -181,6 +181,13 @@ const POW10_U64: [u64; 9] = [
     1_000_000,
     10_000_000,
     100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
 ];
 
 /// A mask with bit 7 set in every byte of `v` (little-endian) that is not
@@ -207,10 +214,9 @@ fn digit_run(s: &[u8], mut i: usize, m: &mut u64) -> usize {
         }
         let n = (mask.trailing_zeros() / 8) as usize; // digits before the first non-digit
         if n > 0 {
-            // The n digits moved to the top, '0's below: the same value.
-            let shift = 8 * (8 - n) as u32;
-            let v = (v << shift) | (0x3030_3030_3030_3030 >> (64 - shift));
-            *m = m.wrapping_mul(POW10_U64[n]).wrapping_add(parse_eight(v));
+            *m = m
+                .wrapping_mul(POW10_U64[n])
+                .wrapping_add(parse_eight(digits_low(v, n)));
             i += n;
         }
         return i;
@@ -237,7 +243,90 @@ fn digit_run(s: &[u8], mut i: usize, m: &mut u64) -> usize {
 /// rounding it to f32 gives the correctly rounded f32 unless an f32
 /// midpoint lies within those ulps, which the low 29 bits show.
 #[inline(always)]
-pub(crate) fn fast_f32(s: &[u8], mut i: usize) -> Option<(f32, usize)> {
+pub(crate) fn fast_f32(s: &[u8], i: usize) -> Option<(f32, usize)> {
+    match short_f32(s, i) {
+        Some(parsed) => Some(parsed),
+        None => general_f32(s, i),
+    }
+}
+
+/// [`fast_f32`] for the shape most weights are written in, `[-]d.ddd…`:
+/// one integer digit and 1 to 15 fraction digits, no exponent, with 16
+/// bytes of text after the point to look at. Two 8-byte loads find where
+/// the digits stop, without a loop.
+#[inline(always)]
+fn short_f32(s: &[u8], i: usize) -> Option<(f32, usize)> {
+    let negative = *s.get(i)? == b'-';
+    let i = i + usize::from(negative);
+    let head: &[u8; 18] = s.get(i..i + 18)?.try_into().ok()?;
+    let int = head[0].wrapping_sub(b'0');
+    if int > 9 || head[1] != b'.' {
+        return None;
+    }
+    let [a, b] = [&head[2..10], &head[10..18]].map(|h| {
+        let h: [u8; 8] = h.try_into().expect("8 bytes");
+        u64::from_le_bytes(h)
+    });
+    let first = non_digits(a);
+    let (n, frac) = if first != 0 {
+        // 1 to 7 fraction digits.
+        let n = (first.trailing_zeros() / 8) as usize;
+        if n == 0 {
+            return None;
+        }
+        (n, parse_eight(digits_low(a, n)))
+    } else {
+        // 8 to 15.
+        let k = (non_digits(b).trailing_zeros() / 8) as usize;
+        if k == 8 {
+            return None;
+        }
+        let low = if k == 0 {
+            0
+        } else {
+            parse_eight(digits_low(b, k))
+        };
+        (8 + k, parse_eight(a) * POW10_U64[k] + low)
+    };
+    let end = i + 2 + n;
+    if let Some(b'e' | b'E') = s.get(end) {
+        return None;
+    }
+    let m = u64::from(int) * POW10_U64[n] + frac;
+    if m > 1 << 53 {
+        return None;
+    }
+    let x = nearest_f32(negative, m as f64 * NEG_POW10[n])?;
+    Some((x, end))
+}
+
+/// The first `n` (1 to 7) ASCII digits of `v` as the 8 digits of the same
+/// value: moved to the top, with `'0'`s below.
+#[inline(always)]
+fn digits_low(v: u64, n: usize) -> u64 {
+    let shift = 8 * (8 - n) as u32;
+    (v << shift) | (0x3030_3030_3030_3030 >> (64 - shift))
+}
+
+/// `v` (within 3 f64 ulps of a decimal's exact magnitude) rounded to f32,
+/// with the sign; `None` near an f32 midpoint, where those ulps could
+/// decide the rounding, and among the subnormals (whose midpoints lie
+/// elsewhere): then the exact parser decides. No overflow is possible:
+/// callers keep `v` below 2^53 * 10^22, under f32::MAX.
+#[inline(always)]
+fn nearest_f32(negative: bool, v: f64) -> Option<f32> {
+    let low = v.to_bits() & 0x1fff_ffff;
+    if low.abs_diff(0x1000_0000) <= 8 || (v != 0.0 && v < f64::from(f32::MIN_POSITIVE)) {
+        return None;
+    }
+    Some(f32::from_bits(
+        (v as f32).to_bits() | u32::from(negative) << 31,
+    ))
+}
+
+/// [`fast_f32`] for any number with a small exponent.
+#[inline(always)]
+fn general_f32(s: &[u8], mut i: usize) -> Option<(f32, usize)> {
     let negative = s.get(i) == Some(&b'-');
     i += usize::from(negative);
     let mut m = 0u64;
@@ -287,15 +376,7 @@ pub(crate) fn fast_f32(s: &[u8], mut i: usize) -> Option<(f32, usize)> {
     } else {
         m as f64 * NEG_POW10[(-exp10) as usize]
     };
-    // Near a midpoint, or among the subnormals (whose midpoints lie
-    // elsewhere): let the exact parser decide. No overflow is possible:
-    // 2^53 * 10^22 is below f32::MAX.
-    let low = v.to_bits() & 0x1fff_ffff;
-    if low.abs_diff(0x1000_0000) <= 8 || (v != 0.0 && v < f64::from(f32::MIN_POSITIVE)) {
-        return None;
-    }
-    let x = (v as f32).to_bits() | u32::from(negative) << 31;
-    Some((f32::from_bits(x), i))
+    Some((nearest_f32(negative, v)?, i))
 }
 
 impl<'a> Number<'a> {
@@ -581,6 +662,65 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_short_path_agrees_with_the_exact_parser() {
+        // Every fraction length the short path takes (1 to 15 digits),
+        // each followed by what may end a number, and the lengths it must
+        // leave to the general path.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut short = 0;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let frac_len = 1 + (state % 17) as usize;
+            let digits: String = (0..frac_len)
+                .map(|k| char::from(b'0' + ((state >> (4 + k * 3)) % 10) as u8))
+                .collect();
+            let sign = if state & 1 == 0 { "" } else { "-" };
+            let int = (state >> 60) % 10;
+            let tail = [",", "]", " ", "e-3,", "5,"][(state >> 56) as usize % 5];
+            let text = format!("{sign}{int}.{digits}{tail}                  ");
+            let number = text.split(&[',', ']', ' ']).next().unwrap();
+            if let Some((x, end)) = short_f32(text.as_bytes(), 0) {
+                assert!(frac_len <= 15 && !tail.starts_with('e'), "{text}");
+                assert_eq!(end, number.len(), "{text}");
+                short += 1;
+                assert_eq!(
+                    x.to_bits(),
+                    number.parse::<f32>().unwrap().to_bits(),
+                    "{text}"
+                );
+            }
+            let (x, end) = fast_f32(text.as_bytes(), 0).unwrap_or_else(|| {
+                let (n, len) = scan(text.as_bytes(), true).unwrap();
+                (n.to_f32(), len)
+            });
+            assert_eq!(end, number.len(), "{text}");
+            assert_eq!(
+                x.to_bits(),
+                number.parse::<f32>().unwrap().to_bits(),
+                "{text}"
+            );
+        }
+        assert!(short > 100_000, "the short path took only {short} numbers");
+        // Midpoints between neighbouring f32s, written out to 15 digits.
+        for k in 0..50_000u32 {
+            let x = f32::from_bits(0x3c00_0000 + k * 1597);
+            let mid = (f64::from(x) + f64::from(f32::from_bits(x.to_bits() + 1))) / 2.0;
+            let text = format!("{mid:.15},                  ");
+            if let Some((y, _)) = short_f32(text.as_bytes(), 0) {
+                let exact = text.trim_end_matches([',', ' ']).parse::<f32>().unwrap();
+                assert_eq!(y.to_bits(), exact.to_bits(), "{text}");
+            }
+        }
+        // Not for the short path: two integer digits, no fraction digit,
+        // fewer than 16 bytes after the point.
+        for text in ["12.5,              ", "1.,                ", "0.5"] {
+            assert!(short_f32(text.as_bytes(), 0).is_none(), "{text}");
         }
     }
 
