@@ -395,7 +395,7 @@ fn reserved_metadata_keys_and_empty_indexes_are_refused_cleanly() {
     assert_error(
         &run_in(d, &["convert", "r.json", "r.safetensors"]),
         2,
-        &["r.json", "`modeltool.architecture`", "reserved"],
+        &["r.json", "`modeltool.architecture`", "modeltool's own"],
     );
     std::fs::create_dir(d.join("empty")).unwrap();
     write(

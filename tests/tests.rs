@@ -9,6 +9,7 @@
 mod util;
 
 mod cli;
+mod faults;
 mod inspect;
 mod interop;
 mod run_train;

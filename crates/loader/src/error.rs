@@ -73,6 +73,26 @@ pub enum LoadError {
         /// The checksum of the bytes.
         actual: String,
     },
+    /// A file that became shorter after it was opened: another process
+    /// truncated it (or is rewriting it) while modeltool was reading it.
+    #[error("{}: truncated while being read (expected {expected} bytes, file now has {actual})", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its length when it was opened.
+        expected: u64,
+        /// Its length now.
+        actual: u64,
+    },
+    /// A file whose length or modification time differs from when it was
+    /// opened: something wrote to it while modeltool was reading it.
+    #[error("{}: changed since it was opened ({detail})", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        detail: String,
+    },
     /// A write that would replace an input or an existing file.
     #[error("{}: {reason}", path.display())]
     Refused {

@@ -8,13 +8,24 @@
 //! of their tensors is asked for, and bytes are handed out straight from the
 //! map.
 //!
+//! # Files that change while they are read
+//! A [`Model`] keeps every file it opened open, and reads only through those
+//! handles: a file replaced (renamed over) or deleted after [`Model::open`]
+//! is still read as it was when opened, header and data alike. A file
+//! changed in place is detected where it can be: before and after every
+//! read, and when a file is mapped, its length and modification time are
+//! compared with those recorded at open, and a file that shrank is reported
+//! as [`LoadError::Truncated`], one that otherwise changed as
+//! [`LoadError::Changed`]. Same-length rewrites that keep the modification
+//! time are caught by the stored checksums, when they are checked.
+//!
 //! # The memory-map assumption
-//! A mapped file must not be modified or truncated while the [`Model`] is
-//! alive. If another process truncates it, touching the lost pages raises
-//! SIGBUS and the process dies; if it rewrites it, tensors change under the
-//! reader (checksums would catch that, when checked). Where that cannot be
-//! promised, open with [`OpenOptions::mmap`] set to `false`: tensors are then
-//! read with plain reads into owned buffers.
+//! A mapped file must not be truncated while bytes borrowed from its map are
+//! in use: touching the lost pages raises SIGBUS, which kills the process
+//! unless [`report_truncation_on_sigbus`] was called (it turns that SIGBUS
+//! into one error line and exit status 2). Where that cannot be promised,
+//! open with [`OpenOptions::mmap`] set to `false`: tensors are then read
+//! with plain reads into owned buffers, and a truncation is an error.
 //!
 //! ```
 //! use modeltool_format::{write_safetensors, Dtype, TensorMeta};
@@ -43,6 +54,7 @@ compile_error!(
 mod error;
 pub mod save;
 mod shards;
+mod sigbus;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -51,15 +63,17 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use half::{bf16, f16};
 use memmap2::Mmap;
-use modeltool_format::{Dtype, Header, JsonModel, ModelMetadata, TensorMeta};
+use modeltool_format::{Dtype, Header, JsonModel, ModelMetadata, TensorMeta, keys};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use crate::error::{LoadError, Result};
 pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
+pub use crate::sigbus::report_truncation_on_sigbus;
 
 /// How to open a model.
 #[derive(Debug, Clone, Copy)]
@@ -99,24 +113,140 @@ pub struct ModelFile {
     /// Bytes before the tensor data: for safetensors the 8-byte length plus
     /// the JSON header; for a JSON model file, the whole file.
     pub header_bytes: u64,
+    /// The file as opened: every read goes through this handle, never
+    /// through the path again, so a file renamed over `path` later is not
+    /// mixed in.
+    handle: File,
+    /// Its modification time when opened (when the system has one).
+    modified: Option<SystemTime>,
     storage: Storage,
 }
 
 #[derive(Debug)]
 enum Storage {
-    /// A safetensors file: mapped (or opened for reads) on first use.
+    /// A safetensors file: mapped on first use (when `mmap`), else read
+    /// with plain reads. `None` in the cell: mapping failed, plain reads.
     Safetensors {
         mmap: bool,
-        file: OnceLock<std::result::Result<Backing, String>>,
+        map: OnceLock<Option<Mapped>>,
     },
     /// Tensors parsed out of a JSON model file, by entry index.
-    Json(Vec<Vec<u8>>),
+    Json(Vec<JsonTensorData>),
 }
 
+/// A tensor parsed out of a JSON model file.
 #[derive(Debug)]
-enum Backing {
-    Map(Mmap),
-    Read(File),
+struct JsonTensorData {
+    bytes: Vec<u8>,
+    /// The sha256 of `bytes`, computed while the file was read.
+    sha256: String,
+}
+
+/// A memory map of a whole file, known to the SIGBUS handler while it lives.
+#[derive(Debug)]
+struct Mapped {
+    // Declared (so dropped) before the map: the address range leaves the
+    // SIGBUS handler's table before it is unmapped and can be reused.
+    _watch: sigbus::Watch,
+    map: Mmap,
+}
+
+impl ModelFile {
+    fn new(path: &Path, handle: File, header_bytes: u64, storage: Storage) -> Result<ModelFile> {
+        let meta = handle.metadata().map_err(LoadError::io(path))?;
+        Ok(ModelFile {
+            path: path.to_owned(),
+            file_len: meta.len(),
+            header_bytes,
+            handle,
+            modified: meta.modified().ok(),
+            storage,
+        })
+    }
+
+    /// Checks that the file still has the length and modification time it
+    /// had when it was opened: [`LoadError::Truncated`] if it is shorter,
+    /// [`LoadError::Changed`] if it is longer or was written to. One
+    /// `fstat`; the loader calls it before and after every read.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let meta = self.handle.metadata().map_err(LoadError::io(&self.path))?;
+        let now = meta.len();
+        if now < self.file_len {
+            return Err(self.truncated(now));
+        }
+        if now != self.file_len {
+            return Err(LoadError::Changed {
+                path: self.path.clone(),
+                detail: format!("it was {} bytes long, now {now}", self.file_len),
+            });
+        }
+        if meta.modified().ok() != self.modified {
+            return Err(LoadError::Changed {
+                path: self.path.clone(),
+                detail: "it was written to while being read".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn truncated(&self, actual: u64) -> LoadError {
+        LoadError::Truncated {
+            path: self.path.clone(),
+            expected: self.file_len,
+            actual,
+        }
+    }
+
+    /// Fills `buf` from `offset` of the file as opened. A read that ends
+    /// early because the file shrank is [`LoadError::Truncated`], not a bare
+    /// "failed to fill whole buffer".
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.handle.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                if let Ok(meta) = self.handle.metadata() {
+                    if meta.len() < self.file_len {
+                        return self.truncated(meta.len());
+                    }
+                }
+            }
+            LoadError::Io {
+                path: self.path.clone(),
+                source: e,
+            }
+        })
+    }
+
+    /// The sha256 of the whole file as it was opened (the hash the Hugging
+    /// Face Hub lists), read in bounded chunks through the handle opened by
+    /// [`Model::open`]. A file that changes meanwhile is an error.
+    pub fn sha256(&self) -> Result<String> {
+        self.check_unchanged()?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK.min(self.file_len as usize).max(1)];
+        let mut at = 0;
+        while at < self.file_len {
+            let n = buf.len().min((self.file_len - at) as usize);
+            self.read_exact_at(&mut buf[..n], at)?;
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        self.check_unchanged()?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The file's memory map, made on first use; `None` when the model was
+    /// opened without mmap or the file cannot be mapped (plain reads then).
+    fn map(&self) -> Option<&Mmap> {
+        let Storage::Safetensors { mmap, map } = &self.storage else {
+            return None;
+        };
+        if !*mmap {
+            return None;
+        }
+        map.get_or_init(|| map_file(&self.handle, self.file_len, &self.path))
+            .as_ref()
+            .map(|m| &m.map)
+    }
 }
 
 /// Where a tensor's bytes are.
@@ -225,20 +355,21 @@ impl Model {
 
     fn open_json(path: &Path) -> Result<Model> {
         let file = File::open(path).map_err(LoadError::io(path))?;
-        let file_len = file.metadata().map_err(LoadError::io(path))?.len();
-        let json = JsonModel::read(file).map_err(LoadError::format(path))?;
+        let mut model_file = ModelFile::new(path, file, 0, Storage::Json(Vec::new()))?;
+        model_file.header_bytes = model_file.file_len;
+        let json = JsonModel::read_file(&model_file.handle).map_err(LoadError::format(path))?;
         // Checksums and the architecture have their own fields in a JSON
         // model file; the same keys in `metadata` would collide with them
         // when written as safetensors.
         if let Some(key) = json
             .metadata
             .keys()
-            .find(|k| k.starts_with(RESERVED_PREFIX))
+            .find(|k| k.starts_with(keys::SHA256_PREFIX) || *k == keys::ARCHITECTURE)
         {
             return Err(LoadError::NotAModel {
                 path: path.to_owned(),
                 reason: format!(
-                    "metadata key `{key}` is reserved: `{RESERVED_PREFIX}*` keys are modeltool's own (checksums and architecture have their own fields in a JSON model file)"
+                    "metadata key `{key}` is modeltool's own: checksums and the architecture have their own fields in a JSON model file"
                 ),
             });
         }
@@ -256,8 +387,12 @@ impl Model {
                 stored_sha256: t.sha256,
                 json_slot: Some(slot),
             });
-            buffers.push(t.data);
+            buffers.push(JsonTensorData {
+                bytes: t.data,
+                sha256: t.actual_sha256,
+            });
         }
+        model_file.storage = Storage::Json(buffers);
         let by_name = entries
             .iter()
             .enumerate()
@@ -266,12 +401,7 @@ impl Model {
         Ok(Model {
             path: path.to_owned(),
             kind: ModelKind::Json,
-            files: vec![ModelFile {
-                path: path.to_owned(),
-                file_len,
-                header_bytes: file_len,
-                storage: Storage::Json(buffers),
-            }],
+            files: vec![model_file],
             entries,
             by_name,
             metadata: ModelMetadata {
@@ -363,44 +493,34 @@ impl Model {
             .sum()
     }
 
-    fn backing(&self, file: usize) -> Result<&Backing> {
-        let f = &self.files[file];
-        let Storage::Safetensors { mmap, file: cell } = &f.storage else {
-            unreachable!("JSON entries are served from memory");
-        };
-        cell.get_or_init(|| open_backing(&f.path, *mmap).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|reason| LoadError::Io {
-                path: f.path.clone(),
-                source: std::io::Error::other(reason.clone()),
-            })
-    }
-
     /// The tensor's bytes: borrowed from the memory map (or the parsed JSON),
     /// or read into an owned buffer when the model was opened without mmap.
+    ///
+    /// The file is checked against its length and modification time at
+    /// open first ([`ModelFile::check_unchanged`]); bytes borrowed from the
+    /// map must not be used after another process truncates the file (see
+    /// the crate docs and [`report_truncation_on_sigbus`]).
     pub fn bytes(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
         let f = &self.files[entry.file];
         if let Storage::Json(buffers) = &f.storage {
             let slot = entry.json_slot.expect("JSON entries carry their slot");
-            return Ok(Cow::Borrowed(&buffers[slot]));
+            return Ok(Cow::Borrowed(&buffers[slot].bytes));
         }
         let (start, end) = (entry.range.0 as usize, entry.range.1 as usize);
-        match self.backing(entry.file)? {
-            Backing::Map(map) => {
+        match f.map() {
+            Some(map) => {
+                // After mapping, not before: a file truncated before the map
+                // was made is caught here, before any page is touched.
+                f.check_unchanged()?;
                 map.get(start..end)
                     .map(Cow::Borrowed)
-                    .ok_or_else(|| LoadError::Io {
-                        path: f.path.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "file shrank after it was opened",
-                        ),
-                    })
+                    .ok_or_else(|| f.truncated(map.len() as u64))
             }
-            Backing::Read(file) => {
+            None => {
+                f.check_unchanged()?;
                 let mut buf = vec![0u8; end - start];
-                file.read_exact_at(&mut buf, entry.range.0)
-                    .map_err(LoadError::io(&f.path))?;
+                f.read_exact_at(&mut buf, entry.range.0)?;
+                f.check_unchanged()?;
                 Ok(Cow::Owned(buf))
             }
         }
@@ -439,7 +559,10 @@ impl Model {
     }
 
     /// Streams a tensor's bytes in chunks of at most `chunk` bytes with plain
-    /// reads, so that memory stays bounded however large the tensor.
+    /// reads, so that memory stays bounded however large the tensor. The
+    /// file is checked before and after ([`ModelFile::check_unchanged`]): a
+    /// file that shrank or was written to meanwhile is an error, even if `f`
+    /// has seen some of its bytes.
     pub fn for_each_chunk(
         &self,
         entry: &Entry,
@@ -454,18 +577,16 @@ impl Model {
             }
             return Ok(());
         }
-        let handle = File::open(&file.path).map_err(LoadError::io(&file.path))?;
+        file.check_unchanged()?;
         let mut buf = vec![0u8; chunk.min(entry.byte_len() as usize).max(1)];
         let mut at = entry.range.0;
         while at < entry.range.1 {
             let n = buf.len().min((entry.range.1 - at) as usize);
-            handle
-                .read_exact_at(&mut buf[..n], at)
-                .map_err(LoadError::io(&file.path))?;
+            file.read_exact_at(&mut buf[..n], at)?;
             f(&buf[..n])?;
             at += n as u64;
         }
-        Ok(())
+        file.check_unchanged()
     }
 
     /// The sha256 of a tensor's bytes, read in bounded chunks.
@@ -483,6 +604,13 @@ impl Model {
     }
 
     fn hash_entry(&self, entry: &Entry, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
+        if let (Storage::Json(buffers), Some(slot)) =
+            (&self.files[entry.file].storage, entry.json_slot)
+        {
+            // Hashed as the file was read.
+            progress(entry.byte_len());
+            return Ok(buffers[slot].sha256.clone());
+        }
         let mut hasher = Sha256::new();
         self.for_each_chunk(entry, CHUNK, |c| {
             hasher.update(c);
@@ -493,29 +621,28 @@ impl Model {
     }
 }
 
-/// The prefix of the `__metadata__` keys modeltool itself writes.
-const RESERVED_PREFIX: &str = "modeltool.";
-
 /// Chunk size for streaming reads.
 pub const CHUNK: usize = 8 << 20;
 
-fn open_backing(path: &Path, mmap: bool) -> std::io::Result<Backing> {
-    let file = File::open(path)?;
-    if !mmap {
-        return Ok(Backing::Read(file));
-    }
+/// Maps the first `len` bytes of `file` (its length when opened, so that
+/// the map never covers bytes the header did not account for), and tells the
+/// SIGBUS handler about it. `None` if the file cannot be mapped.
+fn map_file(file: &File, len: u64, path: &Path) -> Option<Mapped> {
+    let len = usize::try_from(len).ok()?;
     #[expect(unsafe_code, reason = "the one memory map of modeltool")]
-    // SAFETY: `Mmap::map` is unsafe because the mapped bytes change if the
-    // file is modified, and touching pages beyond a truncated end raises
-    // SIGBUS. modeltool maps model files read-only and assumes, as the crate
-    // docs state, that nobody modifies or truncates them while the `Model` is
-    // alive. Bytes are only read through `&[u8]` views whose lifetime is
-    // bound to the `Model`. If mapping fails we fall back to plain reads.
-    let map = unsafe { Mmap::map(&file) };
-    Ok(match map {
-        Ok(map) => Backing::Map(map),
-        Err(_) => Backing::Read(file),
-    })
+    // SAFETY: mapping is unsafe because the mapped bytes change if the file
+    // is modified, and touching pages beyond a truncated end raises SIGBUS.
+    // modeltool maps model files read-only and assumes, as the crate docs
+    // state, that nobody truncates them while bytes borrowed from the map are
+    // in use; the file's length and modification time are checked against
+    // those at open after mapping and before every hand-out, a truncation
+    // after that is reported by the SIGBUS handler when installed, and a
+    // rewrite in place is caught by the checksums. Bytes are only read
+    // through `&[u8]` views whose lifetime is bound to the `Model`. If
+    // mapping fails we fall back to plain reads.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file) }.ok()?;
+    let watch = sigbus::Watch::new(map.as_ptr(), map.len(), path);
+    Some(Mapped { _watch: watch, map })
 }
 
 /// Reads a safetensors file's header only: the 8-byte length and the JSON.
@@ -523,28 +650,25 @@ pub(crate) fn read_safetensors_header(
     path: &Path,
     options: OpenOptions,
 ) -> Result<(ModelFile, Header)> {
-    let mut file = File::open(path).map_err(LoadError::io(path))?;
-    let file_len = file.metadata().map_err(LoadError::io(path))?.len();
+    let file = File::open(path).map_err(LoadError::io(path))?;
+    let storage = Storage::Safetensors {
+        mmap: options.mmap,
+        map: OnceLock::new(),
+    };
+    let mut model_file = ModelFile::new(path, file, 0, storage)?;
+    let file_len = model_file.file_len;
     let mut prefix = [0u8; 8];
-    let got = read_up_to(&mut file, &mut prefix).map_err(LoadError::io(path))?;
+    let got = read_up_to(&mut &model_file.handle, &mut prefix).map_err(LoadError::io(path))?;
     let header_len = Header::read_len(&prefix[..got], file_len).map_err(LoadError::format(path))?;
     let mut json = vec![0u8; header_len as usize];
-    file.read_exact(&mut json).map_err(LoadError::io(path))?;
+    model_file.read_exact_at(&mut json, 8)?;
     let header =
         Header::parse(&json, file_len - 8 - header_len).map_err(LoadError::format(path))?;
-    let model_file = ModelFile {
-        path: path.to_owned(),
-        file_len,
-        header_bytes: 8 + header_len,
-        storage: Storage::Safetensors {
-            mmap: options.mmap,
-            file: OnceLock::new(),
-        },
-    };
+    model_file.header_bytes = 8 + header_len;
     Ok((model_file, header))
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match file.read(&mut buf[got..])? {

@@ -109,7 +109,7 @@ pub fn convert(
     match options.kind {
         OutputKind::Json => {
             write_atomically(output, options.force, |out| {
-                job.write_json(*out.get_ref()).map(drop)
+                job.write_json(*out.get_ref(), output).map(drop)
             })?;
             job.report.files.push(output.to_owned());
         }
@@ -125,7 +125,7 @@ pub fn convert(
                 .prefix(".modeltool-shards-")
                 .permissions(std::fs::Permissions::from_mode(0o777))
                 .tempdir_in(&parent)
-                .map_err(LoadError::io(&parent))?;
+                .map_err(|e| cannot_create(output, &parent, e))?;
             let entries = model.entries();
             let sizes: Vec<u64> = entries
                 .iter()
@@ -141,11 +141,14 @@ pub fn convert(
                 } else {
                     shard_name(i, n)
                 };
+                // Errors name the shard as it will be called, not the
+                // temporary folder it is written in.
+                let shown_as = output.join(&name);
                 let path = tmp_dir.path().join(&name);
-                let file = File::create(&path).map_err(LoadError::io(&path))?;
+                let file = File::create(&path).map_err(LoadError::io(&shown_as))?;
                 let members: Vec<&Entry> = shard.iter().map(|&j| &entries[j]).collect();
-                job.write_safetensors(&file, &members, &output.join(&name))?;
-                file.sync_all().map_err(LoadError::io(&path))?;
+                job.write_safetensors(&file, &members, &shown_as)?;
+                file.sync_all().map_err(LoadError::io(&shown_as))?;
                 for e in &members {
                     weight_map.insert(e.meta.name.clone(), name.clone());
                 }
@@ -157,9 +160,13 @@ pub fn convert(
                     "weight_map": weight_map,
                 });
                 let path = tmp_dir.path().join(INDEX_NAME);
+                let shown_as = output.join(INDEX_NAME);
                 let mut text = serde_json::to_vec_pretty(&index).expect("an index serializes");
                 text.push(b'\n');
-                std::fs::write(&path, text).map_err(LoadError::io(&path))?;
+                let mut file = File::create(&path).map_err(LoadError::io(&shown_as))?;
+                file.write_all(&text)
+                    .and_then(|()| file.sync_all())
+                    .map_err(LoadError::io(&shown_as))?;
                 names.push(INDEX_NAME.to_owned());
             }
             replace_dir(tmp_dir, output, options.force)?;
@@ -234,8 +241,8 @@ impl Job<'_> {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&layout.header)
             .map_err(LoadError::io(shown_as))?;
-        // A model held in memory (a JSON file) is hashed up front, tensors
-        // in parallel; a file on disk is hashed as it streams by.
+        // A model held in memory (a JSON file) was hashed as it was read;
+        // a file on disk is hashed as it streams by.
         let model = self.model;
         let mut known: Vec<Option<String>> = if matches!(model.kind(), ModelKind::Json) {
             entries
@@ -307,18 +314,36 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn write_json<W: Write>(&mut self, out: W) -> Result<W> {
+    /// Writes the JSON model file to `out`; `output` is the name errors
+    /// writing it give (a full disk is the output's problem, not the input's).
+    fn write_json<W: Write>(&mut self, out: W, output: &Path) -> Result<W> {
         let path = self.model.path().to_owned();
         let meta = self.model.metadata();
+        // The writer's I/O errors concern the output; its other errors
+        // (a value JSON cannot hold) the input.
+        let fail = |e: modeltool_format::FormatError| match e {
+            modeltool_format::FormatError::Io(source) => LoadError::Io {
+                path: output.to_owned(),
+                source,
+            },
+            other => LoadError::Format {
+                path: path.clone(),
+                source: other,
+            },
+        };
         let mut writer = JsonWriter::new(
             BufWriter::with_capacity(1 << 20, out),
             &meta.user,
             meta.architecture.as_ref(),
         )
-        .map_err(LoadError::format(&path))?;
+        .map_err(fail)?;
         for e in self.model.entries() {
             let bytes = self.model.bytes(e)?;
-            let in_sum = sha256_hex(&bytes);
+            let in_sum = match self.model.kind() {
+                // Hashed as it was read.
+                ModelKind::Json => self.model.sha256(e)?,
+                _ => sha256_hex(&bytes),
+            };
             self.check_input(e, in_sum.clone())?;
             let to = self.target(e.meta.dtype);
             let mut cast = CastStats::default();
@@ -338,15 +363,13 @@ impl Job<'_> {
             } else {
                 in_sum
             };
-            writer
-                .write_tensor(&out_meta, &data, &sum)
-                .map_err(LoadError::format(&path))?;
+            writer.write_tensor(&out_meta, &data, &sum).map_err(fail)?;
             self.report.data_bytes += data.len() as u64;
             (self.progress)(e.byte_len());
         }
-        let buffered = writer.finish().map_err(LoadError::format(&path))?;
+        let buffered = writer.finish().map_err(fail)?;
         buffered.into_inner().map_err(|e| LoadError::Io {
-            path,
+            path: output.to_owned(),
             source: e.into_error(),
         })
     }
@@ -505,7 +528,34 @@ fn temp_file(dir: &Path, output: &Path) -> Result<tempfile::NamedTempFile> {
         // Like any new file: 0666 less the umask (tempfile's default is 0600).
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
-        .map_err(LoadError::io(dir))
+        .map_err(|e| cannot_create(output, dir, e))
+}
+
+/// The operating system's message for an error, without the temporary
+/// path `tempfile` adds to it (the user never asked for that name).
+fn os_message(e: &std::io::Error) -> String {
+    let inner = e
+        .get_ref()
+        .and_then(|e| e.source())
+        .and_then(|e| e.downcast_ref::<std::io::Error>());
+    inner.unwrap_or(e).to_string()
+}
+
+/// The error for a temporary file or folder that cannot be made beside
+/// `output` (a read-only or full file system, a folder without write
+/// permission): it names the output the user asked for.
+fn cannot_create(output: &Path, dir: &Path, source: std::io::Error) -> LoadError {
+    LoadError::Io {
+        path: output.to_owned(),
+        source: std::io::Error::new(
+            source.kind(),
+            format!(
+                "cannot create a file in {}: {}",
+                dir.display(),
+                os_message(&source)
+            ),
+        ),
+    }
 }
 
 fn persist(tmp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
@@ -537,6 +587,23 @@ fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()>
                 "already exists (use --force to replace it)",
             )));
         }
+        // One atomic step where the file system allows it: the new folder
+        // takes the output's name and the old output takes the temporary
+        // one, so that at every instant the name holds one complete output,
+        // old or new, whenever the process is killed.
+        match exchange(&tmp_path, output) {
+            Ok(()) => {
+                // `tmp_path` now holds the old output. One that will not go
+                // away is left under its temporary name rather than failing
+                // a finished conversion.
+                let _ = remove_any(&tmp_path);
+                return Ok(());
+            }
+            Err(e) if !exchange_unsupported(&e) => return Err(cleanup(e)),
+            Err(_) => {}
+        }
+        // Two renames: killed between them, the name is briefly empty and
+        // the old output waits beside it under `*.old`.
         let aside = tmp_path.with_extension("old");
         std::fs::rename(output, &aside).map_err(cleanup)?;
         if let Err(e) = std::fs::rename(&tmp_path, output) {
@@ -546,15 +613,38 @@ fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()>
         }
         // The new output is in place; an old copy that will not go away is
         // left beside it rather than failing a finished conversion.
-        let _ = if aside.is_dir() {
-            std::fs::remove_dir_all(&aside)
-        } else {
-            std::fs::remove_file(&aside)
-        };
+        let _ = remove_any(&aside);
     } else {
         std::fs::rename(&tmp_path, output).map_err(cleanup)?;
     }
     Ok(())
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+/// Swaps two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Whether [`exchange`] failed only because the system or file system
+/// cannot swap (older kernels, some network file systems).
+fn exchange_unsupported(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(code) if code == libc::EINVAL || code == libc::ENOSYS || code == libc::EOPNOTSUPP)
 }
 
 /// Writes tensors held in memory as a new model file, JSON or safetensors

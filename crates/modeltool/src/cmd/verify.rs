@@ -5,7 +5,6 @@ use std::io::Write;
 use anyhow::bail;
 use modeltool_loader::ModelKind;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::exit::CheckFailed;
 use crate::{Format, InputArgs};
@@ -82,14 +81,15 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let bar = super::progress_bar(total, "verifying");
     // The whole-file hash (when asked for) is one sequential stream; it runs
     // on its own thread beside the per-tensor hashes instead of after them.
-    let file_path = model
-        .files()
-        .first()
-        .map(|f| f.path.clone())
-        .unwrap_or_default();
+    // It reads the file the model opened, not whatever the path names now.
     let (sums, file_hash) = rayon::join(
         || model.sha256_all(&|n| bar.inc(n)),
-        || expected_file_hash.as_ref().map(|_| file_sha256(&file_path)),
+        || {
+            expected_file_hash
+                .as_ref()
+                .and_then(|_| model.files().first())
+                .map(|f| f.sha256())
+        },
     );
     let sums = sums?;
     let file_hash = file_hash.transpose()?;
@@ -207,12 +207,4 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(out, "{}", if r.ok { "OK" } else { "FAILED" })?;
     Ok(())
-}
-
-fn file_sha256(path: &std::path::Path) -> anyhow::Result<String> {
-    let fail = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
-    let mut file = std::fs::File::open(path).map_err(fail)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(fail)?;
-    Ok(hex::encode(hasher.finalize()))
 }
