@@ -155,11 +155,13 @@ impl ModelMetadata {
                 }
                 out.checksums.insert(name.to_owned(), value);
             } else if key == keys::ARCHITECTURE {
-                let arch = serde_json::from_str(&value).map_err(|e| FormatError::BadValue {
-                    name: keys::ARCHITECTURE.to_owned(),
-                    reason: format!("metadata key `{key}` is not JSON: {e}"),
-                })?;
-                out.architecture = Some(arch);
+                let arch: serde_json::Value =
+                    serde_json::from_str(&value).map_err(|e| FormatError::BadValue {
+                        name: keys::ARCHITECTURE.to_owned(),
+                        reason: format!("metadata key `{key}` is not JSON: {e}"),
+                    })?;
+                // `null` means none, as in a JSON model file.
+                out.architecture = Some(arch).filter(|a| !a.is_null());
             } else {
                 out.user.insert(key, value);
             }
