@@ -411,3 +411,301 @@ fn reserved_metadata_keys_and_empty_indexes_are_refused_cleanly() {
         );
     }
 }
+
+/// The JSON header of a safetensors file, parsed.
+fn header_of(path: &Path) -> modeltool_format::Header {
+    let bytes = std::fs::read(path).unwrap();
+    modeltool_format::Header::from_file_bytes(&bytes).unwrap()
+}
+
+/// Whether the file at `path` carries a header checksum that matches.
+fn header_checksum_matches(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let header = modeltool_format::Header::from_file_bytes(&bytes).unwrap();
+    let json = &bytes[8..header.data_start() as usize];
+    header.check_header_sha256(json).unwrap() == modeltool_format::HeaderSha256::Matches
+}
+
+/// `path` with its first `from` replaced by `to` (same length).
+fn edit(path: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("`{from}` in {}", path.display()));
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn every_safetensors_output_carries_a_header_checksum_and_json_drops_it() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(d, "line.json", LINE_JSON.as_bytes());
+    assert_eq!(
+        run_in(d, &["convert", "line.json", "line.safetensors"]).code,
+        0
+    );
+    assert!(header_checksum_matches(&d.join("line.safetensors")));
+    // Not user metadata: inspect shows only the note.
+    let r = run_in(d, &["inspect", "line.safetensors", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        report["metadata"],
+        serde_json::json!({"note": "y = a*x + b"})
+    );
+    // JSON has no header: the key is not carried, and it comes back fresh.
+    assert_eq!(
+        run_in(d, &["convert", "line.safetensors", "back.json"]).code,
+        0
+    );
+    let text = std::fs::read_to_string(d.join("back.json")).unwrap();
+    assert!(!text.contains("header_sha256"), "{text}");
+    assert_eq!(
+        run_in(d, &["convert", "back.json", "again.safetensors"]).code,
+        0
+    );
+    assert_eq!(
+        std::fs::read(d.join("again.safetensors")).unwrap(),
+        std::fs::read(d.join("line.safetensors")).unwrap()
+    );
+    // A cast gets a header of its own.
+    let r = run_in(
+        d,
+        &[
+            "convert",
+            "line.safetensors",
+            "half.safetensors",
+            "--dtype",
+            "f16",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(header_checksum_matches(&d.join("half.safetensors")));
+
+    // Each shard its own header checksum, each damaged shard named.
+    let r = run_in(
+        d,
+        &[
+            "convert",
+            "line.safetensors",
+            "shards",
+            "--max-shard-size",
+            "4",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shards = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    for shard in shards {
+        let path = d.join("shards").join(shard);
+        assert!(header_checksum_matches(&path), "{shard}");
+        assert_eq!(header_of(&path).tensors.len(), 1);
+    }
+    let r = run_in(d, &["verify", "shards", "--strict"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("header: checksum matches in 2 of 2 files"),
+        "{}",
+        r.stdout
+    );
+    let second = d.join("shards").join(shards[1]);
+    edit(&second, "\"F32\"", "\"I32\"");
+    let r = run_in(d, &["verify", "shards"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let shown = format!("shards/{}", shards[1]);
+    assert!(
+        r.stdout.contains(&format!(
+            "header of {shown}: DAMAGED (metadata or tensor entries changed since the file was written)"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("header: checksum matches in 1 of 2 files"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "error: {shown}: header is damaged (metadata or tensor entries changed since the file was written)"
+        )
+    );
+    let r = run_in(d, &["convert", "shards", "merged.safetensors"]);
+    assert_error(
+        &r,
+        1,
+        &[&shown, "header is damaged", "modeltool.header_sha256 is"],
+    );
+    assert!(!d.join("merged.safetensors").exists());
+}
+
+#[test]
+fn train_writes_a_header_checksum_and_run_refuses_a_changed_header() {
+    let dir = tempdir();
+    let d = dir.path();
+    let csv = crate::util::fixtures().join("height_weight.csv");
+    let r = run_in(
+        d,
+        &["train", csv.to_str().unwrap(), "--out", "h.safetensors"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(header_checksum_matches(&d.join("h.safetensors")));
+    assert_eq!(run_in(d, &["run", "h.safetensors", "175"]).code, 0);
+    // A metadata value changed: the tensors are intact, the header is not.
+    edit(&d.join("h.safetensors"), "least squares", "least square_");
+    let r = run_in(d, &["run", "h.safetensors", "175"]);
+    assert_error(&r, 1, &["h.safetensors", "header is damaged"]);
+    let r = run_in(d, &["verify", "h.safetensors"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("2 of 2 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("header: DAMAGED"), "{}", r.stdout);
+}
+
+/// A safetensors file of three U8 tensors `a`, `b`, `c` with the metadata
+/// pairs given, plus a correct `modeltool.header_sha256` when `digest`.
+fn three_tensors(metadata: &[(&str, &str)], digest: bool) -> Vec<u8> {
+    let mut md: std::collections::BTreeMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let tensors = |md: &std::collections::BTreeMap<String, String>| {
+        format!(
+            r#"{{"__metadata__":{},"a":{{"dtype":"U8","shape":[1],"data_offsets":[0,1]}},"b":{{"dtype":"U8","shape":[1],"data_offsets":[1,2]}},"c":{{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}}}"#,
+            serde_json::to_string(md).unwrap()
+        )
+    };
+    if digest {
+        let plain = raw_file(&tensors(&md), &[1, 2, 3]);
+        let h = modeltool_format::Header::from_file_bytes(&plain).unwrap();
+        md.insert(
+            "modeltool.header_sha256".into(),
+            modeltool_format::header_sha256(&h.metadata, &h.tensors),
+        );
+    }
+    raw_file(&tensors(&md), &[1, 2, 3])
+}
+
+#[test]
+fn verify_fails_when_some_tensors_have_a_checksum_and_others_not() {
+    let dir = tempdir();
+    let d = dir.path();
+    let sum = |b: u8| modeltool_format::sha256_hex(&[b]);
+    let (sa, sb) = (sum(1), sum(2));
+    let two = [
+        ("modeltool.sha256.a", sa.as_str()),
+        ("modeltool.sha256.b", sb.as_str()),
+    ];
+    // Two of three, with or without a header checksum.
+    for digest in [false, true] {
+        write(d, "p.safetensors", &three_tensors(&two, digest));
+        let r = run_in(d, &["verify", "p.safetensors"]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("2 of 3 tensor checksums match"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains(
+                "MISSING checksum of c: no checksum, while 2 other tensors have one: damaged metadata?"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            r.stderr.trim(),
+            "error: p.safetensors: tensor `c` has no checksum, while 2 other tensors have one: damaged metadata?"
+        );
+        // convert still converts it (only verify judges), checking a and b.
+        let r = run_in(d, &["convert", "p.safetensors", "p.json", "--force"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains("1 tensors had none stored"),
+            "{}",
+            r.stdout
+        );
+    }
+    // None at all: only unchecked, as before, unless the file has a header
+    // checksum (modeltool writes both).
+    write(d, "n.safetensors", &three_tensors(&[("k", "v")], false));
+    let r = run_in(d, &["verify", "n.safetensors"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("no checksums stored"), "{}", r.stdout);
+    write(d, "n.safetensors", &three_tensors(&[("k", "v")], true));
+    let r = run_in(d, &["verify", "n.safetensors"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("header: checksum matches"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "MISSING checksum of a: no checksum, while its file has a header checksum (modeltool writes both): damaged metadata?"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stderr.lines().count(), 3, "{}", r.stderr);
+    // All three: fine.
+    let sc = sum(3);
+    let all = [two[0], two[1], ("modeltool.sha256.c", sc.as_str())];
+    write(d, "f.safetensors", &three_tensors(&all, true));
+    let r = run_in(d, &["verify", "f.safetensors", "--strict"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("header: checksum matches"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_malformed_header_checksum_is_malformed() {
+    let dir = tempdir();
+    let d = dir.path();
+    write(
+        d,
+        "bad.safetensors",
+        &three_tensors(&[("modeltool.header_sha256", "xyz")], false),
+    );
+    for args in [
+        &["verify", "bad.safetensors"][..],
+        &["convert", "bad.safetensors", "bad.json"],
+        &["inspect", "bad.safetensors"],
+    ] {
+        let r = run_in(d, args);
+        assert_error(
+            &r,
+            2,
+            &[
+                "bad.safetensors",
+                "`modeltool.header_sha256`",
+                "`xyz`",
+                "64",
+            ],
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    assert!(!d.join("bad.json").exists());
+    // A JSON model file has no header to checksum: the key is modeltool's.
+    let json =
+        r#"{"format":"modeltool.json/1","metadata":{"modeltool.header_sha256":"0"},"tensors":{}}"#;
+    write(d, "r.json", json.as_bytes());
+    assert_error(
+        &run_in(d, &["convert", "r.json", "r.safetensors"]),
+        2,
+        &["r.json", "`modeltool.header_sha256`", "modeltool's own"],
+    );
+}

@@ -703,120 +703,34 @@ fn data_ranges(file: &[u8]) -> (u64, BTreeMap<String, (u64, u64)>) {
     (start, ranges)
 }
 
-/// What `verify` on a file with one byte changed is allowed to say.
+/// What `verify` on a file with one byte changed is allowed to say: never
+/// exit 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Verdict {
     /// exit 2: malformed, one `error:` line naming the file.
     Malformed,
-    /// exit 1: a check failed, naming the tensor concerned.
-    Failed,
-    /// exit 0, and right: the header means exactly what it meant (a
-    /// whitespace byte changed into another whitespace byte).
-    SameMeaning,
-    /// exit 0: only user metadata changed, which no checksum covers.
-    UserMetadata,
-    /// exit 0: a dtype became another of the same width (F32 -> I32): the
-    /// checksums cover the bytes, not their type.
-    SameWidthDtype,
-    /// exit 0: a checksum's key was damaged, so its tensor is reported as
-    /// having none (and `--strict` fails).
-    ChecksumDropped,
+    /// exit 1: a tensor's bytes no longer match its checksum, which names it.
+    TensorDamaged,
+    /// exit 1: the header no longer matches its `modeltool.header_sha256`
+    /// (a dtype, a shape, an offset, a checksum or other metadata, the
+    /// digest itself or its key, the padding).
+    HeaderDamaged,
 }
 
-/// Splits a header into tensors and checksums, and user metadata.
-#[expect(clippy::type_complexity, reason = "a test's view of a header")]
-fn split_header(
-    header: &serde_json::Value,
-) -> Option<(
-    BTreeMap<String, serde_json::Value>,
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
-)> {
-    let mut tensors = BTreeMap::new();
-    let mut sums = BTreeMap::new();
-    let mut user = BTreeMap::new();
-    for (k, v) in header.as_object()? {
-        if k == "__metadata__" {
-            for (mk, mv) in v.as_object()? {
-                let mv = mv.as_str()?.to_owned();
-                match mk.strip_prefix("modeltool.sha256.") {
-                    Some(name) => sums.insert(name.to_owned(), mv),
-                    None => user.insert(mk.clone(), mv),
-                };
-            }
-        } else {
-            tensors.insert(k.clone(), v.clone());
-        }
-    }
-    Some((tensors, sums, user))
-}
-
-/// Why `verify` may pass (exit 0) a file whose header `changed` differs from
-/// `original` by one byte; `None` if it must not.
-fn why_exit_0_is_right(original: &[u8], changed: &[u8]) -> Option<Verdict> {
-    let header = |f: &[u8]| -> Option<serde_json::Value> {
-        let n = usize::try_from(u64::from_le_bytes(f.get(..8)?.try_into().ok()?)).ok()?;
-        serde_json::from_slice(f.get(8..8 + n)?).ok()
-    };
-    let (a, b) = (header(original)?, header(changed)?);
-    if a == b {
-        return Some(Verdict::SameMeaning);
-    }
-    let (ta, sa, ua) = split_header(&a)?;
-    let (tb, sb, ub) = split_header(&b)?;
-    if ta == tb && sa == sb && ua != ub {
-        return Some(Verdict::UserMetadata);
-    }
-    if ta == tb && sb.len() + 1 == sa.len() && sb.iter().all(|(k, v)| sa.get(k) == Some(v)) {
-        return Some(Verdict::ChecksumDropped);
-    }
-    if sa == sb && ua == ub && ta.keys().eq(tb.keys()) {
-        let differ: Vec<(&serde_json::Value, &serde_json::Value)> = ta
-            .values()
-            .zip(tb.values())
-            .filter(|(x, y)| x != y)
-            .collect();
-        if let [(x, y)] = differ[..] {
-            let mut x2 = x.clone();
-            x2["dtype"] = y["dtype"].clone();
-            let width = |v: &serde_json::Value| {
-                v["dtype"]
-                    .as_str()
-                    .and_then(|s| s.parse::<Dtype>().ok())
-                    .map(Dtype::bits)
-            };
-            if x2 == *y && width(x).is_some() && width(x) == width(y) {
-                return Some(Verdict::SameWidthDtype);
-            }
-        }
-    }
-    None
-}
-
-/// The tensor a header byte belongs to: inside its entry, or inside its
-/// checksum's key or value.
-fn header_owner(file: &[u8], pos: usize, names: &[String]) -> Option<String> {
+/// The tensor whose checksum key or value a header byte belongs to.
+fn checksum_owner(file: &[u8], pos: usize, names: &[String]) -> Option<String> {
     let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
     let text = std::str::from_utf8(&file[8..8 + n]).unwrap();
     let pos = pos.checked_sub(8)?;
     names
         .iter()
         .find(|name| {
-            let entry = format!("\"{name}\":{{");
+            // A checksum key and value end at the value's closing quote.
             let sum = format!("\"modeltool.sha256.{name}\":\"");
-            let inside = |start: Option<usize>, end_char: char| {
-                start.is_some_and(|s| {
-                    let end = s + 1 + text[s + 1..].find(end_char).unwrap();
-                    (s..=end).contains(&pos)
-                })
-            };
-            // An entry ends at its first `}`; a checksum key and value end
-            // at the value's closing quote (the fourth quote).
-            inside(text.find(&entry), '}')
-                || text.find(&sum).is_some_and(|s| {
-                    let end = s + sum.len() + 64;
-                    (s..=end).contains(&pos)
-                })
+            text.find(&sum).is_some_and(|s| {
+                let end = s + sum.len() + 64;
+                (s..=end).contains(&pos)
+            })
         })
         .cloned()
 }
@@ -832,6 +746,11 @@ fn every_single_byte_change_is_reported_by_verify() {
     let original = std::fs::read(d.join("m.safetensors")).unwrap();
     let r = run_in(d, &["verify", "m.safetensors", "--strict"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("header: checksum matches"),
+        "{}",
+        r.stdout
+    );
     let (data_start, ranges) = data_ranges(&original);
     let names: Vec<String> = ranges.keys().cloned().collect();
     let data_len = original.len() as u64 - data_start;
@@ -873,12 +792,13 @@ fn every_single_byte_change_is_reported_by_verify() {
                                 .map(|l| l.split(':').next().unwrap())
                                 .collect();
                             assert_eq!(damaged, [owner.as_str()], "{what}");
+                            assert!(r.stdout.contains("header: checksum matches"), "{what}");
                             assert_eq!(
                                 r.stderr.trim(),
                                 format!("error: m.safetensors: tensor `{owner}` is damaged (sha256 mismatch)"),
                                 "{what}"
                             );
-                            Verdict::Failed
+                            Verdict::TensorDamaged
                         } else {
                             match r.code {
                                 2 => {
@@ -888,28 +808,27 @@ fn every_single_byte_change_is_reported_by_verify() {
                                     Verdict::Malformed
                                 }
                                 1 => {
-                                    assert!(r.stdout.contains("FAILED"), "{what}");
-                                    if let Some(owner) = header_owner(original, pos, names) {
-                                        assert!(r.stdout.contains(&owner), "names `{owner}`: {what}");
+                                    // Whatever the byte meant, the header
+                                    // checksum no longer vouches for it.
+                                    assert!(r.stdout.contains("\nheader: DAMAGED ("), "{what}");
+                                    assert!(r.stdout.ends_with("FAILED\n"), "{what}");
+                                    assert!(
+                                        r.stderr.lines().all(|l| l.starts_with("error: m.safetensors: ")),
+                                        "{what}"
+                                    );
+                                    assert!(
+                                        r.stderr.lines().any(|l| l.starts_with("error: m.safetensors: header is damaged (")),
+                                        "{what}"
+                                    );
+                                    // A byte of a checksum's key or value:
+                                    // its tensor is named too (DAMAGED, or
+                                    // MISSING checksum when the key changed).
+                                    if let Some(owner) = checksum_owner(original, pos, names) {
+                                        assert!(r.stdout.contains(&format!(" {owner}:")), "names `{owner}`: {what}");
                                     }
-                                    Verdict::Failed
+                                    Verdict::HeaderDamaged
                                 }
-                                0 => {
-                                    let v = why_exit_0_is_right(original, &file)
-                                        .unwrap_or_else(|| panic!("exit 0 for a changed header: {what}"));
-                                    if v == Verdict::ChecksumDropped {
-                                        let owner = header_owner(original, pos, names).unwrap();
-                                        assert!(
-                                            r.stdout.contains("have no stored checksum")
-                                                && r.stdout.contains(&owner),
-                                            "{what}"
-                                        );
-                                        let strict = run_in(&wd, &["verify", "m.safetensors", "--strict"]);
-                                        assert_eq!(strict.code, 1, "--strict: {what}");
-                                    }
-                                    v
-                                }
-                                _ => panic!("{what}"),
+                                _ => panic!("a changed header byte must not pass: {what}"),
                             }
                         };
                         out.push((pos, verdict));
@@ -940,13 +859,12 @@ fn every_single_byte_change_is_reported_by_verify() {
     );
 }
 
-/// The header changes `verify` cannot see, pinned so that they stay known:
-/// the checksums cover tensor bytes, not their dtype or the user metadata,
-/// and a checksum whose key is damaged leaves its tensor unchecked (which
-/// the report says, and `--strict` fails). Everything else is in the sweep
-/// above.
+/// The header changes the tensor checksums cannot see (the bytes stay as
+/// they were), each reported by `verify` as a damaged header (exit 1), and
+/// refused by `convert` the way a tensor checksum mismatch is: exit 1,
+/// nothing written. The sweep above covers every other byte.
 #[test]
-fn the_header_changes_verify_cannot_see_are_reported_for_what_they_are() {
+fn header_changes_the_tensor_checksums_cannot_see_are_reported_as_damage() {
     let dir = tempdir();
     let d = dir.path();
     std::fs::write(d.join("m.json"), SMALL_MODEL).unwrap();
@@ -956,56 +874,97 @@ fn the_header_changes_verify_cannot_see_are_reported_for_what_they_are() {
         original
             .windows(needle.len())
             .position(|w| w == needle.as_bytes())
-            .unwrap()
+            .unwrap_or_else(|| panic!("`{needle}` in the header"))
     };
     let digit = at("modeltool.sha256.w32\":\"") + 24;
     let other_digit = if original[digit] == b'0' { b'1' } else { b'0' };
-    let cases = [
-        // F32 -> I32: same width, same bytes, same checksum.
+    let h16 = r#""h16":{"dtype":"F16","shape":[2,3]"#;
+    let shape = at(h16) + h16.len() - 4; // the 2 of [2,3]
+    let header_len = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
+    let changed = "header: DAMAGED (metadata or tensor entries changed since the file was written)";
+    // (what, the bytes set, lines verify prints)
+    type Case<'a> = (&'a str, Vec<(usize, u8)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
-            at(r#""w32":{"dtype":"F"#) + 16,
-            b'F' ^ b'I',
-            Verdict::SameWidthDtype,
-            0,
+            "F32 -> I32: same width, same bytes, same checksum",
+            vec![(at(r#""w32":{"dtype":"F"#) + 16, b'I')],
+            vec![changed, "11 of 11 tensor checksums match"],
         ),
-        // "v1" -> "v3".
         (
-            at(r#""note":"v1""#) + 9,
-            b'1' ^ b'3',
-            Verdict::UserMetadata,
-            0,
+            "I8 -> U8",
+            vec![(at(r#""scale":{"dtype":"I"#) + 18, b'U')],
+            vec![changed],
         ),
-        // modeltool.sha256.w32 -> modeltoolXsha256.w32: a user key now.
         (
-            at("modeltool.sha256.w32") + 9,
-            b'.' ^ b'X',
-            Verdict::ChecksumDropped,
-            1,
+            "[2,3] -> [3,2]: the same elements, other rows",
+            vec![(shape, b'3'), (shape + 2, b'2')],
+            vec![changed],
         ),
-        // A digit of the stored checksum: that tensor fails.
-        (digit, original[digit] ^ other_digit, Verdict::Failed, 1),
+        (
+            "user metadata \"v1\" -> \"v3\"",
+            vec![(at(r#""note":"v1""#) + 9, b'3')],
+            vec![changed],
+        ),
+        (
+            "modeltool.sha256.w32 -> modeltoolXsha256.w32: a user key now",
+            vec![(at("modeltool.sha256.w32") + 9, b'X')],
+            vec![
+                changed,
+                "MISSING checksum of w32: no checksum, while 10 other tensors have one: damaged metadata?",
+            ],
+        ),
+        (
+            "a digit of w32's checksum",
+            vec![(digit, other_digit)],
+            vec![changed, "DAMAGED w32: sha256 "],
+        ),
+        (
+            "modeltool.header_sha256 -> modeltoolXheader_sha256",
+            vec![(at("modeltool.header_sha256") + 9, b'X')],
+            vec![
+                "header: DAMAGED (its `modeltool.header_sha256` key reads `modeltoolXheader_sha256`: changed since the file was written)",
+            ],
+        ),
+        (
+            "the last byte of the header padded with a tab instead of a space",
+            vec![(header_len - 1, b'\t')],
+            vec![
+                "header: DAMAGED (bytes other than spaces around the JSON: changed since the file was written)",
+            ],
+        ),
     ];
-    for (pos, x, verdict, strict_code) in cases {
+    assert_eq!(original[header_len - 1], b' ', "the header is padded");
+    for (what, edits, lines) in cases {
         let mut file = original.clone();
-        file[pos] ^= x;
+        for (pos, byte) in edits {
+            file[pos] = byte;
+        }
         std::fs::write(d.join("m.safetensors"), &file).unwrap();
         let r = run_in(d, &["verify", "m.safetensors"]);
-        let what = format!("byte {pos}: {}{}", r.stdout, r.stderr);
-        if verdict == Verdict::Failed {
-            assert_eq!(r.code, 1, "{what}");
-            assert!(r.stdout.contains("DAMAGED w32:"), "{what}");
-            continue;
+        let out = format!("{what}: exit {}\n{}{}", r.code, r.stdout, r.stderr);
+        assert_eq!(r.code, 1, "{out}");
+        for line in lines {
+            assert!(r.stdout.contains(line), "`{line}`: {out}");
         }
-        assert_eq!(r.code, 0, "{what}");
-        assert_eq!(
-            why_exit_0_is_right(&original, &file),
-            Some(verdict),
-            "{what}"
+        assert!(r.stdout.ends_with("FAILED\n"), "{out}");
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.starts_with("error: m.safetensors: header is damaged (")),
+            "{out}"
         );
-        if verdict == Verdict::ChecksumDropped {
-            assert!(r.stdout.contains("have no stored checksum: w32"), "{what}");
+        assert_eq!(run_in(d, &["verify", "m.safetensors", "--strict"]).code, 1);
+        // convert refuses it, exit 1, and writes nothing.
+        for target in ["out.json", "out.safetensors"] {
+            let r = run_in(d, &["convert", "m.safetensors", target]);
+            assert_error(&r, 1, &["m.safetensors", "header is damaged"]);
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+            assert!(!d.join(target).exists(), "{what}: {target}");
         }
-        let strict = run_in(d, &["verify", "m.safetensors", "--strict"]);
-        assert_eq!(strict.code, strict_code, "--strict: {what}");
     }
+    assert_eq!(
+        listing(d),
+        ["m.json", "m.safetensors"].map(OsString::from).into(),
+        "no temporary files left behind"
+    );
 }

@@ -52,6 +52,7 @@ SPEC_NAME = {
 }
 
 CHECKSUM_PREFIX = "modeltool.sha256."
+HEADER_KEY = "modeltool.header_sha256"
 
 
 def fail(msg):
@@ -155,7 +156,8 @@ def same_tensors(want, got, what):
 
 def check_checksums(meta, tensors, path):
     """Every tensor has `modeltool.sha256.<name>` in the metadata and it is
-    the sha256 of the tensor's bytes as Python computes it."""
+    the sha256 of the tensor's bytes as Python computes it; the header has
+    `modeltool.header_sha256` and it is the digest Python computes."""
     check(meta is not None, f"{path}: no __metadata__")
     for name, t in tensors.items():
         key = CHECKSUM_PREFIX + name
@@ -164,3 +166,27 @@ def check_checksums(meta, tensors, path):
         check(meta[key] == want, f"{path}: {key} is {meta[key]}, Python's sha256 of the bytes is {want}")
     stray = [k for k in meta if k.startswith(CHECKSUM_PREFIX) and k[len(CHECKSUM_PREFIX):] not in tensors]
     check(not stray, f"{path}: checksums for tensors that are not there: {stray}")
+    stored, computed = header_sha256(path)
+    check(stored is not None, f"{path}: no {HEADER_KEY} in __metadata__ {sorted(meta)}")
+    check(stored == computed, f"{path}: {HEADER_KEY} is {stored}, Python's digest of the header is {computed}")
+
+
+def header_sha256(path):
+    """(the stored `modeltool.header_sha256` or None, the digest computed
+    here) for the file at `path`, the way docs/FORMAT.md defines it: the
+    sha256 of the header's canonical description, written independently of
+    modeltool's code."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    meta = dict(header.get("__metadata__") or {})
+    stored = meta.pop(HEADER_KEY, None)
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    text = json.dumps(
+        {"metadata": meta, "tensors": tensors},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return stored, hashlib.sha256(text.encode("utf-8")).hexdigest()

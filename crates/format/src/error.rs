@@ -157,6 +157,14 @@ pub enum FormatError {
         /// What is wrong.
         reason: String,
     },
+    /// A modeltool metadata key whose value is malformed.
+    #[error("metadata key `{key}` {reason}")]
+    BadMetadata {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// Writing failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -39,6 +39,7 @@
 
 mod dtype;
 mod error;
+mod header_digest;
 mod json;
 mod json_read;
 mod number;
@@ -53,6 +54,9 @@ use sha2::{Digest, Sha256};
 
 pub use crate::dtype::{Dtype, UnknownDtype};
 pub use crate::error::{FormatError, Result};
+pub use crate::header_digest::{
+    HeaderDamage, HeaderDamageKind, HeaderSha256, canonical_header, header_sha256,
+};
 pub use crate::json::{FORMAT_ID, JsonModel, JsonTensor, JsonWriter};
 pub use crate::safetensors::{Header, Layout, MAX_HEADER_LEN, METADATA_KEY, TensorInfo};
 
@@ -124,10 +128,18 @@ pub mod keys {
     pub const SHA256_PREFIX: &str = "modeltool.sha256.";
     /// The architecture, as JSON text (the same JSON as the JSON model's `architecture`).
     pub const ARCHITECTURE: &str = "modeltool.architecture";
+    /// The sha256 of the rest of the header (metadata and tensor entries),
+    /// see [`crate::header_sha256()`] and [`crate::Header::check_header_sha256`].
+    pub const HEADER_SHA256: &str = "modeltool.header_sha256";
 }
 
 /// A model file's metadata, split into what modeltool itself stores
 /// (checksums, architecture) and the user's own string pairs.
+///
+/// `modeltool.header_sha256` is not kept: it describes the header it was
+/// read from, not the model ([`Header::check_header_sha256`] checks it),
+/// and writers compute a new one for the header they write
+/// ([`Layout::with_header_sha256`], [`write_safetensors_with_header_sha256`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelMetadata {
     /// Free-form string metadata, passed through conversions untouched.
@@ -139,12 +151,15 @@ pub struct ModelMetadata {
 }
 
 impl ModelMetadata {
-    /// Splits a safetensors `__metadata__` map. A malformed checksum or
-    /// architecture value is an error rather than silently user metadata.
+    /// Splits a safetensors `__metadata__` map. A malformed checksum,
+    /// architecture or header checksum value is an error rather than
+    /// silently user metadata; the header checksum itself is dropped.
     pub fn from_safetensors(metadata: BTreeMap<String, String>) -> Result<ModelMetadata> {
         let mut out = ModelMetadata::default();
         for (key, value) in metadata {
-            if let Some(name) = key.strip_prefix(keys::SHA256_PREFIX) {
+            if key == keys::HEADER_SHA256 {
+                header_digest::check_form(&value)?;
+            } else if let Some(name) = key.strip_prefix(keys::SHA256_PREFIX) {
                 if !is_sha256_hex(&value) {
                     return Err(FormatError::BadValue {
                         name: name.to_owned(),
@@ -182,15 +197,36 @@ impl ModelMetadata {
     }
 }
 
-/// Writes a complete safetensors file from tensors held in memory.
-/// For tensors that arrive one at a time, use [`Layout`] directly.
+/// Writes a complete safetensors file from tensors held in memory, with
+/// exactly the metadata given. For tensors that arrive one at a time, use
+/// [`Layout`] directly.
 pub fn write_safetensors(
-    mut out: impl Write,
+    out: impl Write,
     tensors: &[(TensorMeta, &[u8])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    write_with(out, tensors, metadata, Layout::new)
+}
+
+/// Like [`write_safetensors`], and adds `modeltool.header_sha256`, the
+/// checksum of the header written ([`Layout::with_header_sha256`]): how
+/// modeltool writes its own files.
+pub fn write_safetensors_with_header_sha256(
+    out: impl Write,
+    tensors: &[(TensorMeta, &[u8])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    write_with(out, tensors, metadata, Layout::with_header_sha256)
+}
+
+fn write_with(
+    mut out: impl Write,
+    tensors: &[(TensorMeta, &[u8])],
+    metadata: &BTreeMap<String, String>,
+    layout: fn(&[TensorMeta], &BTreeMap<String, String>) -> Result<Layout>,
+) -> Result<()> {
     let metas: Vec<TensorMeta> = tensors.iter().map(|(m, _)| m.clone()).collect();
-    let layout = Layout::new(&metas, metadata)?;
+    let layout = layout(&metas, metadata)?;
     // Check every length before the first byte goes out.
     for (meta, data) in tensors {
         if data.len() != meta.byte_len()? {

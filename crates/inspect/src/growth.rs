@@ -8,7 +8,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use modeltool_format::{
-    Dtype, JsonWriter, ModelMetadata, TensorMeta, sha256_hex_all, write_safetensors,
+    Dtype, JsonWriter, ModelMetadata, TensorMeta, sha256_hex_all,
+    write_safetensors_with_header_sha256,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -94,7 +95,8 @@ pub struct GrowthReport {
 
 /// Writes every spec into `dir` as `<name>.safetensors` and `<name>.json`
 /// (f32 weights from a fixed-seed xorshift, checksums and the architecture
-/// stored in both) and measures the files.
+/// stored in both, the safetensors file with its header checksum) and
+/// measures the files.
 pub fn measure(dir: &Path, points: &[GrowthSpec]) -> Result<Vec<GrowthPoint>, InspectError> {
     points.iter().map(|spec| measure_one(dir, spec)).collect()
 }
@@ -189,12 +191,11 @@ fn measure_one(dir: &Path, spec: &GrowthSpec) -> Result<GrowthPoint, InspectErro
         .map(|(m, d)| (m.clone(), d.as_slice()))
         .collect();
     let file = create(&st_path)?;
-    write_safetensors(BufWriter::new(file), &pairs, &metadata.to_safetensors()).map_err(
-        |source| InspectError::Format {
+    write_safetensors_with_header_sha256(BufWriter::new(file), &pairs, &metadata.to_safetensors())
+        .map_err(|source| InspectError::Format {
             path: st_path.clone(),
             source,
-        },
-    )?;
+        })?;
 
     let json_path = dir.join(format!("{}.json", spec.name));
     let format_err = |source| InspectError::Format {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use modeltool_format::{Dtype, FormatError};
+use modeltool_format::{Dtype, FormatError, HeaderDamage, keys};
 
 /// Why a model could not be opened, read or written. Every message starts
 /// with the file it concerns.
@@ -73,6 +73,19 @@ pub enum LoadError {
         /// The checksum of the bytes.
         actual: String,
     },
+    /// A safetensors header that does not match its
+    /// `modeltool.header_sha256`: a dtype, shape, offset, checksum or other
+    /// metadata changed since the file was written.
+    #[error(
+        "{}: header is damaged: {damage} ({} is {}, the header hashes to {})",
+        path.display(), keys::HEADER_SHA256, damage.stored, damage.actual
+    )]
+    HeaderDamaged {
+        /// The file.
+        path: PathBuf,
+        /// What the check found.
+        damage: HeaderDamage,
+    },
     /// A file that became shorter after it was opened: another process
     /// truncated it (or is rewriting it) while modeltool was reading it.
     #[error("{}: truncated while being read (expected {expected} bytes, file now has {actual})", path.display())]
@@ -117,7 +130,10 @@ impl LoadError {
     /// Whether this is a failed check (damaged data) rather than unreadable
     /// or malformed input; command-line tools exit 1 for these.
     pub fn is_check_failure(&self) -> bool {
-        matches!(self, LoadError::ChecksumMismatch { .. })
+        matches!(
+            self,
+            LoadError::ChecksumMismatch { .. } | LoadError::HeaderDamaged { .. }
+        )
     }
 }
 

@@ -67,7 +67,7 @@ use std::time::SystemTime;
 
 use half::{bf16, f16};
 use memmap2::Mmap;
-use modeltool_format::{Dtype, Header, JsonModel, ModelMetadata, TensorMeta, keys};
+use modeltool_format::{Dtype, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta, keys};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -113,6 +113,9 @@ pub struct ModelFile {
     /// Bytes before the tensor data: for safetensors the 8-byte length plus
     /// the JSON header; for a JSON model file, the whole file.
     pub header_bytes: u64,
+    /// What the header's `modeltool.header_sha256` says about it (always
+    /// [`HeaderSha256::Absent`] for a JSON model file, which has no header).
+    pub header_sha256: HeaderSha256,
     /// The file as opened: every read goes through this handle, never
     /// through the path again, so a file renamed over `path` later is not
     /// mixed in.
@@ -158,6 +161,7 @@ impl ModelFile {
             path: path.to_owned(),
             file_len: meta.len(),
             header_bytes,
+            header_sha256: HeaderSha256::Absent,
             handle,
             modified: meta.modified().ok(),
             storage,
@@ -232,6 +236,18 @@ impl ModelFile {
         }
         self.check_unchanged()?;
         Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// [`LoadError::HeaderDamaged`] if the file's header does not match
+    /// its `modeltool.header_sha256`; `Ok` when it matches or has none.
+    pub fn check_header(&self) -> Result<()> {
+        match &self.header_sha256 {
+            HeaderSha256::Damaged(damage) => Err(LoadError::HeaderDamaged {
+                path: self.path.clone(),
+                damage: damage.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The file's memory map, made on first use; `None` when the model was
@@ -360,17 +376,19 @@ impl Model {
         let json = JsonModel::read_file(&model_file.handle).map_err(LoadError::format(path))?;
         // Checksums and the architecture have their own fields in a JSON
         // model file; the same keys in `metadata` would collide with them
-        // when written as safetensors.
-        if let Some(key) = json
-            .metadata
-            .keys()
-            .find(|k| k.starts_with(keys::SHA256_PREFIX) || *k == keys::ARCHITECTURE)
-        {
+        // when written as safetensors. The header checksum describes a
+        // safetensors header, which a JSON model file does not have.
+        for key in json.metadata.keys() {
+            let why = if key.starts_with(keys::SHA256_PREFIX) || key == keys::ARCHITECTURE {
+                "checksums and the architecture have their own fields in a JSON model file"
+            } else if key == keys::HEADER_SHA256 {
+                "it checksums a safetensors header, which a JSON model file does not have"
+            } else {
+                continue;
+            };
             return Err(LoadError::NotAModel {
                 path: path.to_owned(),
-                reason: format!(
-                    "metadata key `{key}` is modeltool's own: checksums and the architecture have their own fields in a JSON model file"
-                ),
+                reason: format!("metadata key `{key}` is modeltool's own: {why}"),
             });
         }
         let mut entries = Vec::with_capacity(json.tensors.len());
@@ -485,6 +503,29 @@ impl Model {
         &self.orphan_checksums
     }
 
+    /// Tensors without a stored checksum where one was to be expected,
+    /// another sign of damage (a checksum key changed, so that its tensor
+    /// seems to have none): some other tensor of the model has a checksum,
+    /// or the tensor's file carries `modeltool.header_sha256` (modeltool
+    /// writes both or neither). Empty when no tensor has a checksum in a
+    /// file without a header checksum: such a model is only unchecked.
+    pub fn missing_checksums(&self) -> Vec<&Entry> {
+        let any = self.entries.iter().any(|e| e.stored_sha256.is_some());
+        self.entries
+            .iter()
+            .filter(|e| {
+                e.stored_sha256.is_none()
+                    && (any || self.files[e.file].header_sha256 != HeaderSha256::Absent)
+            })
+            .collect()
+    }
+
+    /// [`LoadError::HeaderDamaged`] for the first file whose header does
+    /// not match its `modeltool.header_sha256` ([`ModelFile::check_header`]).
+    pub fn check_headers(&self) -> Result<()> {
+        self.files.iter().try_for_each(ModelFile::check_header)
+    }
+
     /// The total number of tensor elements.
     pub fn parameter_count(&self) -> u128 {
         self.entries
@@ -527,8 +568,10 @@ impl Model {
     }
 
     /// Like [`Model::bytes`], and checks the stored checksum first (when
-    /// there is one).
+    /// there is one), and the header checksum of the tensor's file (when
+    /// there is one: a changed dtype or shape leaves the bytes intact).
     pub fn bytes_checked(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
+        self.files[entry.file].check_header()?;
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
             let actual = hex::encode(Sha256::digest(&bytes));
@@ -665,6 +708,9 @@ pub(crate) fn read_safetensors_header(
     let header =
         Header::parse(&json, file_len - 8 - header_len).map_err(LoadError::format(path))?;
     model_file.header_bytes = 8 + header_len;
+    model_file.header_sha256 = header
+        .check_header_sha256(&json)
+        .map_err(LoadError::format(path))?;
     Ok((model_file, header))
 }
 

@@ -69,8 +69,10 @@ pub struct ConvertReport {
 
 /// Converts `model` into `output`. Input checksums are checked as the bytes
 /// go by; a mismatch stops the conversion with
-/// [`LoadError::ChecksumMismatch`] and nothing is written. Every output
-/// tensor carries its checksum.
+/// [`LoadError::ChecksumMismatch`] and nothing is written. An input header
+/// that does not match its `modeltool.header_sha256` is refused before
+/// anything is written ([`LoadError::HeaderDamaged`]). Every output tensor
+/// carries its checksum, and every safetensors output its header checksum.
 pub fn convert(
     model: &Model,
     output: &Path,
@@ -86,6 +88,7 @@ pub fn convert(
         }
     }
     check_target(model, output, options.force)?;
+    model.check_headers()?;
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -220,8 +223,9 @@ impl Job<'_> {
     }
 
     /// Streams the tensors into a safetensors file: a header with
-    /// placeholder checksums first (checksums are fixed-length, so the header
-    /// length is known), the data chunk by chunk, then the real header.
+    /// placeholder checksums and header checksum first (both are
+    /// fixed-length, so the header length is known), the data chunk by
+    /// chunk, then the real header.
     fn write_safetensors(
         &mut self,
         file: &File,
@@ -236,8 +240,8 @@ impl Job<'_> {
         for m in &metas {
             meta.checksums.insert(m.name.clone(), "0".repeat(64));
         }
-        let layout =
-            Layout::new(&metas, &meta.to_safetensors()).map_err(LoadError::format(shown_as))?;
+        let layout = Layout::with_header_sha256(&metas, &meta.to_safetensors())
+            .map_err(LoadError::format(shown_as))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&layout.header)
             .map_err(LoadError::io(shown_as))?;
@@ -295,12 +299,12 @@ impl Job<'_> {
             self.report.data_bytes +=
                 metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
         }
-        let final_layout =
-            Layout::new(&metas, &meta.to_safetensors()).map_err(LoadError::format(shown_as))?;
+        let final_layout = Layout::with_header_sha256(&metas, &meta.to_safetensors())
+            .map_err(LoadError::format(shown_as))?;
         assert_eq!(
             final_layout.header.len(),
             layout.header.len(),
-            "checksums have a fixed length"
+            "checksums and the header checksum have a fixed length"
         );
         let mut file = out.into_inner().map_err(|e| LoadError::Io {
             path: shown_as.to_owned(),
@@ -648,7 +652,8 @@ fn exchange_unsupported(e: &std::io::Error) -> bool {
 }
 
 /// Writes tensors held in memory as a new model file, JSON or safetensors
-/// by `path`'s extension, with every tensor's checksum, atomically (a
+/// by `path`'s extension, with every tensor's checksum (and, as
+/// safetensors, the header checksum), atomically (a
 /// temporary file beside it, then a rename). An existing file needs `force`.
 pub fn write_model(
     path: &Path,
@@ -684,8 +689,12 @@ pub fn write_model(
                 .collect();
             let refs: Vec<(TensorMeta, &[u8])> =
                 tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
-            modeltool_format::write_safetensors(out, &refs, &meta.to_safetensors())
-                .map_err(LoadError::format(path))?;
+            modeltool_format::write_safetensors_with_header_sha256(
+                out,
+                &refs,
+                &meta.to_safetensors(),
+            )
+            .map_err(LoadError::format(path))?;
         }
         Ok(())
     })

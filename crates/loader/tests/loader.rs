@@ -9,7 +9,10 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{
+    Dtype, HeaderDamageKind, HeaderSha256, ModelMetadata, TensorMeta, keys, sha256_hex,
+    write_safetensors,
+};
 use modeltool_loader::save::{ConvertOptions, OutputKind, convert};
 use modeltool_loader::{INDEX_NAME, LoadError, Model, ModelKind, OpenOptions};
 
@@ -130,6 +133,87 @@ fn damaged_tensor_is_caught_when_checked_on_load() {
     );
     let first = model.entries().iter().min_by_key(|e| e.range.0).unwrap();
     assert!(model.bytes_checked(first).is_ok());
+}
+
+/// `path` with its first `from` replaced by `to` (same length).
+fn edit(path: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("`{from}` in {}", path.display()));
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_changed_header_is_caught_by_its_header_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.safetensors");
+    write_model(&plain, 2);
+    let model = Model::open(&plain, OpenOptions::default()).unwrap();
+    assert_eq!(model.files()[0].header_sha256, HeaderSha256::Absent);
+    // convert writes one, and does not keep it as metadata.
+    let path = dir.path().join("m.safetensors");
+    let options = ConvertOptions {
+        kind: OutputKind::Safetensors,
+        dtype: None,
+        force: true,
+    };
+    convert(&model, &path, &options, &|_| {}).unwrap();
+    let model = Model::open(&path, OpenOptions::default()).unwrap();
+    assert_eq!(model.files()[0].header_sha256, HeaderSha256::Matches);
+    assert!(model.check_headers().is_ok());
+    assert!(!model.metadata().user.contains_key(keys::HEADER_SHA256));
+    assert!(model.missing_checksums().is_empty());
+
+    for (what, from, to) in [
+        ("a dtype", "\"F32\"", "\"I32\""),
+        ("a metadata value", "\"pt\"", "\"tf\""),
+        (
+            "a checksum key",
+            "modeltool.sha256.t0",
+            "modeltoolXsha256.t0",
+        ),
+    ] {
+        let damaged = dir.path().join("damaged.safetensors");
+        std::fs::copy(&path, &damaged).unwrap();
+        edit(&damaged, from, to);
+        let model = Model::open(&damaged, OpenOptions::default()).unwrap();
+        let HeaderSha256::Damaged(damage) = &model.files()[0].header_sha256 else {
+            panic!("{what}: {:?}", model.files()[0].header_sha256);
+        };
+        assert_eq!(damage.kind, HeaderDamageKind::Changed, "{what}");
+        let err = model.check_headers().unwrap_err();
+        assert!(err.is_check_failure(), "{what}: {err}");
+        assert!(err.to_string().contains("header is damaged"), "{err}");
+        // Checked reads refuse it, even though every tensor's bytes are intact.
+        let err = model.bytes_checked(&model.entries()[0]).unwrap_err();
+        assert!(
+            matches!(err, LoadError::HeaderDamaged { .. }),
+            "{what}: {err}"
+        );
+        // convert refuses it and writes nothing.
+        let out = dir.path().join("out.json");
+        let err = convert(&model, &out, &options, &|_| {}).unwrap_err();
+        assert!(
+            matches!(err, LoadError::HeaderDamaged { .. }),
+            "{what}: {err}"
+        );
+        assert!(!out.exists());
+        let missing: Vec<&str> = model
+            .missing_checksums()
+            .iter()
+            .map(|e| e.meta.name.as_str())
+            .collect();
+        let expected: &[&str] = if what == "a checksum key" {
+            &["t0"]
+        } else {
+            &[]
+        };
+        assert_eq!(missing, expected, "{what}");
+    }
 }
 
 #[test]

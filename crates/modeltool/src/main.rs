@@ -38,7 +38,8 @@ enum Command {
     /// else for a folder of Hugging Face shards. Stored checksums are checked
     /// on the way; every output carries checksums.
     Convert(cmd::convert::ConvertArgs),
-    /// Check a model's structure and every stored checksum.
+    /// Check a model's structure, every stored checksum and the header's own
+    /// checksum.
     ///
     /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
     Verify(cmd::verify::VerifyArgs),

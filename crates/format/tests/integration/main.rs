@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod header_digest;
 mod header_errors;
 mod hostile;
 mod json_errors;

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::bail;
+use modeltool_format::HeaderSha256;
 use modeltool_loader::ModelKind;
 use serde::Serialize;
 
@@ -33,8 +34,15 @@ pub struct VerifyReport {
     tensors: usize,
     /// Tensors whose stored checksum matched.
     verified: usize,
+    /// Files whose header matched its `modeltool.header_sha256`.
+    headers_matched: usize,
+    /// Files whose header does not match its `modeltool.header_sha256`.
+    damaged_headers: Vec<DamagedHeader>,
     /// Tensors without a stored checksum.
     no_checksum: Vec<String>,
+    /// Those of `no_checksum` that should have one: another tensor has one,
+    /// or their file has a header checksum (a damaged checksum key).
+    missing_checksums: Vec<String>,
     /// Tensors whose bytes do not match their checksum.
     damaged: Vec<Damaged>,
     /// Checksums stored for tensors the model does not hold.
@@ -47,6 +55,14 @@ pub struct VerifyReport {
 #[derive(Debug, Serialize)]
 struct Damaged {
     name: String,
+    expected: String,
+    actual: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DamagedHeader {
+    file: String,
+    reason: String,
     expected: String,
     actual: String,
 }
@@ -100,13 +116,32 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
         files: model.files().len(),
         tensors: model.entries().len(),
         verified: 0,
+        headers_matched: 0,
+        damaged_headers: Vec::new(),
         no_checksum: Vec::new(),
+        missing_checksums: model
+            .missing_checksums()
+            .iter()
+            .map(|e| e.meta.name.clone())
+            .collect(),
         damaged: Vec::new(),
         orphan_checksums: model.orphan_checksums().to_vec(),
         file_sha256: None,
         strict: args.strict,
         ok: false,
     };
+    for file in model.files() {
+        match &file.header_sha256 {
+            HeaderSha256::Absent => {}
+            HeaderSha256::Matches => report.headers_matched += 1,
+            HeaderSha256::Damaged(damage) => report.damaged_headers.push(DamagedHeader {
+                file: file.path.display().to_string(),
+                reason: damage.to_string(),
+                expected: damage.stored.clone(),
+                actual: damage.actual.clone(),
+            }),
+        }
+    }
     for (entry, actual) in model.entries().iter().zip(sums) {
         match &entry.stored_sha256 {
             Some(expected) if *expected == actual => report.verified += 1,
@@ -126,6 +161,8 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
         });
     }
     report.ok = report.damaged.is_empty()
+        && report.damaged_headers.is_empty()
+        && report.missing_checksums.is_empty()
         && report.orphan_checksums.is_empty()
         && report.file_sha256.as_ref().is_none_or(|f| f.ok)
         && (!args.strict || report.no_checksum.is_empty());
@@ -140,10 +177,20 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if report.ok {
         Ok(())
     } else {
+        for h in &report.damaged_headers {
+            eprintln!("error: {}: header is damaged ({})", h.file, h.reason);
+        }
         for d in &report.damaged {
             eprintln!(
                 "error: {}: tensor `{}` is damaged (sha256 mismatch)",
                 report.path, d.name
+            );
+        }
+        for name in &report.missing_checksums {
+            eprintln!(
+                "error: {}: tensor `{name}` has {}",
+                report.path,
+                missing_reason(&report)
             );
         }
         Err(CheckFailed.into())
@@ -161,6 +208,22 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
         "{}: structure ok, {} tensors{files}",
         r.path, r.tensors
     )?;
+    for h in &r.damaged_headers {
+        let of = if r.files > 1 {
+            format!(" of {}", h.file)
+        } else {
+            String::new()
+        };
+        writeln!(out, "header{of}: DAMAGED ({})", h.reason)?;
+    }
+    if r.headers_matched > 0 {
+        let of = if r.files > 1 {
+            format!(" in {} of {} files", r.headers_matched, r.files)
+        } else {
+            String::new()
+        };
+        writeln!(out, "header: checksum matches{of}")?;
+    }
     if r.verified + r.damaged.len() == 0 {
         writeln!(out, "no checksums stored: only the structure was checked")?;
     } else {
@@ -177,13 +240,8 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
             d.name, d.actual, d.expected
         )?;
     }
-    if !r.no_checksum.is_empty() && r.verified + r.damaged.len() > 0 {
-        writeln!(
-            out,
-            "{} tensors have no stored checksum: {}",
-            r.no_checksum.len(),
-            r.no_checksum.join(", ")
-        )?;
+    for name in &r.missing_checksums {
+        writeln!(out, "MISSING checksum of {name}: {}", missing_reason(r))?;
     }
     for name in &r.orphan_checksums {
         writeln!(
@@ -207,4 +265,14 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
     }
     writeln!(out, "{}", if r.ok { "OK" } else { "FAILED" })?;
     Ok(())
+}
+
+/// Why a tensor without a checksum is suspect: others have one, or (none
+/// has) its file carries a header checksum, and modeltool writes both.
+fn missing_reason(r: &VerifyReport) -> String {
+    match r.verified + r.damaged.len() {
+        0 => "no checksum, while its file has a header checksum (modeltool writes both): damaged metadata?".to_owned(),
+        1 => "no checksum, while 1 other tensor has one: damaged metadata?".to_owned(),
+        n => format!("no checksum, while {n} other tensors have one: damaged metadata?"),
+    }
 }
