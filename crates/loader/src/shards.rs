@@ -26,8 +26,17 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
         path: index_path.to_owned(),
         reason,
     };
+    // JSON is UTF-8 (RFC 8259). Checked first: serde_json does not check
+    // the strings of fields it skips, so bytes that are not UTF-8 under an
+    // unknown key would otherwise pass.
+    let text = std::str::from_utf8(&text).map_err(|e| {
+        shards_err(format!(
+            "not a valid index: not UTF-8 at byte {}",
+            e.valid_up_to()
+        ))
+    })?;
     let index: Index =
-        serde_json::from_slice(&text).map_err(|e| shards_err(format!("not a valid index: {e}")))?;
+        serde_json::from_str(text).map_err(|e| shards_err(format!("not a valid index: {e}")))?;
     let dir = index_path.parent().unwrap_or(Path::new("."));
     if index.weight_map.is_empty() {
         return Err(shards_err("`weight_map` lists no tensors".into()));
@@ -202,6 +211,35 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the shard_index fuzz target (fuzz/regressions/shard_index/):
+    /// bytes that are not UTF-8 in the value of a key the index does not
+    /// know were accepted, since serde_json skips such strings unchecked.
+    #[test]
+    fn an_index_that_is_not_utf8_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shard = dir.path().join("model-00001-of-00001.safetensors");
+        let meta = modeltool_format::TensorMeta {
+            name: "a".into(),
+            dtype: modeltool_format::Dtype::U8,
+            shape: vec![1],
+        };
+        let mut bytes = Vec::new();
+        modeltool_format::write_safetensors(&mut bytes, &[(meta, &[7][..])], &BTreeMap::new())
+            .expect("a shard");
+        std::fs::write(&shard, bytes).expect("write the shard");
+        let index = dir.path().join(INDEX_NAME);
+        let map = r#""weight_map": {"a": "model-00001-of-00001.safetensors"}"#;
+        std::fs::write(&index, format!("{{{map}}}")).expect("write the index");
+        open_index(&index, OpenOptions::default()).expect("the valid index opens");
+
+        let mut text = br#"{"note": "caf"#.to_vec();
+        text.extend_from_slice(&[0xff, 0xfe]);
+        text.extend_from_slice(format!(r#"", {map}}}"#).as_bytes());
+        std::fs::write(&index, &text).expect("write the index");
+        let err = open_index(&index, OpenOptions::default()).expect_err("not UTF-8");
+        assert!(err.to_string().contains("not UTF-8 at byte 13"), "{err}");
+    }
 
     #[test]
     fn sharding_follows_hugging_face() {

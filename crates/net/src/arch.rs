@@ -1,5 +1,6 @@
 //! The architecture description stored next to the tensors in a model file.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -193,23 +194,24 @@ impl Architecture {
 
     /// Every tensor name the architecture refers to, in order of first use, without duplicates.
     pub fn tensor_names(&self) -> Vec<String> {
-        fn walk(layers: &[Layer], out: &mut Vec<String>) {
+        // A set of the names seen, so that many layers cost linear time.
+        fn walk<'a>(layers: &'a [Layer], seen: &mut HashSet<&'a str>, out: &mut Vec<String>) {
             for layer in layers {
                 match layer {
                     Layer::Linear { weight, bias } => {
                         for name in std::iter::once(weight).chain(bias) {
-                            if !out.contains(name) {
+                            if seen.insert(name) {
                                 out.push(name.clone());
                             }
                         }
                     }
-                    Layer::Repeat { layers, .. } => walk(layers, out),
+                    Layer::Repeat { layers, .. } => walk(layers, seen, out),
                     _ => {}
                 }
             }
         }
         let mut out = Vec::new();
-        walk(&self.layers, &mut out);
+        walk(&self.layers, &mut HashSet::new(), &mut out);
         out
     }
 

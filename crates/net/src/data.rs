@@ -1,5 +1,6 @@
 //! Training data read from CSV.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -117,8 +118,11 @@ impl Dataset {
                 "the first line holds numbers, not column names; add a header row".into(),
             ));
         }
+        // Column index by name: one lookup per name, so a header of many
+        // thousands of columns costs linear time, not quadratic.
+        let mut column_of: HashMap<&str, usize> = HashMap::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
-            if names[..i].contains(name) {
+            if column_of.insert(name, i).is_some() {
                 return Err(header_error(format!(
                     "column `{name}` appears twice in the header"
                 )));
@@ -131,30 +135,31 @@ impl Dataset {
             )));
         }
 
+        let mut is_target = vec![false; names.len()];
         let target_columns: Vec<usize> = if targets.is_empty() {
+            is_target[names.len() - 1] = true;
             vec![names.len() - 1]
         } else {
             let mut columns = Vec::with_capacity(targets.len());
             for target in targets {
-                let column = names.iter().position(|n| n == target).ok_or_else(|| {
+                let column = *column_of.get(target.as_str()).ok_or_else(|| {
                     NetError::UnknownTargetColumn {
                         source_name: source_name.to_owned(),
                         column: target.clone(),
                         available: names.join(", "),
                     }
                 })?;
-                if columns.contains(&column) {
+                if is_target[column] {
                     return Err(header_error(format!(
                         "target column `{target}` is named twice"
                     )));
                 }
+                is_target[column] = true;
                 columns.push(column);
             }
             columns
         };
-        let input_columns: Vec<usize> = (0..names.len())
-            .filter(|c| !target_columns.contains(c))
-            .collect();
+        let input_columns: Vec<usize> = (0..names.len()).filter(|&c| !is_target[c]).collect();
         if input_columns.is_empty() {
             return Err(header_error(
                 "every column is a target; at least one input column is needed".into(),

@@ -224,16 +224,7 @@ impl Network {
             .input_width
             .expect("validate() ensures there is a linear layer");
         let output_width = width.expect("validate() ensures there is a linear layer");
-        let max_width = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Linear {
-                    inputs, outputs, ..
-                } => Some((*inputs).max(*outputs)),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(input_width);
+        let max_width = widest(&ops).max(input_width);
         Ok(Network {
             architecture: arch.clone(),
             params: builder.params,
@@ -339,6 +330,20 @@ impl Network {
     }
 }
 
+/// The widest input or output of any linear layer, inside repeat blocks too.
+fn widest(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            Op::Linear {
+                inputs, outputs, ..
+            } => (*inputs).max(*outputs),
+            Op::Repeat { ops, .. } => widest(ops),
+            Op::Activation(_) | Op::Softmax => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// `x @ w^T + b` for row-major `x: [batch, inputs]`, `w: [outputs, inputs]`.
 pub(crate) fn linear(
     x: &[f32],
@@ -410,5 +415,41 @@ fn softmax_rows(data: &mut [f32], width: usize) {
         data.par_chunks_mut(width).for_each(row);
     } else {
         data.chunks_mut(width).for_each(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches are cut into groups of rows by the widest layer, so that
+    /// activations stay within CHUNK_VALUES. The widest layer used to be
+    /// looked for among the top-level layers only: a repeat block widening
+    /// to 4096 inside a 1-wide network ran 2^26 rows at once, 2^38 values
+    /// (1 TiB) in one layer instead of 256 MiB.
+    #[test]
+    fn the_widest_layer_inside_a_repeat_block_bounds_the_groups() {
+        let arch = Architecture::from_json(
+            r#"{"layers": [
+                {"type": "linear", "weight": "in"},
+                {"type": "repeat", "times": 2, "layers": [
+                    {"type": "linear", "weight": "up"},
+                    {"type": "relu"},
+                    {"type": "linear", "weight": "down"}
+                ]}
+            ]}"#,
+        )
+        .expect("valid");
+        let wide = 4096;
+        let net = Network::build(&arch, |name| match name {
+            "in" => Some((vec![1, 1], vec![1.0])),
+            "up" => Some((vec![wide, 1], vec![1.0; wide])),
+            "down" => Some((vec![1, wide], vec![1.0 / wide as f32; wide])),
+            _ => None,
+        })
+        .expect("builds");
+        assert_eq!(net.max_width, wide);
+        let out = net.forward(&[-2.0, 0.5, 2.0], 3).expect("runs");
+        assert_eq!(out, [0.0, 0.5, 2.0]);
     }
 }

@@ -494,6 +494,28 @@ fn build_errors_name_the_layer() {
 
 // ---------------------------------------------------------------- architecture JSON
 
+/// `tensor_names` (which `modeltool run` calls on the architecture a file
+/// stores) checked each name against every name before it: quadratic in the
+/// number of layers, minutes for the 200,000 here, which a 10 MB header holds.
+#[test]
+fn tensor_names_of_many_layers_take_linear_time() {
+    let n = 200_000;
+    let layers: Vec<Layer> = (0..n)
+        .map(|i| linear(&format!("w{i}"), (i % 2 == 0).then_some("shared")))
+        .collect();
+    let arch = Architecture { layers };
+    let started = std::time::Instant::now();
+    let names = arch.tensor_names();
+    let elapsed = started.elapsed();
+    assert_eq!(names.len(), n + 1);
+    assert_eq!(names[..3], ["w0", "shared", "w1"]);
+    assert_eq!(names[n], format!("w{}", n - 1));
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "tensor_names of {n} layers took {elapsed:?}"
+    );
+}
+
 #[test]
 fn architecture_json_round_trips_and_rejects_mistakes() {
     let json = r#"{"layers":[{"type":"linear","weight":"0.weight","bias":"0.bias"},{"type":"tanh"},{"type":"repeat","times":3,"layers":[{"type":"linear","weight":"r"},{"type":"gelu"}]},{"type":"softmax"}]}"#;
@@ -654,6 +676,35 @@ fn csv_targets_choose_columns() {
     assert_eq!(from_file.target_names(), ["z"]);
     let err = Dataset::from_path(&dir.path().join("nope.csv"), &[]).expect_err("missing");
     assert!(err.to_string().contains("nope.csv"), "{err}");
+}
+
+/// The header's duplicate check compared every column name with every
+/// earlier one: a 57 KB header of 10,000 names took 14 s in the csv fuzz
+/// target's build (fuzz/regressions/csv/slow-header-10000-columns.csv), 100,000
+/// names over 10 minutes. Target columns went through the same quadratic lookups.
+#[test]
+fn a_header_of_many_columns_is_read_in_linear_time() {
+    let n = 200_000;
+    let header: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let row = vec!["1"; n].join(",");
+    let text = format!("{}\n{row}\n", header.join(","));
+    let targets: Vec<String> = header[n / 2..].to_vec();
+    let started = std::time::Instant::now();
+    let data = Dataset::from_csv_reader(text.as_bytes(), "wide.csv", &targets).expect("parses");
+    assert_eq!((data.input_width(), data.target_width()), (n / 2, n / 2));
+    assert_eq!(data.target_names()[0], format!("c{}", n / 2));
+    // A duplicate at the very end is still found.
+    let text = format!("{},c7\n{row},1\n", header.join(","));
+    let err = Dataset::from_csv_reader(text.as_bytes(), "wide.csv", &[]).expect_err("duplicate");
+    assert!(
+        err.to_string().contains("column `c7` appears twice"),
+        "{err}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "reading 200,000 columns took {elapsed:?}"
+    );
 }
 
 // ---------------------------------------------------------------- chart
