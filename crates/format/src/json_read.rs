@@ -130,6 +130,9 @@ struct Reader<R> {
     eof: bool,
     /// The next window, read while the current one is parsed.
     spare: Vec<u8>,
+    /// Where the first `]` is in a stretch of input, found while the
+    /// previous window was being parsed.
+    close: Option<CloseScan>,
     /// Output buffers of the pieces of a window, kept for the next window
     /// (fresh ones would cost a page fault per 4 KB, window after window).
     piece_buffers: Vec<Vec<u8>>,
@@ -146,6 +149,7 @@ impl<R: Read> Reader<R> {
             input_end,
             eof: false,
             spare: Vec::new(),
+            close: None,
             piece_buffers: Vec::new(),
         }
     }
@@ -589,19 +593,19 @@ impl<R: Read> Reader<R> {
         loop {
             self.fill(want)?;
             let at = self.offset();
-            let avail = &self.buf[self.pos..self.end];
             // The bulk: every complete element before the window's last
             // comma (and before the array's end), in parallel pieces.
-            if dtype != Dtype::C64 {
-                let stop = memchr(b']', avail).unwrap_or(avail.len());
-                if stop >= PARALLEL_MIN {
-                    if let Some(cut) = memrchr(b',', &avail[..stop]) {
-                        count += self.parse_window(cut, dtype, &mut out, count)?;
-                        check_limit(count, limit)?;
-                        continue;
-                    }
+            if dtype != Dtype::C64 && self.end - self.pos >= PARALLEL_MIN {
+                let stop = self.first_close();
+                if stop >= PARALLEL_MIN
+                    && let Some(cut) = memrchr(b',', &self.buf[self.pos..self.pos + stop])
+                {
+                    count += self.parse_window(cut, dtype, &mut out, count)?;
+                    check_limit(count, limit)?;
+                    continue;
                 }
             }
+            let avail = &self.buf[self.pos..self.end];
             // The rest, one element after another.
             tail.clear();
             let step = stream_elements(avail, dtype, &mut tail, self.eof)
@@ -642,6 +646,7 @@ impl<R: Read> Reader<R> {
     ) -> Result<usize> {
         let at = self.offset();
         let rest = self.pos + cut + 1;
+        let next_base = self.base + rest as u64;
         let tail = self.end - rest;
         let mut next = std::mem::take(&mut self.spare);
         next.resize(WINDOW.max(tail * 2), 0);
@@ -653,11 +658,13 @@ impl<R: Read> Reader<R> {
         let buffers = std::mem::take(&mut self.piece_buffers);
         let read = rayon::in_place_scope(|scope| {
             scope.spawn(|_| parsed = Some(parse_parallel(region, dtype, buffers)));
-            if eof {
+            let end = if eof {
                 Ok(tail)
             } else {
                 read_into(src, &mut next, tail)
-            }
+            };
+            // Meanwhile, too: where the array ends in the next window.
+            end.map(|end| (end, memchr(b']', &next[..end])))
         });
         let pieces = parsed.expect("the scope ran the parse");
         // The spare buffer now holds what follows the cut.
@@ -665,9 +672,14 @@ impl<R: Read> Reader<R> {
         self.base += rest as u64;
         self.pos = 0;
         match read {
-            Ok(end) => {
+            Ok((end, close)) => {
                 self.end = end;
                 self.eof |= end < self.buf.len();
+                self.close = Some(CloseScan {
+                    from: next_base,
+                    to: next_base + end as u64,
+                    at: close.map(|i| next_base + i as u64),
+                });
             }
             Err(e) => {
                 self.end = tail;
@@ -675,6 +687,29 @@ impl<R: Read> Reader<R> {
             }
         }
         append_pieces(pieces, out, first_index, at, &mut self.piece_buffers)
+    }
+}
+
+/// The first `]` in the input offsets `from..to`, if any.
+#[derive(Debug, Clone, Copy)]
+struct CloseScan {
+    from: u64,
+    to: u64,
+    at: Option<u64>,
+}
+
+impl<R: Read> Reader<R> {
+    /// The offset from `pos` of the first `]` in the window, or the
+    /// window's length: from the scan made while the previous window was
+    /// parsed when it covers the window, else found now.
+    fn first_close(&self) -> usize {
+        let (from, to) = (self.offset(), self.base + self.end as u64);
+        match self.close {
+            Some(c) if c.from <= from && c.to == to && c.at.is_none_or(|at| at >= from) => {
+                c.at.map_or(self.end - self.pos, |at| (at - from) as usize)
+            }
+            _ => memchr(b']', &self.buf[self.pos..self.end]).unwrap_or(self.end - self.pos),
+        }
     }
 }
 

@@ -39,6 +39,30 @@ fn every_dtype_round_trips_with_random_bytes_beyond_a_block() {
 }
 
 #[test]
+fn tensors_spanning_many_read_windows_round_trip() {
+    // The reader takes a file 4 MB at a time and parses each window in
+    // parallel pieces; arrays end mid-window, and the next tensor's array
+    // starts in the same window. Three tensors of several windows each.
+    let samples: Vec<Sample> = [(700_001usize, 11u64), (333_333, 12), (900_000, 13)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (count, seed))| {
+            let data = noise(count * 4, seed)
+                .chunks(4)
+                .flat_map(|b| {
+                    // Finite f32s of every magnitude, with their sign.
+                    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    let x = f32::from_bits(bits & 0x7eff_ffff | (bits & 1) << 31);
+                    x.to_le_bytes()
+                })
+                .collect();
+            Sample::new(&format!("t{i}"), Dtype::F32, &[count], data)
+        })
+        .collect();
+    assert_json_round_trip(&samples);
+}
+
+#[test]
 fn scalars_and_empty_tensors_of_every_dtype_round_trip() {
     for dtype in Dtype::ALL {
         for shape in [&[][..], &[0], &[2, 0], &[0, 3], &[1, 0, 1]] {
