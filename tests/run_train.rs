@@ -173,6 +173,23 @@ fn sequential_files_need_an_activation_and_others_say_what_is_missing() {
         2,
         &["other.json", "architecture"],
     );
+    // A layer that says two things at once: read by one reader as relu, by
+    // another as linear. Refused, not run (found by fuzzing).
+    let height = std::fs::read_to_string(fixtures().join("height.json")).unwrap();
+    let twice = height.replace(r#"{"type":"linear","#, r#"{"type":"relu","type":"linear","#);
+    assert_ne!(twice, height);
+    std::fs::write(d.join("twice.json"), twice).unwrap();
+    assert_error(
+        &run_in(d, &["run", "twice.json", "175"]),
+        2,
+        &["twice.json", "`type` appears twice"],
+    );
+    assert_error(
+        &run_in(d, &["convert", "twice.json", "twice.safetensors"]),
+        2,
+        &["twice.json", "`type` appears twice"],
+    );
+    assert!(!d.join("twice.safetensors").exists());
     assert_error(
         &run_in(&fixtures(), &["run", "height.json", "1,2"]),
         2,

@@ -411,7 +411,8 @@ impl<R: Read> Reader<R> {
                 }
                 "architecture" if architecture.is_none() => {
                     let (raw, at) = self.capture(1)?;
-                    architecture = Some(from_raw(&raw, at)?);
+                    architecture =
+                        Some(crate::strict_json::from_slice(&raw).map_err(|e| serde_error(e, at))?);
                 }
                 "tensors" if tensors.is_none() => tensors = Some(self.tensors()?),
                 "format" | "metadata" | "architecture" | "tensors" => {

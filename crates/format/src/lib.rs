@@ -44,6 +44,7 @@ mod json;
 mod json_read;
 mod number;
 mod safetensors;
+mod strict_json;
 mod values;
 
 use std::collections::BTreeMap;
@@ -170,11 +171,12 @@ impl ModelMetadata {
                 }
                 out.checksums.insert(name.to_owned(), value);
             } else if key == keys::ARCHITECTURE {
-                let arch: serde_json::Value =
-                    serde_json::from_str(&value).map_err(|e| FormatError::BadValue {
+                let arch = strict_json::from_slice(value.as_bytes()).map_err(|e| {
+                    FormatError::BadValue {
                         name: keys::ARCHITECTURE.to_owned(),
                         reason: format!("metadata key `{key}` is not JSON: {e}"),
-                    })?;
+                    }
+                })?;
                 // `null` means none, as in a JSON model file.
                 out.architecture = Some(arch).filter(|a| !a.is_null());
             } else {
