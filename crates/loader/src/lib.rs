@@ -224,18 +224,35 @@ impl ModelFile {
     /// Face Hub lists), read in bounded chunks through the handle opened by
     /// [`Model::open`]. A file that changes meanwhile is an error.
     pub fn sha256(&self) -> Result<String> {
-        self.check_unchanged()?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK.min(self.file_len as usize).max(1)];
-        let mut at = 0;
-        while at < self.file_len {
-            let n = buf.len().min((self.file_len - at) as usize);
+        self.read_chunks((0, self.file_len), CHUNK, |c| {
+            hasher.update(c);
+            Ok(())
+        })?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Reads the byte range `start..end` of the file as opened in chunks of
+    /// at most `chunk` bytes, handing each to `f`, with the file checked
+    /// before and after ([`ModelFile::check_unchanged`]): one that shrank
+    /// or was written to meanwhile is an error, even if `f` has seen some
+    /// of its bytes.
+    fn read_chunks(
+        &self,
+        (start, end): (u64, u64),
+        chunk: usize,
+        mut f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.check_unchanged()?;
+        let mut buf = vec![0u8; chunk.min((end - start) as usize).max(1)];
+        let mut at = start;
+        while at < end {
+            let n = buf.len().min((end - at) as usize);
             self.read_exact_at(&mut buf[..n], at)?;
-            hasher.update(&buf[..n]);
+            f(&buf[..n])?;
             at += n as u64;
         }
-        self.check_unchanged()?;
-        Ok(hex::encode(hasher.finalize()))
+        self.check_unchanged()
     }
 
     /// [`LoadError::HeaderDamaged`] if the file's header does not match
@@ -574,7 +591,7 @@ impl Model {
         self.files[entry.file].check_header()?;
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
-            let actual = hex::encode(Sha256::digest(&bytes));
+            let actual = modeltool_format::sha256_hex(&bytes);
             if &actual != expected {
                 return Err(LoadError::ChecksumMismatch {
                     path: self.files[entry.file].path.clone(),
@@ -620,16 +637,7 @@ impl Model {
             }
             return Ok(());
         }
-        file.check_unchanged()?;
-        let mut buf = vec![0u8; chunk.min(entry.byte_len() as usize).max(1)];
-        let mut at = entry.range.0;
-        while at < entry.range.1 {
-            let n = buf.len().min((entry.range.1 - at) as usize);
-            file.read_exact_at(&mut buf[..n], at)?;
-            f(&buf[..n])?;
-            at += n as u64;
-        }
-        file.check_unchanged()
+        file.read_chunks(entry.range, chunk, f)
     }
 
     /// The sha256 of a tensor's bytes, read in bounded chunks.
