@@ -165,6 +165,58 @@ impl Dtype {
     }
 }
 
+/// A stored value that is not a value of its dtype: the only such encodings
+/// in the safetensors dtypes are BOOL bytes other than 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidValue {
+    /// Index of the first invalid element.
+    pub index: usize,
+    /// The byte found there.
+    pub byte: u8,
+    /// How many elements are invalid.
+    pub count: usize,
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} invalid BOOL value{} (element {} holds byte 0x{:02x}; BOOL is 0 or 1)",
+            self.count,
+            if self.count == 1 { "" } else { "s" },
+            self.index,
+            self.byte
+        )
+    }
+}
+
+impl Dtype {
+    /// Checks that `bytes` hold only valid encodings of this dtype: `None`
+    /// when every value is valid. Every bit pattern of the float and integer
+    /// dtypes is a value (NaN included); a BOOL byte must be 0 or 1. One rule
+    /// for `verify` and every conversion.
+    ///
+    /// ```
+    /// use modeltool_format::Dtype;
+    /// assert_eq!(Dtype::BOOL.first_invalid(&[0, 1, 1]), None);
+    /// let bad = Dtype::BOOL.first_invalid(&[0, 2, 1, 255]).unwrap();
+    /// assert_eq!((bad.index, bad.byte, bad.count), (1, 2, 2));
+    /// assert_eq!(Dtype::U8.first_invalid(&[2, 255]), None);
+    /// ```
+    pub fn first_invalid(self, bytes: &[u8]) -> Option<InvalidValue> {
+        if self != Dtype::BOOL {
+            return None;
+        }
+        let index = bytes.iter().position(|&b| b > 1)?;
+        let count = bytes[index..].iter().filter(|&&b| b > 1).count();
+        Some(InvalidValue {
+            index,
+            byte: bytes[index],
+            count,
+        })
+    }
+}
+
 impl fmt::Display for Dtype {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -45,6 +45,7 @@ mod json_read;
 mod number;
 mod safetensors;
 mod strict_json;
+pub mod text;
 mod values;
 
 use std::collections::BTreeMap;
@@ -53,7 +54,7 @@ use std::io::Write;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-pub use crate::dtype::{Dtype, UnknownDtype};
+pub use crate::dtype::{Dtype, InvalidValue, UnknownDtype};
 pub use crate::error::{FormatError, Result};
 pub use crate::header_digest::{
     HeaderDamage, HeaderDamageKind, HeaderSha256, canonical_header, header_sha256,
