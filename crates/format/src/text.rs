@@ -157,7 +157,7 @@ pub fn middle(s: &str, max: usize) -> Cow<'_, str> {
 pub const ERROR_COLUMNS: usize = 120;
 
 /// A string from a file, for `format!` in a message: [escaped](escape) and
-/// [cut](cut) to [`ERROR_COLUMNS`].
+/// [cut] to [`ERROR_COLUMNS`].
 ///
 /// ```
 /// use modeltool_format::text::Escaped;
