@@ -812,3 +812,98 @@ pub fn write_atomically(
     outputs.write(id, write)?;
     outputs.commit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_failing_second_output_takes_the_first_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, c) = (
+            dir.path().join("a.json"),
+            dir.path().join("b.svg"),
+            dir.path().join("c.svg"),
+        );
+        std::fs::write(&a, "old a").expect("write");
+        std::fs::write(&c, "old c").expect("write");
+        // b appears after it was checked: the first output returns.
+        let mut outputs = Outputs::new();
+        let ia = outputs.file(&a, true).expect("a");
+        let ib = outputs.file(&b, true).expect("b");
+        outputs.write_bytes(ia, b"new a").expect("write a");
+        outputs.write_bytes(ib, b"new b").expect("write b");
+        std::fs::write(&b, "someone else's").expect("write");
+        let err = outputs.commit().expect_err("b appeared");
+        assert!(err.to_string().contains("b.svg"), "{err}");
+        assert_eq!(std::fs::read(&a).expect("a"), b"old a");
+        assert_eq!(std::fs::read(&b).expect("b"), b"someone else's");
+        assert_eq!(names(dir.path()), ["a.json", "b.svg", "c.svg"]);
+        // c is replaced by a folder after it was checked: a returns, and a
+        // new output before it is removed.
+        let d = dir.path().join("d.json");
+        let mut outputs = Outputs::new();
+        let id = outputs.file(&d, false).expect("d");
+        let ia = outputs.file(&a, true).expect("a");
+        let ic = outputs.file(&c, true).expect("c");
+        for i in [id, ia, ic] {
+            outputs.write_bytes(i, b"new").expect("write");
+        }
+        std::fs::remove_file(&c).expect("rm");
+        std::fs::create_dir(&c).expect("mkdir");
+        let err = outputs.commit().expect_err("c changed");
+        assert!(err.to_string().contains("c.svg"), "{err}");
+        assert_eq!(std::fs::read(&a).expect("a"), b"old a");
+        assert!(c.is_dir());
+        assert_eq!(names(dir.path()), ["a.json", "b.svg", "c.svg"]);
+    }
+
+    #[test]
+    fn dropping_a_set_removes_its_temporary_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut outputs = Outputs::new();
+        let f = outputs.file(dir.path().join("f.json"), false).expect("f");
+        let g = outputs.folder(dir.path().join("g"), false).expect("g");
+        outputs.write_bytes(f, b"x").expect("write");
+        let tmp = outputs.create_folder(g).expect("folder");
+        std::fs::write(tmp.join("model.safetensors"), b"x").expect("write");
+        assert_eq!(names(dir.path()).len(), 2);
+        drop(outputs);
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn outputs_are_compared_by_identity_not_spelling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("in"), "input").expect("write");
+        std::fs::hard_link(d.join("in"), d.join("hard")).expect("link");
+        let mut outputs = Outputs::new();
+        outputs.input(d.join("in")).expect("input");
+        for same in ["in", "sub/../in", "hard"] {
+            let err = outputs.file(d.join(same), true).expect_err(same);
+            assert!(err.to_string().contains("input"), "{err}");
+        }
+        // A folder output may not hold an input.
+        assert!(outputs.folder(d, true).is_err());
+        outputs.file(d.join("new.json"), false).expect("new");
+        let err = outputs
+            .file(d.join("sub/../new.json"), false)
+            .expect_err("the same new file twice");
+        assert!(err.to_string().contains("other output"), "{err}");
+        // An input declared after the output is checked too.
+        let mut outputs = Outputs::new();
+        outputs.file(d.join("hard"), true).expect("hard");
+        assert!(outputs.input(d.join("in")).is_err());
+    }
+}
