@@ -121,7 +121,7 @@ pub enum LoadError {
     /// A cast that would turn finite values into infinities: too large for
     /// the target dtype.
     #[error(
-        "{}: {values} value{} in {} tensor{} (first {}) {} too large for {dtype} (largest magnitude {largest:e}) and would become infinite; nothing was written (--allow-overflow writes them as infinities)",
+        "{}: {values} value{} in {} tensor{} (first {}) {} too large for {dtype} (largest magnitude {largest:.3e}) and would become infinite; nothing was written (--allow-overflow writes them as infinities)",
         path.display(),
         if *values == 1 { "" } else { "s" },
         tensors.len(),

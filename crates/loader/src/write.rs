@@ -706,16 +706,16 @@ fn check_replaceable(path: &Path, meta: &Metadata, target: Target) -> Result<()>
 }
 
 /// The operating system's message for an error, without the temporary
-/// path `tempfile` adds to it (the user never asked for that name).
+/// path `tempfile` adds to it (` at path "…"`: the user never asked for
+/// that name).
 fn os_message(e: &std::io::Error) -> String {
-    let inner = e
-        .get_ref()
-        .and_then(|e| e.source())
-        .and_then(|e| e.downcast_ref::<std::io::Error>());
-    match (inner, e.raw_os_error()) {
-        (Some(inner), _) => inner.to_string(),
-        (None, Some(code)) => std::io::Error::from_raw_os_error(code).to_string(),
-        (None, None) => e.kind().to_string(),
+    if let Some(code) = e.raw_os_error() {
+        return std::io::Error::from_raw_os_error(code).to_string();
+    }
+    let text = e.to_string();
+    match text.find(" at path ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
     }
 }
 
