@@ -649,6 +649,83 @@ fn a_deliberate_edit_is_rehashed_explicitly_and_damage_is_refused_otherwise() {
 }
 
 #[test]
+fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A header checksum, then a metadata value edited in place.
+    let meta = TensorMeta {
+        name: "w".into(),
+        dtype: Dtype::F32,
+        shape: vec![1],
+    };
+    let bytes = 1f32.to_le_bytes();
+    let mut md = ModelMetadata::default();
+    md.user.insert("note".into(), "aaaa".into());
+    md.checksums.insert("w".into(), sha256_hex(&bytes));
+    let mut file = Vec::new();
+    modeltool_format::write_safetensors_with_header_sha256(
+        &mut file,
+        &[(meta.clone(), &bytes[..])],
+        &md.to_safetensors(),
+    )
+    .unwrap();
+    let at = file.windows(4).position(|w| w == b"aaaa").unwrap();
+    file[at..at + 4].copy_from_slice(b"bbbb");
+    std::fs::write(d.join("edited.safetensors"), &file).unwrap();
+    assert_eq!(run_in(d, &["verify", "edited.safetensors"]).code, 1);
+    refused(
+        d,
+        &["convert", "edited.safetensors", "o.json"],
+        1,
+        &["edited.safetensors", "header"],
+    );
+    let r = run_in(d, &["convert", "edited.safetensors", "o.json", "--rehash"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_in(d, &["rehash", "edited.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(was damaged): "), "{}", r.stdout);
+    let v = run_in(d, &["verify", "edited.safetensors", "--strict"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    // A checksum for one tensor but not the other: rehash adds it.
+    let mut md = ModelMetadata::default();
+    md.checksums.insert("w".into(), sha256_hex(&bytes));
+    let flag = TensorMeta {
+        name: "flag".into(),
+        dtype: Dtype::BOOL,
+        shape: vec![1],
+    };
+    let mut file = Vec::new();
+    write_safetensors(
+        &mut file,
+        &[(meta, &bytes[..]), (flag, &[1u8][..])],
+        &md.to_safetensors(),
+    )
+    .unwrap();
+    std::fs::write(d.join("partial.safetensors"), &file).unwrap();
+    let r = run_in(
+        d,
+        &[
+            "convert",
+            "partial.safetensors",
+            "p.safetensors",
+            "--rehash",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("0 stored checksums replaced, 1 added"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(d, &["rehash", "partial.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("added    flag: "), "{}", r.stdout);
+    let v = run_in(d, &["verify", "partial.safetensors", "--strict"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    no_temporaries(d);
+}
+
+#[test]
 fn invalid_values_are_refused_for_every_output() {
     let dir = tempdir();
     let d = dir.path();

@@ -501,14 +501,15 @@ impl<'a> Job<'a> {
         file.write_all(&final_layout.header)
             .map_err(LoadError::io(shown_as))?;
         file.sync_all().map_err(LoadError::io(shown_as))?;
-        let header = modeltool_format::Header::from_file_bytes(&final_layout.header)
+        // The 8-byte length, then the JSON header (padded with spaces).
+        let header = serde_json::from_slice::<serde_json::Value>(&final_layout.header[8..])
             .ok()
             .and_then(|h| {
-                h.metadata
-                    .get(modeltool_format::keys::HEADER_SHA256)
-                    .cloned()
+                h[modeltool_format::METADATA_KEY][modeltool_format::keys::HEADER_SHA256]
+                    .as_str()
+                    .map(str::to_owned)
             })
-            .unwrap_or_default();
+            .expect("a header written with its header checksum");
         Ok(header)
     }
 
