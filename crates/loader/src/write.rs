@@ -385,15 +385,22 @@ impl Outputs {
             let inside = |outer: &Planned, inner: &Planned| {
                 outer.target == Target::Folder && inner.resolved.starts_with(&outer.resolved)
             };
-            if same || inside(other, &planned) || inside(&planned, other) {
-                return Err(refused(
-                    path,
-                    format!(
-                        "is the same file as the other output {}; give each output its own name",
-                        other.shown.display()
-                    ),
-                ));
-            }
+            let why = if same {
+                "is the same file as"
+            } else if inside(other, &planned) {
+                "is inside"
+            } else if inside(&planned, other) {
+                "would hold"
+            } else {
+                continue;
+            };
+            return Err(refused(
+                path,
+                format!(
+                    "{why} the other output {}; give each output its own place",
+                    other.shown.display()
+                ),
+            ));
         }
         self.outputs.push(planned);
         Ok(OutputId(self.outputs.len() - 1))
@@ -565,9 +572,20 @@ impl Outputs {
                 Err(e) => Err(fail(e)),
             };
         };
-        // What is there must still be what was checked.
+        // What is there must still be what was checked: the same file, and
+        // a folder still holding nothing but a checkpoint (nothing the user
+        // put there meanwhile is removed with it).
+        let target = o.target;
         match std::fs::symlink_metadata(&shown) {
-            Ok(m) if m.dev() == existing.dev && m.ino() == existing.ino => {}
+            Ok(m)
+                if m.dev() == existing.dev
+                    && m.ino() == existing.ino
+                    && match target {
+                        // An inode number can be reused at once: the kind
+                        // of file is checked too.
+                        Target::File => m.file_type().is_file(),
+                        Target::Folder => m.is_dir() && checkpoint_folder(&shown).is_ok(),
+                    } => {}
             _ => {
                 let _ = remove_any(&temp);
                 return Err(refused(
@@ -865,6 +883,23 @@ mod tests {
         assert_eq!(std::fs::read(&a).expect("a"), b"old a");
         assert!(c.is_dir());
         assert_eq!(names(dir.path()), ["a.json", "b.svg", "c.svg"]);
+    }
+
+    #[test]
+    fn a_file_put_in_a_folder_output_meanwhile_is_not_removed_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("ckpt");
+        std::fs::create_dir(&out).expect("mkdir");
+        std::fs::write(out.join(SINGLE_SHARD_NAME), b"old").expect("write");
+        let mut outputs = Outputs::new();
+        let id = outputs.folder(&out, true).expect("a checkpoint folder");
+        let tmp = outputs.create_folder(id).expect("folder");
+        std::fs::write(tmp.join(SINGLE_SHARD_NAME), b"new").expect("write");
+        std::fs::write(out.join("notes.txt"), b"mine").expect("write");
+        let err = outputs.commit().expect_err("the folder changed");
+        assert!(err.to_string().contains("changed"), "{err}");
+        assert_eq!(names(&out), ["model.safetensors", "notes.txt"]);
+        assert_eq!(names(dir.path()), ["ckpt"]);
     }
 
     #[test]
