@@ -725,6 +725,57 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     no_temporaries(d);
 }
 
+/// One safetensors file holding `name` with `bytes`, its checksum stored.
+fn shard(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) {
+    let meta = TensorMeta {
+        name: name.into(),
+        dtype,
+        shape: vec![bytes.len() / (dtype.bits() / 8)],
+    };
+    let mut md = ModelMetadata::default();
+    md.checksums.insert(name.into(), sha256_hex(bytes));
+    let mut file = Vec::new();
+    write_safetensors(&mut file, &[(meta, bytes)], &md.to_safetensors()).unwrap();
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn rehash_rewrites_every_shard_or_none() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir(d.join("ckpt")).unwrap();
+    let first = d.join("ckpt/model-00001-of-00002.safetensors");
+    let second = d.join("ckpt/model-00002-of-00002.safetensors");
+    shard(&first, "a", Dtype::F32, &1f32.to_le_bytes());
+    damage(&first);
+    shard(&second, "flag", Dtype::BOOL, &[1, 2]);
+    std::fs::write(
+        d.join("ckpt/model.safetensors.index.json"),
+        r#"{"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","flag":"model-00002-of-00002.safetensors"}}"#,
+    )
+    .unwrap();
+    // The second shard cannot be rewritten: the first, already rewritten
+    // beside its name, is not put in place either.
+    refused(
+        d,
+        &["rehash", "ckpt"],
+        1,
+        &["model-00002-of-00002.safetensors", "`flag`"],
+    );
+    // Both fine: both rewritten.
+    shard(&second, "flag", Dtype::BOOL, &[1, 0]);
+    let r = run_in(d, &["rehash", "ckpt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 tensor checksums replaced"),
+        "{}",
+        r.stdout
+    );
+    let v = run_in(d, &["verify", "ckpt", "--strict"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    no_temporaries(&d.join("ckpt"));
+}
+
 #[test]
 fn invalid_values_are_refused_for_every_output() {
     let dir = tempdir();
