@@ -582,7 +582,7 @@ fn a_read_only_folder_is_one_clear_error_and_leaves_no_partial_file() {
         let r = run_in(d, &["convert", "small.json", &format!("ro/{name}")]);
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
-    let r = run_in(d, &["convert", "small.json", "ro/shards"]);
+    let r = run_in(d, &["convert", "small.json", "ro/shards/"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     mount.remount("ro");
     every_conversion_fails(d, "ro", "Read-only file system", true);

@@ -13,4 +13,5 @@ mod faults;
 mod inspect;
 mod interop;
 mod run_train;
+mod safety;
 mod tutorial;

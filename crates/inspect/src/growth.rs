@@ -1,16 +1,24 @@
 //! How file size grows with parameter count, measured on real files: relu
 //! MLPs from the 2-parameter line `y = ax + b` up to ten million
 //! parameters, each written as safetensors and as a JSON model file.
+//!
+//! Files are written as every modeltool output is
+//! ([`modeltool_loader::write::Outputs`]): to a temporary file beside the
+//! target, measured there, and put in place with the command's other
+//! outputs; a symbolic link, FIFO or folder at a name is refused, never
+//! followed or truncated.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use modeltool_format::{
     Dtype, JsonWriter, ModelMetadata, TensorMeta, sha256_hex_all,
     write_safetensors_with_header_sha256,
 };
+use modeltool_loader::LoadError;
+use modeltool_loader::write::{OutputId, Outputs, write_atomically};
 use serde::Serialize;
 use serde_json::json;
 
@@ -96,9 +104,46 @@ pub struct GrowthReport {
 /// Writes every spec into `dir` as `<name>.safetensors` and `<name>.json`
 /// (f32 weights from a fixed-seed xorshift, checksums and the architecture
 /// stored in both, the safetensors file with its header checksum) and
-/// measures the files.
+/// measures the files. Files of those names are replaced when they are
+/// regular files (a run again writes the same files); anything else there
+/// is refused and left as it is. All files are put in place or none.
 pub fn measure(dir: &Path, points: &[GrowthSpec]) -> Result<Vec<GrowthPoint>, InspectError> {
-    points.iter().map(|spec| measure_one(dir, spec)).collect()
+    let mut outputs = Outputs::new();
+    let measured = measure_into(&mut outputs, dir, points, true)?;
+    outputs.commit().map_err(from_load)?;
+    Ok(measured)
+}
+
+/// Like [`measure`], but declares the files as outputs of `outputs` (an
+/// existing file replaced only with `force`) and leaves them staged: they
+/// are put in place by the caller's [`Outputs::commit`], together with the
+/// command's other outputs.
+pub fn measure_into(
+    outputs: &mut Outputs,
+    dir: &Path,
+    points: &[GrowthSpec],
+    force: bool,
+) -> Result<Vec<GrowthPoint>, InspectError> {
+    points
+        .iter()
+        .map(|spec| measure_one(outputs, dir, spec, force))
+        .collect()
+}
+
+/// A loader error as this crate's: the path it names and what went wrong.
+fn from_load(e: LoadError) -> InspectError {
+    match e {
+        LoadError::Io { path, source } => InspectError::Io { path, source },
+        LoadError::Refused { path, reason } => InspectError::Io {
+            path,
+            source: io::Error::other(reason),
+        },
+        LoadError::Format { path, source } => InspectError::Format { path, source },
+        other => InspectError::Io {
+            path: PathBuf::new(),
+            source: io::Error::other(other.to_string()),
+        },
+    }
 }
 
 fn spec_error(spec: &GrowthSpec, reason: String) -> InspectError {
@@ -108,7 +153,12 @@ fn spec_error(spec: &GrowthSpec, reason: String) -> InspectError {
     }
 }
 
-fn measure_one(dir: &Path, spec: &GrowthSpec) -> Result<GrowthPoint, InspectError> {
+fn measure_one(
+    outputs: &mut Outputs,
+    dir: &Path,
+    spec: &GrowthSpec,
+    force: bool,
+) -> Result<GrowthPoint, InspectError> {
     let name_ok = !spec.name.is_empty()
         && !spec.name.starts_with('.')
         && spec
@@ -186,35 +236,46 @@ fn measure_one(dir: &Path, spec: &GrowthSpec) -> Result<GrowthPoint, InspectErro
     };
 
     let st_path = dir.join(format!("{}.safetensors", spec.name));
+    let json_path = dir.join(format!("{}.json", spec.name));
+    let st_id = outputs.file(&st_path, force).map_err(from_load)?;
+    let json_id = outputs.file(&json_path, force).map_err(from_load)?;
     let pairs: Vec<(TensorMeta, &[u8])> = tensors
         .iter()
         .map(|(m, d)| (m.clone(), d.as_slice()))
         .collect();
-    let file = create(&st_path)?;
-    write_safetensors_with_header_sha256(BufWriter::new(file), &pairs, &metadata.to_safetensors())
-        .map_err(|source| InspectError::Format {
-            path: st_path.clone(),
-            source,
-        })?;
+    outputs
+        .write(st_id, |w| {
+            write_safetensors_with_header_sha256(w, &pairs, &metadata.to_safetensors()).map_err(
+                |source| LoadError::Format {
+                    path: st_path.clone(),
+                    source,
+                },
+            )
+        })
+        .map_err(from_load)?;
+    outputs
+        .write(json_id, |w| {
+            let format_err = |source| LoadError::Format {
+                path: json_path.clone(),
+                source,
+            };
+            let mut writer =
+                JsonWriter::new(w, &BTreeMap::new(), Some(&architecture)).map_err(format_err)?;
+            for ((meta, data), sum) in tensors.iter().zip(&sums) {
+                writer.write_tensor(meta, data, sum).map_err(format_err)?;
+            }
+            writer.finish().map_err(format_err)?;
+            Ok(())
+        })
+        .map_err(from_load)?;
 
-    let json_path = dir.join(format!("{}.json", spec.name));
-    let format_err = |source| InspectError::Format {
-        path: json_path.clone(),
-        source,
-    };
-    let file = create(&json_path)?;
-    let mut writer = JsonWriter::new(BufWriter::new(file), &BTreeMap::new(), Some(&architecture))
-        .map_err(format_err)?;
-    for ((meta, data), sum) in tensors.iter().zip(&sums) {
-        writer.write_tensor(meta, data, sum).map_err(format_err)?;
-    }
-    writer.finish().map_err(format_err)?;
-
-    let safetensors_bytes = file_len(&st_path)?;
-    let json_bytes = file_len(&json_path)?;
+    let safetensors_bytes = staged_len(outputs, st_id, &st_path)?;
+    let json_bytes = staged_len(outputs, json_id, &json_path)?;
     let mut prefix = [0u8; 8];
-    File::open(&st_path)
-        .and_then(|mut f| f.read_exact(&mut prefix))
+    outputs
+        .staged_file(st_id)
+        .expect("written above")
+        .read_exact_at(&mut prefix, 0)
         .map_err(|source| InspectError::Io {
             path: st_path.clone(),
             source,
@@ -235,15 +296,12 @@ fn measure_one(dir: &Path, spec: &GrowthSpec) -> Result<GrowthPoint, InspectErro
     })
 }
 
-fn create(path: &Path) -> Result<File, InspectError> {
-    File::create(path).map_err(|source| InspectError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn file_len(path: &Path) -> Result<u64, InspectError> {
-    std::fs::metadata(path)
+/// The size of a file written but not yet put in place.
+fn staged_len(outputs: &Outputs, id: OutputId, path: &Path) -> Result<u64, InspectError> {
+    outputs
+        .staged_file(id)
+        .expect("written before it is measured")
+        .metadata()
         .map(|m| m.len())
         .map_err(|source| InspectError::Io {
             path: path.to_owned(),
@@ -367,8 +425,24 @@ pub fn render_table(points: &[GrowthPoint], out: &mut impl Write) -> io::Result<
 }
 
 /// Draws parameters against file bytes, both axes logarithmic, one series
-/// for safetensors and one for JSON, as an SVG file.
+/// for safetensors and one for JSON, as a new SVG file, written atomically;
+/// an existing file is not replaced (declare it in an [`Outputs`] set with
+/// [`svg`] for that).
 pub fn write_svg(points: &[GrowthPoint], path: &Path) -> Result<(), InspectError> {
+    let text = svg(points, path)?;
+    write_atomically(path, false, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|source| LoadError::Io {
+                path: path.to_owned(),
+                source,
+            })
+    })
+    .map_err(from_load)
+}
+
+/// The chart [`write_svg`] draws, as SVG text; `path` is the file it is
+/// for, which errors name.
+pub fn svg(points: &[GrowthPoint], path: &Path) -> Result<String, InspectError> {
     use plotters::prelude::*;
 
     let plot_err = |reason: String| InspectError::Plot {
@@ -386,7 +460,8 @@ pub fn write_svg(points: &[GrowthPoint], path: &Path) -> Result<(), InspectError
     let (x_lo, x_hi) = params.fold((f64::MAX, 1f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let (y_lo, y_hi) = sizes.fold((f64::MAX, 1f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
 
-    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    let mut text = String::new();
+    let root = SVGBackend::with_string(&mut text, (900, 600)).into_drawing_area();
     let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
@@ -440,5 +515,7 @@ pub fn write_svg(points: &[GrowthPoint], path: &Path) -> Result<(), InspectError
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| plot_err(e.to_string()))
+    draw().map_err(|e| plot_err(e.to_string()))?;
+    drop(root);
+    Ok(text)
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use modeltool_format::{Dtype, FormatError, HeaderDamage, keys};
+use modeltool_format::text::Escaped;
+use modeltool_format::{Dtype, FormatError, HeaderDamage, InvalidValue, keys};
 
 /// Why a model could not be opened, read or written. Every message starts
 /// with the file it concerns.
@@ -106,6 +107,40 @@ pub enum LoadError {
         /// What differs.
         detail: String,
     },
+    /// A tensor holding values its dtype does not allow (a BOOL byte other
+    /// than 0 or 1, [`Dtype::first_invalid`]).
+    #[error("{}: tensor `{}` holds {value}", path.display(), Escaped(name))]
+    InvalidValue {
+        /// The file holding it.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The first invalid value and how many there are.
+        value: InvalidValue,
+    },
+    /// A cast that would turn finite values into infinities: too large for
+    /// the target dtype.
+    #[error(
+        "{}: {values} value{} in {} tensor{} (first {}) {} too large for {dtype} (largest magnitude {largest:.3e}) and would become infinite; nothing was written (--allow-overflow writes them as infinities)",
+        path.display(),
+        if *values == 1 { "" } else { "s" },
+        tensors.len(),
+        if tensors.len() == 1 { "" } else { "s" },
+        tensors.iter().take(3).map(|t| format!("`{}`", Escaped(t))).collect::<Vec<_>>().join(", "),
+        if *values == 1 { "is" } else { "are" },
+    )]
+    CastOverflow {
+        /// The output.
+        path: PathBuf,
+        /// The target dtype.
+        dtype: Dtype,
+        /// The tensors with values that overflow, in file order.
+        tensors: Vec<String>,
+        /// How many values overflow.
+        values: u64,
+        /// The largest magnitude among them.
+        largest: f64,
+    },
     /// A write that would replace an input or an existing file.
     #[error("{}: {reason}", path.display())]
     Refused {
@@ -132,7 +167,9 @@ impl LoadError {
     pub fn is_check_failure(&self) -> bool {
         matches!(
             self,
-            LoadError::ChecksumMismatch { .. } | LoadError::HeaderDamaged { .. }
+            LoadError::ChecksumMismatch { .. }
+                | LoadError::HeaderDamaged { .. }
+                | LoadError::InvalidValue { .. }
         )
     }
 }

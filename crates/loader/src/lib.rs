@@ -55,6 +55,8 @@ mod error;
 pub mod save;
 mod shards;
 mod sigbus;
+pub mod size;
+pub mod write;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,29 +1,34 @@
 //! Writing models: conversion between safetensors, JSON model files and
-//! sharded checkpoints, with dtype casts, checksums and atomic writes.
-//!
-//! Every write goes to a temporary file (or folder) beside the target and
-//! is renamed into place only when complete, so a failed conversion leaves
-//! nothing behind and an existing file is never half-replaced.
+//! sharded checkpoints, with dtype casts ([`modeltool_format::cast`]),
+//! checksums, and the rules of [`crate::write::Outputs`]: every output is
+//! checked against the inputs and what is on disk before any work, written
+//! to a temporary file (or folder) beside the target and put in place only
+//! when complete, so a failed conversion leaves nothing behind and an
+//! existing output is never half-replaced.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
+use modeltool_format::cast::{is_cast_target, is_castable};
 use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, sha256_hex};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use modeltool_format::cast::CastStats;
+
 use crate::shards::{INDEX_NAME, plan_shards, shard_name};
+use crate::write::{OutputId, Outputs, SINGLE_SHARD_NAME};
+pub use crate::write::{check_output, write_atomically};
 use crate::{CHUNK, Entry, LoadError, Model, ModelKind, Result};
 
 /// What to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputKind {
     /// One `.safetensors` file.
+    #[default]
     Safetensors,
     /// A JSON model file.
     Json,
@@ -35,19 +40,27 @@ pub enum OutputKind {
 }
 
 /// Options for [`convert`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     /// The output's kind.
     pub kind: OutputKind,
     /// Cast F16/BF16/F32/F64 tensors to this dtype (F32, F16 or BF16),
     /// rounding to nearest, ties to even. Other dtypes pass through.
     pub dtype: Option<Dtype>,
-    /// Replace an existing output.
+    /// Replace an existing output (only one modeltool could have written:
+    /// see [`Outputs`]).
     pub force: bool,
+    /// Write fresh checksums instead of refusing an input whose stored
+    /// checksums or header checksum do not match (or are partly missing):
+    /// a deliberate edit. Invalid values are refused all the same.
+    pub rehash: bool,
+    /// Write values too large for the cast's target as infinities instead
+    /// of refusing the conversion ([`LoadError::CastOverflow`]).
+    pub allow_overflow: bool,
 }
 
 /// What a conversion did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct ConvertReport {
     /// The files written.
     pub files: Vec<PathBuf>,
@@ -63,16 +76,37 @@ pub struct ConvertReport {
     pub cast_tensors: usize,
     /// Values that were cast.
     pub cast_values: u64,
-    /// Cast values the target dtype could not represent exactly.
+    /// Cast values the target dtype could not represent exactly (overflowed
+    /// values included).
     pub inexact_values: u64,
+    /// Cast values too large for the target, written as infinities
+    /// (only with [`ConvertOptions::allow_overflow`]).
+    pub overflow_values: u64,
+    /// With [`ConvertOptions::rehash`]: the checksums that changed.
+    pub rehashed: Vec<Rehashed>,
+}
+
+/// A tensor whose stored checksum a rehash replaced or added.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rehashed {
+    /// The tensor.
+    pub name: String,
+    /// The checksum the input stored (`None`: it had none).
+    pub old: Option<String>,
+    /// The checksum written.
+    pub new: String,
 }
 
 /// Converts `model` into `output`. Input checksums are checked as the bytes
 /// go by; a mismatch stops the conversion with
 /// [`LoadError::ChecksumMismatch`] and nothing is written. An input header
 /// that does not match its `modeltool.header_sha256` is refused before
-/// anything is written ([`LoadError::HeaderDamaged`]). Every output tensor
-/// carries its checksum, and every safetensors output its header checksum.
+/// anything is written ([`LoadError::HeaderDamaged`]); with
+/// [`ConvertOptions::rehash`], both are replaced by fresh checksums instead.
+/// A tensor holding invalid values is refused ([`LoadError::InvalidValue`]),
+/// and so is a cast that overflows unless allowed
+/// ([`LoadError::CastOverflow`]). Every output tensor carries its checksum,
+/// and every safetensors output its header checksum.
 pub fn convert(
     model: &Model,
     output: &Path,
@@ -80,119 +114,170 @@ pub fn convert(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ConvertReport> {
     if let Some(d) = options.dtype {
-        if !matches!(d, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+        if !is_cast_target(d) {
             return Err(LoadError::Refused {
                 path: output.to_owned(),
                 reason: format!("cannot cast to {d}: choose f32, f16 or bf16"),
             });
         }
     }
-    check_target(model, output, options.force)?;
-    model.check_headers()?;
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
+    let mut outputs = Outputs::new();
+    outputs.model(model)?;
+    let id = match options.kind {
+        OutputKind::Sharded { .. } => outputs.folder(output, options.force)?,
+        _ => outputs.file(output, options.force)?,
     };
+    if !options.rehash {
+        model.check_headers()?;
+        // A tensor without a checksum where the model has others is read
+        // through the checked path, which refuses what it refuses.
+        for e in model.missing_checksums() {
+            model.bytes_checked(e)?;
+        }
+    }
     let mut report = ConvertReport {
-        files: Vec::new(),
         tensors: model.entries().len(),
-        data_bytes: 0,
-        checked: 0,
-        unchecked: 0,
-        cast_tensors: 0,
-        cast_values: 0,
-        inexact_values: 0,
+        ..ConvertReport::default()
     };
-    let mut job = Job {
-        model,
-        dtype: options.dtype,
-        report: &mut report,
-        progress,
-    };
+    let mut job = Job::new(model, options, &mut report, progress);
     match options.kind {
         OutputKind::Json => {
-            write_atomically(output, options.force, |out| {
-                job.write_json(*out.get_ref(), output).map(drop)
-            })?;
+            outputs.write(id, |out| job.write_json(*out.get_ref(), output).map(drop))?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Safetensors => {
             let all: Vec<&Entry> = model.entries().iter().collect();
-            write_atomically(output, options.force, |out| {
-                job.write_safetensors(out.get_ref(), &all, output)
-            })?;
+            let file = outputs.create_file(id)?;
+            job.write_safetensors(file, &all, output)?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Sharded { max_shard_size } => {
-            let tmp_dir = tempfile::Builder::new()
-                .prefix(".modeltool-shards-")
-                .permissions(std::fs::Permissions::from_mode(0o777))
-                .tempdir_in(&parent)
-                .map_err(|e| cannot_create(output, &parent, e))?;
-            let entries = model.entries();
-            let sizes: Vec<u64> = entries
-                .iter()
-                .map(|e| job.out_meta(e).byte_len().map(|n| n as u64).unwrap_or(0))
-                .collect();
-            let plan = plan_shards(&sizes, max_shard_size);
-            let n = plan.len();
-            let mut weight_map = BTreeMap::new();
-            let mut names = Vec::new();
-            for (i, shard) in plan.iter().enumerate() {
-                let name = if n == 1 {
-                    "model.safetensors".to_owned()
-                } else {
-                    shard_name(i, n)
-                };
-                // Errors name the shard as it will be called, not the
-                // temporary folder it is written in.
-                let shown_as = output.join(&name);
-                let path = tmp_dir.path().join(&name);
-                let file = File::create(&path).map_err(LoadError::io(&shown_as))?;
-                let members: Vec<&Entry> = shard.iter().map(|&j| &entries[j]).collect();
-                job.write_safetensors(&file, &members, &shown_as)?;
-                file.sync_all().map_err(LoadError::io(&shown_as))?;
-                for e in &members {
-                    weight_map.insert(e.meta.name.clone(), name.clone());
-                }
-                names.push(name);
-            }
-            if n > 1 {
-                let index = serde_json::json!({
-                    "metadata": { "total_size": sizes.iter().sum::<u64>() },
-                    "weight_map": weight_map,
-                });
-                let path = tmp_dir.path().join(INDEX_NAME);
-                let shown_as = output.join(INDEX_NAME);
-                let mut text = serde_json::to_vec_pretty(&index).expect("an index serializes");
-                text.push(b'\n');
-                let mut file = File::create(&path).map_err(LoadError::io(&shown_as))?;
-                file.write_all(&text)
-                    .and_then(|()| file.sync_all())
-                    .map_err(LoadError::io(&shown_as))?;
-                names.push(INDEX_NAME.to_owned());
-            }
-            replace_dir(tmp_dir, output, options.force)?;
+            let names = job.write_shards(&mut outputs, id, output, max_shard_size)?;
             job.report
                 .files
                 .extend(names.iter().map(|n| output.join(n)));
         }
     }
+    job.finish(output)?;
+    outputs.commit()?;
     Ok(report)
+}
+
+/// What [`rehash`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RehashReport {
+    /// The model rewritten.
+    pub path: PathBuf,
+    /// The files rewritten in place.
+    pub files: Vec<PathBuf>,
+    /// Tensors whose stored checksum was replaced or added.
+    pub changed: Vec<Rehashed>,
+    /// Tensors whose stored checksum was right and stays.
+    pub unchanged: usize,
+    /// Stored checksums of tensors that do not exist, dropped.
+    pub dropped: Vec<String>,
+    /// Each safetensors file's header checksum, before and after.
+    pub headers: Vec<HeaderRehash>,
+}
+
+/// A file's `modeltool.header_sha256` before and after [`rehash`].
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderRehash {
+    /// The file.
+    pub file: PathBuf,
+    /// What the header checksum said of the old header: `absent`,
+    /// `matched` or `damaged`.
+    pub before: &'static str,
+    /// The new header checksum.
+    pub after: String,
+}
+
+/// Rewrites a model in place with fresh checksums (`modeltool rehash`):
+/// every tensor's, and every safetensors file's header checksum, for a
+/// deliberate edit. The tensors, dtypes, shapes and metadata stay as they
+/// are; invalid values are refused. Every file is rewritten through an
+/// [`Outputs`] set: atomically, keeping its permission bits, all files of a
+/// sharded checkpoint or none.
+pub fn rehash(model: &Model, progress: &(dyn Fn(u64) + Sync)) -> Result<RehashReport> {
+    let mut outputs = Outputs::new();
+    outputs.model(model)?;
+    let ids: Vec<OutputId> = model
+        .files()
+        .iter()
+        .map(|f| outputs.in_place(&f.path))
+        .collect::<Result<_>>()?;
+    let options = ConvertOptions {
+        kind: OutputKind::Safetensors,
+        rehash: true,
+        ..ConvertOptions::default()
+    };
+    let mut report = ConvertReport::default();
+    let mut job = Job::new(model, &options, &mut report, progress);
+    let mut headers = Vec::new();
+    for (i, (f, &id)) in model.files().iter().zip(&ids).enumerate() {
+        let members: Vec<&Entry> = model.entries().iter().filter(|e| e.file == i).collect();
+        if matches!(model.kind(), ModelKind::Json) {
+            outputs.write(id, |out| job.write_json(*out.get_ref(), &f.path).map(drop))?;
+            continue;
+        }
+        let file = outputs.create_file(id)?;
+        let after = job.write_safetensors(file, &members, &f.path)?;
+        headers.push(HeaderRehash {
+            file: f.path.clone(),
+            before: match f.header_sha256 {
+                modeltool_format::HeaderSha256::Absent => "absent",
+                modeltool_format::HeaderSha256::Matches => "matched",
+                modeltool_format::HeaderSha256::Damaged(_) => "damaged",
+            },
+            after,
+        });
+    }
+    job.finish(model.path())?;
+    outputs.commit()?;
+    let rehashed = std::mem::take(&mut report.rehashed);
+    Ok(RehashReport {
+        path: model.path().to_owned(),
+        files: model.files().iter().map(|f| f.path.clone()).collect(),
+        unchanged: model.entries().len() - rehashed.len(),
+        changed: rehashed,
+        dropped: model.orphan_checksums().to_vec(),
+        headers,
+    })
 }
 
 struct Job<'a> {
     model: &'a Model,
     dtype: Option<Dtype>,
+    rehash: bool,
+    allow_overflow: bool,
+    /// Tensors whose cast overflowed, and the counts.
+    overflowed: Vec<String>,
+    overflow: CastStats,
     report: &'a mut ConvertReport,
     progress: &'a (dyn Fn(u64) + Sync),
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    fn new(
+        model: &'a Model,
+        options: &ConvertOptions,
+        report: &'a mut ConvertReport,
+        progress: &'a (dyn Fn(u64) + Sync),
+    ) -> Job<'a> {
+        Job {
+            model,
+            dtype: options.dtype,
+            rehash: options.rehash,
+            allow_overflow: options.allow_overflow,
+            overflowed: Vec::new(),
+            overflow: CastStats::default(),
+            report,
+            progress,
+        }
+    }
+
     fn target(&self, from: Dtype) -> Option<Dtype> {
-        self.dtype.filter(|&to| {
-            to != from && matches!(from, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
-        })
+        self.dtype.filter(|&to| to != from && is_castable(from))
     }
 
     fn out_meta(&self, e: &Entry) -> TensorMeta {
@@ -203,35 +288,130 @@ impl Job<'_> {
         meta
     }
 
-    fn check_input(&mut self, e: &Entry, actual: String) -> Result<()> {
+    /// Refuses the conversion when casts overflowed and that is not allowed.
+    fn finish(&mut self, output: &Path) -> Result<()> {
+        if self.overflow.overflowed > 0 && !self.allow_overflow {
+            return Err(LoadError::CastOverflow {
+                path: output.to_owned(),
+                dtype: self.dtype.expect("only a cast overflows"),
+                tensors: std::mem::take(&mut self.overflowed),
+                values: self.overflow.overflowed,
+                largest: self.overflow.largest_overflow,
+            });
+        }
+        self.report.overflow_values = self.overflow.overflowed;
+        Ok(())
+    }
+
+    fn check_input(&mut self, e: &Entry, actual: &str) -> Result<()> {
         match &e.stored_sha256 {
-            Some(expected) if *expected != actual => Err(LoadError::ChecksumMismatch {
-                path: self.model.files()[e.file].path.clone(),
-                name: e.meta.name.clone(),
-                expected: expected.clone(),
-                actual,
-            }),
-            Some(_) => {
+            Some(expected) if expected == actual => {
                 self.report.checked += 1;
                 Ok(())
             }
-            None => {
-                self.report.unchecked += 1;
+            Some(expected) if !self.rehash => Err(LoadError::ChecksumMismatch {
+                path: self.model.files()[e.file].path.clone(),
+                name: e.meta.name.clone(),
+                expected: expected.clone(),
+                actual: actual.to_owned(),
+            }),
+            _ => {
+                if e.stored_sha256.is_none() {
+                    self.report.unchecked += 1;
+                }
                 Ok(())
             }
         }
     }
 
+    /// Notes a rehashed checksum: one the input did not store as written.
+    fn note_rehash(&mut self, e: &Entry, new: &str, cast: bool) {
+        if self.rehash && !cast && e.stored_sha256.as_deref() != Some(new) {
+            self.report.rehashed.push(Rehashed {
+                name: e.meta.name.clone(),
+                old: e.stored_sha256.clone(),
+                new: new.to_owned(),
+            });
+        }
+    }
+
+    fn check_values(&self, e: &Entry, chunk: &[u8], offset: usize) -> Result<()> {
+        match e.meta.dtype.first_invalid(chunk) {
+            None => Ok(()),
+            Some(mut value) => {
+                value.index += offset;
+                Err(LoadError::InvalidValue {
+                    path: self.model.files()[e.file].path.clone(),
+                    name: e.meta.name.clone(),
+                    value,
+                })
+            }
+        }
+    }
+
+    fn write_shards(
+        &mut self,
+        outputs: &mut Outputs,
+        id: OutputId,
+        output: &Path,
+        max_shard_size: u64,
+    ) -> Result<Vec<String>> {
+        let tmp_dir = outputs.create_folder(id)?;
+        let entries = self.model.entries();
+        let sizes: Vec<u64> = entries
+            .iter()
+            .map(|e| self.out_meta(e).byte_len().map(|n| n as u64).unwrap_or(0))
+            .collect();
+        let plan = plan_shards(&sizes, max_shard_size);
+        let n = plan.len();
+        let mut weight_map = BTreeMap::new();
+        let mut names = Vec::new();
+        for (i, shard) in plan.iter().enumerate() {
+            let name = if n == 1 {
+                SINGLE_SHARD_NAME.to_owned()
+            } else {
+                shard_name(i, n)
+            };
+            // Errors name the shard as it will be called, not the
+            // temporary folder it is written in.
+            let shown_as = output.join(&name);
+            let path = tmp_dir.join(&name);
+            let file = File::create(&path).map_err(LoadError::io(&shown_as))?;
+            let members: Vec<&Entry> = shard.iter().map(|&j| &entries[j]).collect();
+            self.write_safetensors(&file, &members, &shown_as)?;
+            for e in &members {
+                weight_map.insert(e.meta.name.clone(), name.clone());
+            }
+            names.push(name);
+        }
+        if n > 1 {
+            let index = serde_json::json!({
+                "metadata": { "total_size": sizes.iter().sum::<u64>() },
+                "weight_map": weight_map,
+            });
+            let path = tmp_dir.join(INDEX_NAME);
+            let shown_as = output.join(INDEX_NAME);
+            let mut text = serde_json::to_vec_pretty(&index).expect("an index serializes");
+            text.push(b'\n');
+            let mut file = File::create(&path).map_err(LoadError::io(&shown_as))?;
+            file.write_all(&text)
+                .and_then(|()| file.sync_all())
+                .map_err(LoadError::io(&shown_as))?;
+            names.push(INDEX_NAME.to_owned());
+        }
+        Ok(names)
+    }
+
     /// Streams the tensors into a safetensors file: a header with
     /// placeholder checksums and header checksum first (both are
     /// fixed-length, so the header length is known), the data chunk by
-    /// chunk, then the real header.
+    /// chunk, then the real header. Returns the header checksum written.
     fn write_safetensors(
         &mut self,
         file: &File,
         entries: &[&Entry],
         shown_as: &Path,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let metas: Vec<TensorMeta> = entries.iter().map(|e| self.out_meta(e)).collect();
         let mut meta = ModelMetadata {
             checksums: BTreeMap::new(),
@@ -265,7 +445,11 @@ impl Job<'_> {
             let mut out_hash = to.is_some().then(Sha256::new);
             let mut buf = Vec::new();
             let mut cast = CastStats::default();
+            let mut offset = 0;
+            let this = &*self;
             self.model.for_each_chunk(e, CHUNK, |chunk| {
+                this.check_values(e, chunk, offset)?;
+                offset += chunk.len();
                 // Hashing the input and casting it are independent: do both at once.
                 let cast_chunk = || {
                     if let Some(to) = to {
@@ -284,7 +468,7 @@ impl Job<'_> {
                     h.update(bytes);
                 }
                 out.write_all(bytes).map_err(LoadError::io(shown_as))?;
-                (self.progress)(chunk.len() as u64);
+                (this.progress)(chunk.len() as u64);
                 Ok(())
             })?;
             let in_sum = match (known, in_hash) {
@@ -292,9 +476,11 @@ impl Job<'_> {
                 (None, Some(h)) => hex::encode(h.finalize()),
                 (None, None) => unreachable!("an input hash is known or computed"),
             };
-            self.check_input(e, in_sum.clone())?;
+            self.check_input(e, &in_sum)?;
+            let cast_done = out_hash.is_some();
             let out_sum = out_hash.map_or(in_sum, |h| hex::encode(h.finalize()));
-            self.count_cast(to, &cast);
+            self.note_rehash(e, &out_sum, cast_done);
+            self.count_cast(e, to, &cast);
             meta.checksums.insert(metas[i].name.clone(), out_sum);
             self.report.data_bytes +=
                 metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
@@ -315,7 +501,16 @@ impl Job<'_> {
         file.write_all(&final_layout.header)
             .map_err(LoadError::io(shown_as))?;
         file.sync_all().map_err(LoadError::io(shown_as))?;
-        Ok(())
+        // The 8-byte length, then the JSON header (padded with spaces).
+        let header = serde_json::from_slice::<serde_json::Value>(&final_layout.header[8..])
+            .ok()
+            .and_then(|h| {
+                h[modeltool_format::METADATA_KEY][modeltool_format::keys::HEADER_SHA256]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .expect("a header written with its header checksum");
+        Ok(header)
     }
 
     /// Writes the JSON model file to `out`; `output` is the name errors
@@ -343,12 +538,13 @@ impl Job<'_> {
         .map_err(fail)?;
         for e in self.model.entries() {
             let bytes = self.model.bytes(e)?;
+            self.check_values(e, &bytes, 0)?;
             let in_sum = match self.model.kind() {
                 // Hashed as it was read.
                 ModelKind::Json => self.model.sha256(e)?,
                 _ => sha256_hex(&bytes),
             };
-            self.check_input(e, in_sum.clone())?;
+            self.check_input(e, &in_sum)?;
             let to = self.target(e.meta.dtype);
             let mut cast = CastStats::default();
             let data = match to {
@@ -359,7 +555,7 @@ impl Job<'_> {
                 }
                 None => bytes,
             };
-            self.count_cast(to, &cast);
+            self.count_cast(e, to, &cast);
             let out_meta = self.out_meta(e);
             // Without a cast the output bytes are the input bytes.
             let sum = if to.is_some() {
@@ -367,6 +563,7 @@ impl Job<'_> {
             } else {
                 in_sum
             };
+            self.note_rehash(e, &sum, to.is_some());
             writer.write_tensor(&out_meta, &data, &sum).map_err(fail)?;
             self.report.data_bytes += data.len() as u64;
             (self.progress)(e.byte_len());
@@ -378,301 +575,69 @@ impl Job<'_> {
         })
     }
 
-    fn count_cast(&mut self, to: Option<Dtype>, cast: &CastStats) {
+    fn count_cast(&mut self, e: &Entry, to: Option<Dtype>, cast: &CastStats) {
         if to.is_some() {
             self.report.cast_tensors += 1;
             self.report.cast_values += cast.values;
             self.report.inexact_values += cast.inexact;
-        }
-    }
-}
-
-/// Counts of a cast in progress.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CastStats {
-    /// Values cast.
-    pub values: u64,
-    /// Values that changed (NaN to NaN counts as exact).
-    pub inexact: u64,
-}
-
-impl CastStats {
-    /// Casts little-endian `input` of dtype `from` to `to`, appending to
-    /// `out`, rounding to nearest with ties to even. Both must be among
-    /// F16, BF16, F32 and F64 and `input` whole elements.
-    pub fn cast(&mut self, from: Dtype, to: Dtype, input: &[u8], out: &mut Vec<u8>) {
-        const PIECE: usize = 1 << 20; // a multiple of every element size
-        if input.len() <= PIECE {
-            return self.cast_serial(from, to, input, out);
-        }
-        let pieces: Vec<(Vec<u8>, CastStats)> = input
-            .par_chunks(PIECE)
-            .map(|piece| {
-                let (mut bytes, mut stats) = (Vec::new(), CastStats::default());
-                stats.cast_serial(from, to, piece, &mut bytes);
-                (bytes, stats)
-            })
-            .collect();
-        for (bytes, stats) in pieces {
-            out.extend_from_slice(&bytes);
-            self.values += stats.values;
-            self.inexact += stats.inexact;
-        }
-    }
-
-    fn cast_serial(&mut self, from: Dtype, to: Dtype, input: &[u8], out: &mut Vec<u8>) {
-        let size = from.bits() / 8;
-        out.reserve(input.len() / size * (to.bits() / 8));
-        for c in input.chunks_exact(size) {
-            let v: f64 = match from {
-                Dtype::F16 => f16::from_le_bytes([c[0], c[1]]).to_f64(),
-                Dtype::BF16 => bf16::from_le_bytes([c[0], c[1]]).to_f64(),
-                Dtype::F32 => f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))),
-                Dtype::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")),
-                _ => unreachable!("only float tensors are cast"),
-            };
-            // Every source value is exact in f64. The half-width conversions
-            // go through f32: exactly for F16/BF16/F32 sources, and for F64
-            // rounded to odd, which keeps the final round-to-nearest-even
-            // correct (half's own from_f64 rounds twice or truncates).
-            let back: f64 = match to {
-                Dtype::F32 => {
-                    let x = v as f32;
-                    out.extend_from_slice(&x.to_le_bytes());
-                    f64::from(x)
-                }
-                Dtype::F16 => {
-                    let x = f16::from_f32(to_f32_for_rounding(v, from));
-                    out.extend_from_slice(&x.to_le_bytes());
-                    x.to_f64()
-                }
-                Dtype::BF16 => {
-                    let x = bf16::from_f32(to_f32_for_rounding(v, from));
-                    out.extend_from_slice(&x.to_le_bytes());
-                    x.to_f64()
-                }
-                _ => unreachable!("casts go to F32, F16 or BF16"),
-            };
-            self.values += 1;
-            if back != v && !(back.is_nan() && v.is_nan()) {
-                self.inexact += 1;
+            if cast.overflowed > 0 {
+                self.overflowed.push(e.meta.name.clone());
             }
+            self.overflow.add(cast);
         }
     }
-}
-
-/// `v` as an f32 that a second rounding to a narrower type (F16, BF16)
-/// rounds exactly as `v` itself would: exact for sources of 32 bits or
-/// fewer, rounded to odd for F64 (inexact results get their lowest bit set),
-/// which is the classic cure for double rounding when the intermediate has at
-/// least two more bits than the target.
-fn to_f32_for_rounding(v: f64, from: Dtype) -> f32 {
-    if from != Dtype::F64 || v.is_nan() {
-        return v as f32;
-    }
-    let nearest = v as f32;
-    if f64::from(nearest) == v {
-        return nearest;
-    }
-    // Truncate toward zero, then mark the lost bits in the lowest bit.
-    let mut bits = nearest.to_bits();
-    if f64::from(nearest).abs() > v.abs() {
-        bits -= 1; // one step toward zero in magnitude (the sign bit is apart)
-    }
-    f32::from_bits(bits | 1)
-}
-
-/// Refuses to write over an input, or over an existing output without `force`.
-fn check_target(model: &Model, output: &Path, force: bool) -> Result<()> {
-    let inputs: Vec<&Path> = model
-        .files()
-        .iter()
-        .map(|f| f.path.as_path())
-        .chain(std::iter::once(model.path()))
-        .collect();
-    check_output(output, &inputs, force)
-}
-
-/// Checks that writing `output` replaces none of `inputs` (nor a folder
-/// holding one), and, unless `force`, no existing file at all. Every
-/// command that writes calls this before doing any work.
-pub fn check_output(output: &Path, inputs: &[&Path], force: bool) -> Result<()> {
-    if !output.exists() {
-        return Ok(());
-    }
-    let out = output.canonicalize().map_err(LoadError::io(output))?;
-    for input in inputs {
-        let Ok(input) = input.canonicalize() else {
-            continue;
-        };
-        if input == out || input.starts_with(&out) {
-            return Err(LoadError::Refused {
-                path: output.to_owned(),
-                reason: "refusing to overwrite an input".into(),
-            });
-        }
-    }
-    if !force {
-        return Err(LoadError::Refused {
-            path: output.to_owned(),
-            reason: "already exists (use --force to replace it)".into(),
-        });
-    }
-    Ok(())
-}
-
-fn temp_file(dir: &Path, output: &Path) -> Result<tempfile::NamedTempFile> {
-    let stem = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".tmp")
-        // Like any new file: 0666 less the umask (tempfile's default is 0600).
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| cannot_create(output, dir, e))
-}
-
-/// The operating system's message for an error, without the temporary
-/// path `tempfile` adds to it (the user never asked for that name).
-fn os_message(e: &std::io::Error) -> String {
-    let inner = e
-        .get_ref()
-        .and_then(|e| e.source())
-        .and_then(|e| e.downcast_ref::<std::io::Error>());
-    inner.unwrap_or(e).to_string()
-}
-
-/// The error for a temporary file or folder that cannot be made beside
-/// `output` (a read-only or full file system, a folder without write
-/// permission): it names the output the user asked for.
-fn cannot_create(output: &Path, dir: &Path, source: std::io::Error) -> LoadError {
-    LoadError::Io {
-        path: output.to_owned(),
-        source: std::io::Error::new(
-            source.kind(),
-            format!(
-                "cannot create a file in {}: {}",
-                dir.display(),
-                os_message(&source)
-            ),
-        ),
-    }
-}
-
-fn persist(tmp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
-    tmp.as_file().sync_all().map_err(LoadError::io(output))?;
-    let result = if force {
-        tmp.persist(output)
-    } else {
-        tmp.persist_noclobber(output)
-    };
-    result.map(drop).map_err(|e| LoadError::Io {
-        path: output.to_owned(),
-        source: e.error,
-    })
-}
-
-fn replace_dir(tmp: tempfile::TempDir, output: &Path, force: bool) -> Result<()> {
-    let tmp_path = tmp.keep();
-    let cleanup = |e: std::io::Error| {
-        let _ = std::fs::remove_dir_all(&tmp_path);
-        LoadError::Io {
-            path: output.to_owned(),
-            source: e,
-        }
-    };
-    if output.exists() {
-        if !force {
-            return Err(cleanup(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "already exists (use --force to replace it)",
-            )));
-        }
-        // One atomic step where the file system allows it: the new folder
-        // takes the output's name and the old output takes the temporary
-        // one, so that at every instant the name holds one complete output,
-        // old or new, whenever the process is killed.
-        match exchange(&tmp_path, output) {
-            Ok(()) => {
-                // `tmp_path` now holds the old output. One that will not go
-                // away is left under its temporary name rather than failing
-                // a finished conversion.
-                let _ = remove_any(&tmp_path);
-                return Ok(());
-            }
-            Err(e) if !exchange_unsupported(&e) => return Err(cleanup(e)),
-            Err(_) => {}
-        }
-        // Two renames: killed between them, the name is briefly empty and
-        // the old output waits beside it under `*.old`.
-        let aside = tmp_path.with_extension("old");
-        std::fs::rename(output, &aside).map_err(cleanup)?;
-        if let Err(e) = std::fs::rename(&tmp_path, output) {
-            // Put the old output back where it was.
-            let _ = std::fs::rename(&aside, output);
-            return Err(cleanup(e));
-        }
-        // The new output is in place; an old copy that will not go away is
-        // left beside it rather than failing a finished conversion.
-        let _ = remove_any(&aside);
-    } else {
-        std::fs::rename(&tmp_path, output).map_err(cleanup)?;
-    }
-    Ok(())
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    }
-}
-
-/// Swaps two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`).
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
-}
-
-/// Whether [`exchange`] failed only because the system or file system
-/// cannot swap (older kernels, some network file systems).
-fn exchange_unsupported(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::Unsupported
-        || matches!(e.raw_os_error(), Some(code) if code == libc::EINVAL || code == libc::ENOSYS || code == libc::EOPNOTSUPP)
 }
 
 /// Writes tensors held in memory as a new model file, JSON or safetensors
 /// by `path`'s extension, with every tensor's checksum (and, as
-/// safetensors, the header checksum), atomically (a
-/// temporary file beside it, then a rename). An existing file needs `force`.
+/// safetensors, the header checksum), atomically (a temporary file beside
+/// it, then a rename), with the rules of [`Outputs`]. An existing file
+/// needs `force`.
 pub fn write_model(
     path: &Path,
     tensors: &[(TensorMeta, Vec<u8>)],
     metadata: &ModelMetadata,
     force: bool,
 ) -> Result<()> {
-    let json = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => true,
-        Some("safetensors") => false,
-        _ => {
-            return Err(LoadError::Refused {
-                path: path.to_owned(),
-                reason: "the name must end in .json or .safetensors".into(),
-            });
-        }
-    };
+    model_format(path)?;
+    let mut outputs = Outputs::new();
+    let id = outputs.file(path, force)?;
+    stage_model(&mut outputs, id, tensors, metadata)?;
+    outputs.commit()
+}
+
+/// Whether a model file at `path` is JSON (`true`) or safetensors, by its
+/// extension (case-insensitive); any other name is refused.
+pub fn model_format(path: &Path) -> Result<bool> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("json") => Ok(true),
+        Some("safetensors") => Ok(false),
+        _ => Err(LoadError::Refused {
+            path: path.to_owned(),
+            reason: "the name must end in .json or .safetensors".into(),
+        }),
+    }
+}
+
+/// Writes tensors held in memory as the model file output `id` of an
+/// [`Outputs`] set (JSON or safetensors by its extension, see
+/// [`write_model`]), to be put in place with the set's other outputs by
+/// [`Outputs::commit`].
+pub fn stage_model(
+    outputs: &mut Outputs,
+    id: OutputId,
+    tensors: &[(TensorMeta, Vec<u8>)],
+    metadata: &ModelMetadata,
+) -> Result<()> {
+    let path = outputs.path(id).to_owned();
+    let json = model_format(&path)?;
     let sums: Vec<String> = tensors.iter().map(|(_, b)| sha256_hex(b)).collect();
-    write_atomically(path, force, |out| {
+    let path = &path;
+    outputs.write(id, |out| {
         if json {
             let mut w = JsonWriter::new(out, &metadata.user, metadata.architecture.as_ref())
                 .map_err(LoadError::format(path))?;
@@ -698,30 +663,4 @@ pub fn write_model(
         }
         Ok(())
     })
-}
-
-/// Writes a new file through `write`, atomically: into a temporary file
-/// beside `path`, renamed into place only when `write` succeeded. An
-/// existing file needs `force`; on failure nothing is left behind.
-pub fn write_atomically(
-    path: &Path,
-    force: bool,
-    write: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
-) -> Result<()> {
-    if path.exists() && !force {
-        return Err(LoadError::Refused {
-            path: path.to_owned(),
-            reason: "already exists (use --force to replace it)".into(),
-        });
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = temp_file(&parent, path)?;
-    let mut out = BufWriter::new(tmp.as_file());
-    write(&mut out)?;
-    out.flush().map_err(LoadError::io(path))?;
-    drop(out);
-    persist(tmp, path, force)
 }

@@ -267,6 +267,7 @@ fn a_truncated_shard_is_named() {
         },
         dtype: None,
         force: false,
+        ..Default::default()
     };
     modeltool_loader::save::convert(&model, &out, &options, &|_| {}).unwrap();
     let sharded = Model::open(&out, OpenOptions::default()).unwrap();

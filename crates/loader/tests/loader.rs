@@ -60,6 +60,7 @@ fn shard(model: &Model, dir: &Path, max: u64) {
         },
         dtype: None,
         force: false,
+        ..Default::default()
     };
     convert(model, dir, &options, &|_| {}).unwrap();
 }
@@ -160,6 +161,7 @@ fn a_changed_header_is_caught_by_its_header_checksum() {
         kind: OutputKind::Safetensors,
         dtype: None,
         force: true,
+        ..Default::default()
     };
     convert(&model, &path, &options, &|_| {}).unwrap();
     let model = Model::open(&path, OpenOptions::default()).unwrap();
@@ -262,6 +264,7 @@ fn sharded_round_trip_follows_hugging_face_naming() {
             kind: OutputKind::Safetensors,
             dtype: None,
             force: false,
+            ..Default::default()
         },
         &|_| {},
     )

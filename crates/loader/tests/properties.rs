@@ -396,6 +396,8 @@ fn run_convert(
         kind,
         dtype,
         force: false,
+        allow_overflow: true,
+        ..Default::default()
     };
     convert(model, output, &options, &|_| {}).or_fail(&format!("convert to {}", output.display()))
 }
@@ -1196,6 +1198,8 @@ fn a_cast_larger_than_one_piece_matches_the_reference() {
             kind,
             dtype: Some(Dtype::BF16),
             force: false,
+            allow_overflow: true,
+            ..Default::default()
         };
         let r = convert(&model, &out, &options, &|_| {}).unwrap();
         assert_eq!(
@@ -1239,6 +1243,8 @@ fn reserved_user_key(suffix: &str) -> TestResult {
         kind: OutputKind::Json,
         dtype: None,
         force: false,
+        allow_overflow: true,
+        ..Default::default()
     };
     match convert(&model, &out, &options, &|_| {}) {
         Err(_) => prop_assert!(!out.exists(), "a failed conversion left {}", out.display()),

@@ -34,9 +34,10 @@ pub enum Format {
 enum Command {
     /// Convert between safetensors, JSON model files and sharded checkpoints.
     ///
-    /// The output format follows OUTPUT: `.json`, `.safetensors`, or anything
-    /// else for a folder of Hugging Face shards. Stored checksums are checked
-    /// on the way; every output carries checksums.
+    /// The output format follows OUTPUT: `.json`, `.safetensors`, or a folder
+    /// of Hugging Face shards (with --max-shard-size, a name ending in `/`, or
+    /// an existing checkpoint folder). Stored checksums are checked on the
+    /// way; every output carries checksums.
     Convert(cmd::convert::ConvertArgs),
     /// Check a model's structure, every stored checksum and the header's own
     /// checksum.
@@ -54,6 +55,10 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Train a network on a CSV of samples and write it as a model file.
     Train(cmd::train::TrainArgs),
+    /// Rewrite a model in place with fresh checksums, after a deliberate
+    /// edit: every tensor's and each file's header checksum. Prints which
+    /// checksums changed.
+    Rehash(cmd::rehash::RehashArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         Command::Growth(a) => cmd::growth::run(a, &mut out),
         Command::Run(a) => cmd::run::run(a, &mut out),
         Command::Train(a) => cmd::train::run(a, &mut out),
+        Command::Rehash(a) => cmd::rehash::run(a, &mut out),
     };
     let _ = out.flush();
     exit::finish(result)

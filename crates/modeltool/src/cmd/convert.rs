@@ -1,31 +1,54 @@
 //! `modeltool convert INPUT OUTPUT`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use modeltool_format::Dtype;
-use modeltool_loader::parse_size;
 use modeltool_loader::save::{ConvertOptions, ConvertReport, OutputKind, convert};
+use modeltool_loader::size::parse_size;
+use modeltool_loader::write::checkpoint_folder;
 
 use crate::{Format, InputArgs};
+
+/// What `convert` writes, for messages about an output it cannot tell.
+const ACCEPTED: &str = "modeltool writes a .safetensors or .json file, or a folder of shards \
+                        (give --max-shard-size, end the name in /, or name an existing \
+                        checkpoint folder)";
 
 /// Arguments of `modeltool convert`.
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Where to write: `.json`, `.safetensors`, or a folder for shards.
-    output: PathBuf,
+    /// Where to write: a `.safetensors` or `.json` file, or a folder of
+    /// shards (with --max-shard-size, a name ending in `/`, or an existing
+    /// checkpoint folder).
+    #[arg(value_name = "OUTPUT")]
+    output_arg: Option<PathBuf>,
+    /// Where to write (the same as OUTPUT).
+    #[arg(short, long, value_name = "OUTPUT", conflicts_with = "output_arg")]
+    output: Option<PathBuf>,
     /// Cast float tensors (F16, BF16, F32, F64) to this dtype, rounding to
-    /// nearest-even; other dtypes pass through untouched.
-    #[arg(long, value_enum)]
+    /// nearest-even; other dtypes pass through untouched. Values too large
+    /// for it are refused unless --allow-overflow.
+    #[arg(long, value_enum, ignore_case = true)]
     dtype: Option<CastTo>,
-    /// Replace OUTPUT if it exists (the input is never replaced).
+    /// With --dtype: write values too large for the dtype as infinities
+    /// instead of refusing the conversion.
+    #[arg(long)]
+    allow_overflow: bool,
+    /// Write fresh checksums instead of refusing an input whose stored
+    /// checksums or header checksum do not match or are partly missing
+    /// (after a deliberate edit).
+    #[arg(long)]
+    rehash: bool,
+    /// Replace OUTPUT if it exists and is what convert writes (a file, or
+    /// a folder holding only a checkpoint); the input is never replaced.
     #[arg(long)]
     force: bool,
-    /// Largest shard when writing a folder, e.g. `5GB`, `500MB` (decimal
-    /// units, as Hugging Face uses; KiB/MiB/GiB are binary).
+    /// Largest shard when writing a folder, e.g. `5GB`, `1.5GB`, `500MB`
+    /// (decimal units, as Hugging Face uses; KiB/MiB/GiB are binary).
     #[arg(long, value_name = "SIZE")]
     max_shard_size: Option<String>,
     /// How to print the report.
@@ -40,29 +63,64 @@ enum CastTo {
     Bf16,
 }
 
-/// Runs the command.
-pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let ext = args
-        .output
+/// The kind of output `output` names, from its spelling and what is there.
+fn output_kind(output: &Path, max_shard_size: Option<&str>) -> anyhow::Result<OutputKind> {
+    let text = output.as_os_str().to_string_lossy();
+    if text == "-" {
+        bail!("{text}: cannot write a model to standard output; {ACCEPTED}");
+    }
+    let ext = output
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let kind = match (ext.as_deref(), &args.max_shard_size) {
-        (Some("json"), None) => OutputKind::Json,
-        (Some("safetensors"), None) => OutputKind::Safetensors,
-        (Some("json" | "safetensors"), Some(_)) => {
-            bail!(
-                "{}: --max-shard-size needs a folder as output, not a single file",
-                args.output.display()
-            )
-        }
-        (_, size) => {
-            let text = size.as_deref().unwrap_or("5GB");
-            let Some(max_shard_size) = parse_size(text) else {
-                bail!("--max-shard-size `{text}` is not a size such as 5GB, 500MB or 2GiB");
+    let file = match ext.as_deref() {
+        Some("json") => Some(OutputKind::Json),
+        Some("safetensors") => Some(OutputKind::Safetensors),
+        _ => None,
+    };
+    let folder = || -> anyhow::Result<OutputKind> {
+        let size = max_shard_size.unwrap_or("5GB");
+        let max_shard_size =
+            parse_size(size).map_err(|e| anyhow::anyhow!("--max-shard-size {e}"))?;
+        Ok(OutputKind::Sharded { max_shard_size })
+    };
+    let slash = text.ends_with('/');
+    match (file, max_shard_size) {
+        (Some(_), Some(_)) if !slash => bail!(
+            "{}: --max-shard-size needs a folder as output, not a single file",
+            output.display()
+        ),
+        (Some(kind), None) if !slash => Ok(kind),
+        _ if slash || max_shard_size.is_some() => folder(),
+        _ => {
+            let is_dir = std::fs::symlink_metadata(output).is_ok_and(|m| m.is_dir());
+            let why = match (is_dir, ext.as_deref()) {
+                (true, _) => match checkpoint_folder(output) {
+                    Ok(_) => return folder(),
+                    Err(why) => format!("is a folder that is not a checkpoint: it {why}"),
+                },
+                (false, ext) => match ext {
+                    Some("gguf") => "GGUF output is not supported yet".to_owned(),
+                    Some(e) => format!("`.{}` is not a kind of file modeltool writes", e),
+                    None => "the name says neither a file kind nor a folder".to_owned(),
+                },
             };
-            OutputKind::Sharded { max_shard_size }
+            bail!("{}: {why}; {ACCEPTED}", output.display())
         }
+    }
+}
+
+/// Runs the command.
+pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let Some(output) = args.output.as_ref().or(args.output_arg.as_ref()) else {
+        bail!("convert needs an OUTPUT (or -o OUTPUT)");
+    };
+    let kind = output_kind(output, args.max_shard_size.as_deref())?;
+    // `out/` and `out` are one folder; the rest of the name stays as given.
+    let output: PathBuf = if output.as_os_str().to_string_lossy().ends_with('/') {
+        output.components().collect()
+    } else {
+        output.clone()
     };
     let model = super::open(&args.input)?;
     let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
@@ -75,8 +133,10 @@ pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
             CastTo::Bf16 => Dtype::BF16,
         }),
         force: args.force,
+        rehash: args.rehash,
+        allow_overflow: args.allow_overflow,
     };
-    let report = convert(&model, &args.output, &options, &|n| bar.inc(n))?;
+    let report = convert(&model, &output, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     match args.format {
         Format::Json => {
@@ -117,10 +177,30 @@ fn print_human(
         )
     };
     writeln!(out, "{stored}; every output tensor carries its sha256")?;
-    if let Some(d) = options.dtype {
+    if options.rehash {
+        let replaced = r.rehashed.iter().filter(|c| c.old.is_some()).count();
+        let added = r.rehashed.len() - replaced;
         writeln!(
             out,
-            "cast {} tensors ({} values) to {d}: {} values were not exactly representable",
+            "rehash: {replaced} stored checksums replaced, {added} added"
+        )?;
+        for c in &r.rehashed {
+            let name = modeltool_format::text::middle(&c.name, 60);
+            match &c.old {
+                Some(old) => writeln!(out, "  replaced {name}: {old} -> {}", c.new)?,
+                None => writeln!(out, "  added    {name}: {}", c.new)?,
+            }
+        }
+    }
+    if let Some(d) = options.dtype {
+        let overflow = if r.overflow_values > 0 {
+            format!(" ({} too large, written as infinities)", r.overflow_values)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "cast {} tensors ({} values) to {d}: {} values were not exactly representable{overflow}",
             r.cast_tensors, r.cast_values, r.inexact_values
         )?;
     }

@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod growth;
 pub mod inspect;
+pub mod rehash;
 pub mod run;
 pub mod train;
 pub mod verify;

@@ -1,12 +1,12 @@
-//! `modeltool train DATA.csv --out MODEL`: fit a network to samples.
+//! `modeltool train DATA.csv -o MODEL`: fit a network to samples.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex};
-use modeltool_loader::LoadError;
-use modeltool_loader::save::{check_output, write_atomically, write_model};
+use modeltool_loader::save::{model_format, stage_model};
+use modeltool_loader::write::Outputs;
 use modeltool_net::train::{Dataset, TrainConfig, train};
 use modeltool_net::{Activation, loss_svg};
 use serde::Serialize;
@@ -19,8 +19,14 @@ pub struct TrainArgs {
     /// CSV with a header row; the last column is the target unless --target
     /// names others.
     data: PathBuf,
-    /// The model file to write: `.json` or `.safetensors`.
-    #[arg(long, value_name = "MODEL")]
+    /// The model file to write: `.json` or `.safetensors` (`--out` is the
+    /// same).
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "out",
+        value_name = "MODEL"
+    )]
     out: PathBuf,
     /// Hidden layer widths, e.g. `16,16`. Without it the model is a straight
     /// line (one linear layer), solved exactly by least squares.
@@ -47,7 +53,8 @@ pub struct TrainArgs {
     /// Draw the loss per epoch as an SVG chart.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// Replace MODEL if it exists.
+    /// Replace MODEL and the plot if they exist (regular files only; the
+    /// data is never replaced).
     #[arg(long)]
     force: bool,
     /// How to print the report.
@@ -69,20 +76,21 @@ struct TrainReport {
 
 /// Runs the command.
 pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let ext = args.out.extension().and_then(|e| e.to_str());
-    if !matches!(ext, Some("json" | "safetensors")) {
+    if model_format(&args.out).is_err() {
         bail!(
-            "{}: --out must end in .json or .safetensors",
+            "{}: --output must end in .json or .safetensors",
             args.out.display()
         );
     }
-    check_output(&args.out, &[&args.data], args.force)?;
-    if let Some(plot) = &args.plot {
-        if plot == &args.out {
-            bail!("{}: --plot and --out name the same file", plot.display());
-        }
-        check_output(plot, &[&args.data], args.force)?;
-    }
+    // Every output is checked against the data and the other output before
+    // training starts, and written all together or not at all.
+    let mut outputs = Outputs::new();
+    outputs.input(&args.data)?;
+    let model_id = outputs.file(&args.out, args.force)?;
+    let plot_id = match &args.plot {
+        Some(plot) => Some(outputs.file(plot, args.force)?),
+        None => None,
+    };
     let data = Dataset::from_path(&args.data, &args.target)?;
     let defaults = TrainConfig::default();
     let config = TrainConfig {
@@ -163,28 +171,13 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
             )
         })
         .collect();
-    // Both outputs are ready before either is written; if the second write
-    // fails, the first is taken back, so a failed command leaves nothing.
-    let svg = match &args.plot {
-        Some(plot) => Some((
-            plot,
-            loss_svg(&trained.loss_history).map_err(|e| anyhow!("{}: {e}", plot.display()))?,
-        )),
-        None => None,
-    };
-    write_model(&args.out, &tensors, &meta, args.force)?;
-    if let Some((plot, svg)) = svg {
-        let written = write_atomically(plot, args.force, |w| {
-            w.write_all(svg.as_bytes()).map_err(|e| LoadError::Io {
-                path: plot.clone(),
-                source: e,
-            })
-        });
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&args.out);
-            return Err(e.into());
-        }
+    stage_model(&mut outputs, model_id, &tensors, &meta)?;
+    if let (Some(plot), Some(id)) = (&args.plot, plot_id) {
+        let svg =
+            loss_svg(&trained.loss_history).map_err(|e| anyhow!("{}: {e}", plot.display()))?;
+        outputs.write_bytes(id, svg.as_bytes())?;
     }
+    outputs.commit()?;
 
     let report = TrainReport {
         model: args.out.display().to_string(),
