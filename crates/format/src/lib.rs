@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod detect;
 mod dtype;
 mod error;
 mod header_digest;
@@ -54,6 +55,7 @@ use std::io::Write;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub use crate::detect::{DETECT_LEN, FileKind, detect};
 pub use crate::dtype::{Dtype, InvalidValue, UnknownDtype};
 pub use crate::error::{FormatError, Result};
 pub use crate::header_digest::{
