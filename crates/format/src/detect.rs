@@ -130,6 +130,14 @@ pub fn detect(head: &[u8]) -> FileKind {
     if head.is_empty() {
         return FileKind::Empty;
     }
+    // First: a header length of up to 100 MB has zero high bytes, so its
+    // low bytes may look like anything (0x0280 starts like a pickle).
+    if let Some(len) = head.get(..8) {
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+        if (2..=MAX_HEADER_LEN).contains(&len) && head.get(8) == Some(&b'{') {
+            return FileKind::Safetensors;
+        }
+    }
     if head.starts_with(b"GGUF") {
         // The version follows the magic; a big-endian file stores it
         // byte-swapped (version 3 reads as 0x03000000).
@@ -153,12 +161,6 @@ pub fn detect(head: &[u8]) -> FileKind {
         } else {
             FileKind::Pickle
         };
-    }
-    if let Some(len) = head.get(..8) {
-        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
-        if (2..=MAX_HEADER_LEN).contains(&len) && head.get(8) == Some(&b'{') {
-            return FileKind::Safetensors;
-        }
     }
     let text = strip_bom(head);
     let start = text
@@ -300,5 +302,14 @@ mod tests {
         let mut b = (MAX_HEADER_LEN + 1).to_le_bytes().to_vec();
         b.push(b'{');
         assert_ne!(detect(&b), FileKind::Safetensors);
+    }
+
+    /// Found by the round-trip property test: a 640-byte header starts
+    /// `80 02`, which is also how a protocol-2 pickle starts.
+    #[test]
+    fn a_safetensors_length_that_looks_like_a_pickle_is_safetensors() {
+        let mut b = 640u64.to_le_bytes().to_vec();
+        b.extend_from_slice(b"{\"a\":{}}");
+        assert_eq!(detect(&b), FileKind::Safetensors);
     }
 }
