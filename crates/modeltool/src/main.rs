@@ -1,9 +1,10 @@
 //! `modeltool`: look inside, convert, check, run and train neural-network
 //! parameter files. A thin command line over the modeltool crates.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod cmd;
 mod exit;
+mod sigbus;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
     // A model file truncated by another process while mapped: one error
     // line and exit 2 instead of death by SIGBUS. Without it (not Linux),
     // mapped reads work the same, minus that message.
-    let _ = modeltool_loader::report_truncation_on_sigbus();
+    let _ = sigbus::install();
     let args = match Args::try_parse() {
         Ok(args) => args,
         // --help and --version print as clap renders them; usage errors
