@@ -12,5 +12,6 @@ mod cli;
 mod faults;
 mod inspect;
 mod interop;
+mod loader_cli;
 mod run_train;
 mod tutorial;

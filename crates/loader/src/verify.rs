@@ -50,7 +50,8 @@ pub struct VerifyReport {
     /// Checksums stored for tensors the model does not hold.
     pub orphan_checksums: Vec<String>,
     /// Tensors holding values their dtype does not allow (BOOL bytes other
-    /// than 0 and 1), found while hashing.
+    /// than 0 and 1), found while hashing: those whose checksum matched or
+    /// that have none (a damaged tensor is reported as damaged).
     pub invalid_values: Vec<InvalidValues>,
     /// What else is wrong with the model ([`Model::warnings`]), as text.
     pub warnings: Vec<String>,
@@ -266,6 +267,9 @@ impl Model {
                 None => report.no_checksum.push(entry.meta.name.clone()),
             }
         }
+        report
+            .invalid_values
+            .retain(|v| !report.damaged.iter().any(|d| d.name == v.name));
         if let (Some(expected), Some(actual)) = (expected, file_hash) {
             report.file_sha256 = Some(FileHash {
                 ok: actual == expected,

@@ -214,7 +214,7 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
 /// both.
 fn missing_reason(r: &VerifyReport) -> String {
     match r.verified + r.damaged.len() {
-        0 => "no checksum, while the model has a header checksum (modeltool writes both): damaged metadata?".to_owned(),
+        0 => "no checksum, while its file has a header checksum (modeltool writes both): damaged metadata?".to_owned(),
         1 => "no checksum, while 1 other tensor has one: damaged metadata?".to_owned(),
         n => format!("no checksum, while {n} other tensors have one: damaged metadata?"),
     }
