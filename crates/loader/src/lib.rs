@@ -375,17 +375,23 @@ impl Model {
     }
 
     fn open_safetensors(path: &Path, file: ModelFile) -> Result<Model> {
-        let (file, header) = read_safetensors_header(file)?;
+        let (file, mut header) = read_safetensors_header(file)?;
         let mut model = Model::empty(path, ModelKind::Safetensors);
-        let metadata = ModelMetadata::from_safetensors(header.metadata.clone())
+        let metadata = ModelMetadata::from_safetensors(std::mem::take(&mut header.metadata))
             .map_err(LoadError::format(path))?;
+        let ModelMetadata {
+            user,
+            checksums,
+            architecture,
+        } = metadata;
         model.files.push(file);
-        model.add_entries(0, &header, &metadata.checksums);
+        model.add_entries(0, header, &checksums);
         model.metadata = ModelMetadata {
+            user,
             checksums: Default::default(),
-            ..metadata.clone()
+            architecture,
         };
-        model.finish(&metadata.checksums)?;
+        model.finish(&checksums)?;
         Ok(model)
     }
 
@@ -442,22 +448,25 @@ impl Model {
         Ok(model)
     }
 
+    /// Moves a header's tensors into entries of file `file` (moved, not
+    /// copied: a header may describe a million tensors).
     pub(crate) fn add_entries(
         &mut self,
         file: usize,
-        header: &Header,
+        header: Header,
         checksums: &BTreeMap<String, String>,
     ) {
         let data = header.data_start();
         self.entries.reserve(header.tensors.len());
-        for t in &header.tensors {
+        for t in header.tensors {
             let (start, end) = (data + t.data_offsets.0, data + t.data_offsets.1);
+            let stored_sha256 = checksums.get(&t.meta.name).cloned();
             self.entries.push(Entry {
-                meta: t.meta.clone(),
+                meta: t.meta,
                 file,
                 location: Location::File { file, start, end },
                 range: (start, end),
-                stored_sha256: checksums.get(&t.meta.name).cloned(),
+                stored_sha256,
             });
         }
     }

@@ -129,9 +129,9 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     let mut listed = 0usize;
     // Reported after a tensor held twice, which explains it better.
     let mut misplaced = None;
-    for (i, (file, header)) in headers.into_iter().enumerate() {
+    for (i, (file, mut header)) in headers.into_iter().enumerate() {
         let shard = shard_names[i];
-        let meta = ModelMetadata::from_safetensors(header.metadata.clone())
+        let meta = ModelMetadata::from_safetensors(std::mem::take(&mut header.metadata))
             .map_err(LoadError::format(&file.path))?;
         for t in &header.tensors {
             let name = &t.meta.name;
@@ -164,7 +164,7 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
             model.metadata.architecture = meta.architecture;
         }
         model.files.push(file);
-        model.add_entries(i, &header, &meta.checksums);
+        model.add_entries(i, header, &meta.checksums);
         all_checksums.extend(meta.checksums);
     }
     // A checksum kept in another shard's metadata still belongs to its tensor.
