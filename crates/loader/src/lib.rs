@@ -288,6 +288,11 @@ impl Model {
         if meta.is_dir() {
             return Model::open_dir(path, options);
         }
+        Model::open_file(path, options)
+    }
+
+    /// Opens a path that must be a regular file, by what its first bytes say.
+    fn open_file(path: &Path, options: OpenOptions) -> Result<Model> {
         let (file, meta) = open_regular(path)?;
         let head = read_head(&file, path)?;
         let kind = detect(&head);
@@ -320,7 +325,7 @@ impl Model {
     fn open_dir(dir: &Path, options: OpenOptions) -> Result<Model> {
         let index = dir.join(INDEX_NAME);
         if std::fs::symlink_metadata(&index).is_ok() {
-            return Model::open(&index, options);
+            return Model::open_file(&index, options);
         }
         let mut single = Vec::new();
         let mut others = Vec::new();
@@ -339,7 +344,7 @@ impl Model {
             }
         }
         match single.len() {
-            1 => Model::open(single.remove(0), options),
+            1 => Model::open_file(&single.remove(0), options),
             0 if !others.is_empty() => {
                 others.sort();
                 let n = others.len();
