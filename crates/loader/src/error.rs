@@ -56,7 +56,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The file's bytes are not a valid model file.
-    #[error("{}: {source}", shown(path))]
+    #[error("{}: {}", shown(path), Escaped(&source.to_string()))]
     Format {
         /// The file.
         path: PathBuf,

@@ -321,7 +321,7 @@ impl ModelFile {
     /// The file's memory map, made on first use; `None` when the model was
     /// opened without mmap or the file cannot be mapped (plain reads then).
     pub(crate) fn map(&self) -> Option<&Mmap> {
-        if !self.mmap {
+        if !self.mmap || !crate::mmap_allowed() {
             return None;
         }
         self.map
@@ -342,9 +342,9 @@ fn map_file(file: &File, len: u64, path: &Path) -> Option<Mapped> {
     #[expect(unsafe_code, reason = "the one memory map of modeltool")]
     // SAFETY: mapping is unsafe because the mapped bytes change if the file
     // is modified, and touching pages beyond a truncated end raises SIGBUS.
-    // The map is only made for a model opened with mmap, which the caller
-    // asked for knowing the crate docs' assumption: nobody truncates the
-    // file while bytes borrowed from the map are in use. The file's length
+    // The map is only made after the program called the unsafe
+    // `allow_mmap`, promising the crate docs' assumption: nobody truncates
+    // the file while bytes borrowed from the map are in use. The file's length
     // and modification time are checked against those at open after
     // mapping and before every hand-out; a truncation after that raises
     // SIGBUS, which a program can name with `mapped_file_at`; a rewrite in

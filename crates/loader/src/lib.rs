@@ -44,8 +44,9 @@
 //!
 //! # The memory-map assumption
 //! Reads are plain reads into owned buffers by default. A program may opt
-//! in to memory maps ([`OpenOptions::mmap`] set to `true`): aligned tensors
-//! are then borrowed straight from the map. A mapped file must not be
+//! in to memory maps by stating their assumption once ([`allow_mmap`], an
+//! `unsafe fn`) and opening with [`OpenOptions::mmap`] set to `true`:
+//! aligned tensors are then borrowed straight from the map. A mapped file must not be
 //! truncated while bytes borrowed from its map are in use: touching the lost
 //! pages raises SIGBUS. The library installs no signal handler and prints
 //! nothing; a program that maps may install one and ask [`mapped_file_at`]
@@ -111,10 +112,41 @@ pub use crate::verify::{
 /// How to open a model.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
-    /// Memory-map safetensors files (see the crate docs, "The memory-map
-    /// assumption"). When false, the default, tensors are read with plain
-    /// reads into owned buffers.
+    /// Memory-map safetensors files, once the program has opted in to maps
+    /// with [`allow_mmap`] (see the crate docs, "The memory-map
+    /// assumption"); until then, and when false (the default), tensors are
+    /// read with plain reads into owned buffers.
     pub mmap: bool,
+}
+
+static MMAP_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets models opened with [`OpenOptions::mmap`] be memory-mapped, for the
+/// whole process. Without it the loader only reads with plain reads: a
+/// library cannot promise what mapping assumes, so the program does.
+///
+/// ```
+/// use modeltool_loader::allow_mmap;
+///
+/// // SAFETY: this program's model files are not truncated or rewritten
+/// // while it runs (it reads files nobody else writes).
+/// unsafe { allow_mmap() };
+/// ```
+///
+/// # Safety
+/// The caller promises that no file opened with `mmap: true` is truncated
+/// while bytes borrowed from its map are in use: touching pages past a new
+/// end raises SIGBUS, which kills the process unless the program handles it
+/// (see [`mapped_file_at`]). A file rewritten in place changes bytes already
+/// handed out as `&[u8]`; the stored checksums catch that only when checked.
+#[expect(unsafe_code, reason = "the caller states the memory-map assumption")]
+pub unsafe fn allow_mmap() {
+    MMAP_ALLOWED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`allow_mmap`] was called.
+pub(crate) fn mmap_allowed() -> bool {
+    MMAP_ALLOWED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What kind of thing was opened.

@@ -55,8 +55,20 @@ fn write_model(path: &Path, seed: f32) -> (Vec<(TensorMeta, Vec<u8>)>, u64) {
     (tensors, header)
 }
 
+/// Options that map: the test states the memory-map assumption for its
+/// process (it truncates files only where it means to see the result).
+fn mapped() -> OpenOptions {
+    #[expect(unsafe_code, reason = "opting in to memory maps")]
+    // SAFETY: these tests truncate a mapped file only in a child process
+    // whose death by SIGBUS is the point of the test.
+    unsafe {
+        modeltool_loader::allow_mmap()
+    };
+    OpenOptions { mmap: true }
+}
+
 fn both() -> [OpenOptions; 2] {
-    [OpenOptions { mmap: true }, OpenOptions { mmap: false }]
+    [mapped(), OpenOptions { mmap: false }]
 }
 
 fn truncate(path: &Path, len: u64) {
@@ -287,7 +299,7 @@ const CHILD: &str = "MODELTOOL_LOADER_FAULTS_CHILD";
 /// In the child: maps `path`, borrows `big`'s bytes, truncates the file to
 /// its header, then touches the bytes.
 fn child_touches_a_truncated_map(path: &Path) -> ! {
-    let model = Model::open(path, OpenOptions { mmap: true }).unwrap();
+    let model = Model::open(path, mapped()).unwrap();
     let bytes = model.bytes(model.entry("big").unwrap()).unwrap();
     assert!(matches!(bytes, std::borrow::Cow::Borrowed(_)), "mapped");
     truncate(path, model.files()[0].header_bytes);
@@ -334,7 +346,7 @@ fn mapped_file_at_names_the_file_of_a_live_map_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m\x1b[2J.safetensors");
     write_model(&path, 1.0);
-    let model = Model::open(&path, OpenOptions { mmap: true }).unwrap();
+    let model = Model::open(&path, mapped()).unwrap();
     let bytes = model.bytes(model.entry("big").unwrap()).unwrap();
     let addr = bytes.as_ptr() as usize + 1000;
     let shown = format!("{}", dir.path().join("m\\u{1b}[2J.safetensors").display());

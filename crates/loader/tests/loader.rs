@@ -24,6 +24,17 @@ fn meta(name: &str, dtype: Dtype, shape: &[usize]) -> TensorMeta {
     }
 }
 
+/// Options that map: the test states the memory-map assumption for its
+/// process (it truncates files only where it means to see the result).
+fn mapped() -> OpenOptions {
+    #[expect(unsafe_code, reason = "opting in to memory maps")]
+    // SAFETY: nothing truncates or rewrites the files these tests map.
+    unsafe {
+        modeltool_loader::allow_mmap()
+    };
+    OpenOptions { mmap: true }
+}
+
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -69,7 +80,7 @@ fn aligned_f32_is_borrowed_from_the_map_and_plain_reads_give_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let tensors = write_model(&path, 3);
-    let mapped = Model::open(&path, OpenOptions { mmap: true }).unwrap();
+    let mapped = Model::open(&path, mapped()).unwrap();
     let plain = Model::open(&path, OpenOptions::default()).unwrap();
     for (m, bytes) in &tensors {
         let a = mapped.tensor_f32(&m.name).unwrap();

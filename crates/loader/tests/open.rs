@@ -384,3 +384,29 @@ fn open_files_stay_bounded_and_a_replaced_shard_is_detected_on_reopen() {
         "{err}"
     );
 }
+
+/// Every `LoadError` message keeps strings from a file away from the
+/// terminal: a tensor name in a format error, a shard name in an index.
+#[test]
+fn error_messages_escape_what_came_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let json = "{\"a\\u001b[2J\":{\"dtype\":\"XX\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    bytes.push(0);
+    let path = d.join("bad.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    let text = open_err(&path).to_string();
+    assert!(text.contains("a\\u{1b}[2J"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+
+    let index = serde_json::json!({"weight_map": {"t\u{202e}": "s\u{1b}[31m.safetensors"}});
+    std::fs::write(d.join(INDEX_NAME), index.to_string()).unwrap();
+    let text = open_err(d).to_string();
+    assert!(
+        text.contains("s\\u{1b}[31m.safetensors` is missing"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}

@@ -62,6 +62,8 @@ fn main() -> ExitCode {
     // line and exit 2 instead of death by SIGBUS. Without it (not Linux),
     // mapped reads work the same, minus that message.
     let _ = sigbus::install();
+    // Memory maps (unless --no-mmap), with the handler above in place.
+    sigbus::allow_mmap();
     let args = match Args::try_parse() {
         Ok(args) => args,
         // --help and --version print as clap renders them; usage errors

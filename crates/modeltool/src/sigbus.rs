@@ -24,6 +24,20 @@
     reason = "a signal handler: sigaction, siginfo_t, write(2), _exit(2)"
 )]
 
+/// Opts the process in to memory-mapped model files (`--no-mmap` still
+/// reads without): modeltool reads files it does not write, and says so.
+pub fn allow_mmap() {
+    // SAFETY: modeltool maps model files read-only and assumes, as the
+    // loader's `allow_mmap` asks, that no other process truncates or
+    // rewrites them while it reads them. If one is truncated anyway, the
+    // SIGBUS of the lost pages is turned into one error line and exit 2 by
+    // the handler `install` sets (on Linux; elsewhere the process dies of
+    // the signal); a rewrite in place is caught by the stored checksums
+    // where they are checked. The file's length and modification time are
+    // compared with those at open before every hand-out of mapped bytes.
+    unsafe { modeltool_loader::allow_mmap() };
+}
+
 /// Installs the handler (Linux; elsewhere a mapped file truncated while
 /// read kills the process with SIGBUS, with no message).
 pub fn install() -> std::io::Result<()> {
