@@ -331,3 +331,16 @@ fn no_mmap_reads_the_same() {
         );
     }
 }
+
+#[test]
+fn verify_help_says_what_a_checksum_proves() {
+    let dir = tempdir();
+    let r = run_in(dir.path(), &["verify", "--help"]);
+    assert_eq!(r.code, 0);
+    let text = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("not someone who edits the data and recomputes them"),
+        "{text}"
+    );
+    assert!(text.contains("--sha256"), "{text}");
+}

@@ -347,6 +347,11 @@ impl Model {
                 let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
                 Model::open_safetensors(path, file)
             }
+            // Protobuf has no magic number: the name is the better hint.
+            FileKind::Binary if named_as(".onnx") => Err(LoadError::NotWeights {
+                path: path.to_owned(),
+                kind: FileKind::Onnx,
+            }),
             kind => Err(LoadError::NotWeights {
                 path: path.to_owned(),
                 kind,

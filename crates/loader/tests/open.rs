@@ -114,6 +114,18 @@ fn files_are_told_by_their_first_bytes_and_named_when_not_weights() {
             "old.pt is a legacy PyTorch checkpoint",
         ),
         (
+            "model.onnx",
+            b"\x08\x07\x12\x07pytorch\x1a\x032.1",
+            FileKind::Onnx,
+            "model.onnx is an ONNX model",
+        ),
+        (
+            "other.onnx",
+            b"\x00\x01\x02\x03\xff",
+            FileKind::Onnx,
+            "other.onnx is an ONNX model",
+        ),
+        (
             "data.csv",
             b"height,weight\n170,65\n",
             FileKind::Text,

@@ -40,7 +40,12 @@ enum Command {
     /// on the way; every output carries checksums.
     Convert(cmd::convert::ConvertArgs),
     /// Check a model's structure, every stored checksum and the header's own
-    /// checksum.
+    /// checksum, that no checksum is missing, and that values are valid.
+    ///
+    /// Checksums inside a file catch accidents (bit rot, truncated downloads,
+    /// bad edits, wrong casts), not someone who edits the data and recomputes
+    /// them: for that, compare with --sha256 HEX against a hash from a place
+    /// you trust (the Hugging Face Hub lists one per file).
     ///
     /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
     Verify(cmd::verify::VerifyArgs),
