@@ -341,17 +341,17 @@ impl Model {
             // precisely what is wrong with it.
             FileKind::Json if named_as(".index.json") => shards::open_index(path, &file, options),
             FileKind::Json if named_as(".json") => Model::open_json(path, file, &meta, &handles),
+            // Protobuf has no magic number: the name is the better hint.
+            FileKind::Binary if named_as(".onnx") => Err(LoadError::NotWeights {
+                path: path.to_owned(),
+                kind: FileKind::Onnx,
+            }),
             // Damaged safetensors (a length past the cap or the end, a
             // file cut short): its parser names the damage.
             FileKind::Binary if named_as(".safetensors") || head.len() < 9 => {
                 let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
                 Model::open_safetensors(path, file)
             }
-            // Protobuf has no magic number: the name is the better hint.
-            FileKind::Binary if named_as(".onnx") => Err(LoadError::NotWeights {
-                path: path.to_owned(),
-                kind: FileKind::Onnx,
-            }),
             kind => Err(LoadError::NotWeights {
                 path: path.to_owned(),
                 kind,
