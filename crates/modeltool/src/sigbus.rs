@@ -122,3 +122,80 @@ mod imp {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    const CHILD: &str = "MODELTOOL_SIGBUS_CHILD";
+
+    /// Runs `test` of this binary in a child with `CHILD` set.
+    fn child(test: &str) -> std::process::Output {
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("the child runs")
+    }
+
+    /// A SIGBUS sent to the process used to be handed back to Rust's own
+    /// handler, which reset SIGBUS and let the process go on with no
+    /// handler of ours. Now it gets the default action: the process dies
+    /// of it, saying nothing.
+    #[test]
+    fn a_sent_sigbus_gets_the_default_action() {
+        if std::env::var_os(CHILD).is_some() {
+            super::install().expect("installed");
+            // SAFETY: raise(3) sends SIGBUS to this thread: the test.
+            unsafe { libc::raise(libc::SIGBUS) };
+            eprintln!("lived through a SIGBUS");
+            std::process::exit(3);
+        }
+        let out = child("sigbus::tests::a_sent_sigbus_gets_the_default_action");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{stderr}");
+        assert!(!stderr.contains("error:"), "{stderr}");
+    }
+
+    /// A fault in a map the loader does not know is not reported as ours.
+    #[test]
+    fn a_fault_outside_our_maps_gets_the_default_action() {
+        if std::env::var_os(CHILD).is_some() {
+            super::install().expect("installed");
+            let dir = tempfile::tempdir().expect("a folder");
+            let path = dir.path().join("f");
+            std::fs::write(&path, vec![1u8; 1 << 16]).expect("written");
+            let file = std::fs::File::open(&path).expect("opened");
+            let len = 1usize << 16;
+            // SAFETY: a read-only shared map of the whole file, which is then
+            // truncated on purpose: the SIGBUS that follows ends this child.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    0,
+                )
+            };
+            assert_ne!(map, libc::MAP_FAILED);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(0))
+                .expect("truncated");
+            // SAFETY: reads the mapped page (volatile, so it happens): the
+            // fault is the test.
+            let byte = unsafe { std::ptr::read_volatile(map.cast::<u8>().add(100)) };
+            let sum = u64::from(byte);
+            eprintln!("read {sum} from a truncated map and lived");
+            std::process::exit(3);
+        }
+        let out = child("sigbus::tests::a_fault_outside_our_maps_gets_the_default_action");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{stderr}");
+        assert!(!stderr.contains("error:"), "{stderr}");
+    }
+}
