@@ -627,14 +627,16 @@ fn verify_fails_when_some_tensors_have_a_checksum_and_others_not() {
             r.stderr.trim(),
             "error: p.safetensors: tensor `c` has no checksum, while 2 other tensors have one: damaged metadata?"
         );
-        // convert still converts it (only verify judges), checking a and b.
-        let r = run_in(d, &["convert", "p.safetensors", "p.json", "--force"]);
+        // convert applies verify's rule: a partial set may hide an edited
+        // tensor, so it is refused (exit 1, nothing written) and the
+        // explicit path for a deliberate edit is named.
+        let _ = std::fs::remove_file(d.join("p.json"));
+        let r = run_in(d, &["convert", "p.safetensors", "p.json"]);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("modeltool rehash"), "{}", r.stderr);
+        assert!(!d.join("p.json").exists());
+        let r = run_in(d, &["convert", "p.safetensors", "p.json", "--rehash"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        assert!(
-            r.stdout.contains("1 tensors had none stored"),
-            "{}",
-            r.stdout
-        );
     }
     // None at all: only unchecked, as before, unless the file has a header
     // checksum (modeltool writes both).

@@ -12,6 +12,7 @@ mod cli;
 mod faults;
 mod inspect;
 mod interop;
+mod loader_cli;
 mod run_train;
 mod safety;
 mod tutorial;

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod cast;
+mod detect;
 mod dtype;
 mod error;
 mod header_digest;
@@ -55,6 +56,7 @@ use std::io::Write;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub use crate::detect::{DETECT_LEN, FileKind, detect};
 pub use crate::dtype::{Dtype, InvalidValue, UnknownDtype};
 pub use crate::error::{FormatError, Result};
 pub use crate::header_digest::{

@@ -1,8 +1,10 @@
 //! The safetensors container: an 8-byte little-endian header length, a UTF-8
 //! JSON header, then the tensors' bytes, contiguous from offset 0.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
@@ -156,20 +158,22 @@ fn check_coverage(tensors: &mut [TensorInfo], data_len: u64) -> Result<()> {
     deny_unknown_fields,
     rename = "an object with dtype, shape and data_offsets"
 )]
-struct RawEntry {
-    dtype: String,
+struct RawEntry<'a> {
+    /// Borrowed from the header (no allocation per tensor) unless escaped.
+    #[serde(borrow)]
+    dtype: Cow<'a, str>,
     shape: Vec<usize>,
     data_offsets: (u64, u64),
 }
 
-impl RawEntry {
+impl RawEntry<'_> {
     fn validate(self, name: String) -> Result<TensorInfo> {
         let dtype: Dtype = match self.dtype.parse() {
             Ok(d) => d,
             Err(_) => {
                 return Err(FormatError::UnknownDtype {
                     name,
-                    dtype: self.dtype,
+                    dtype: self.dtype.into_owned(),
                 });
             }
         };
@@ -203,12 +207,12 @@ impl RawEntry {
     }
 }
 
-struct RawHeader {
+struct RawHeader<'a> {
     metadata: BTreeMap<String, String>,
-    tensors: Vec<(String, RawEntry)>,
+    tensors: Vec<(String, RawEntry<'a>)>,
 }
 
-impl<'de> Deserialize<'de> for RawHeader {
+impl<'de> Deserialize<'de> for RawHeader<'de> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(RawHeaderVisitor)
     }
@@ -217,16 +221,20 @@ impl<'de> Deserialize<'de> for RawHeader {
 struct RawHeaderVisitor;
 
 impl<'de> Visitor<'de> for RawHeaderVisitor {
-    type Value = RawHeader;
+    type Value = RawHeader<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object mapping tensor names to {dtype, shape, data_offsets}")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader<'de>, A::Error> {
         let mut metadata = None;
-        let mut tensors = Vec::new();
-        let mut seen = HashSet::new();
+        let mut tensors: Vec<(String, RawEntry<'de>)> = Vec::new();
+        // Names seen, by hash, to the index of the first with that hash: 12
+        // bytes a tensor instead of a second copy of every name (a header
+        // of a million tensors is common enough).
+        let hasher = RandomState::new();
+        let mut seen: HashMap<u64, u32> = HashMap::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == METADATA_KEY {
                 if metadata.is_some() {
@@ -235,7 +243,21 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 metadata = Some(map.next_value_seed(StringMap("`__metadata__`"))?);
                 continue;
             }
-            if !seen.insert(key.clone()) {
+            let h = hasher.hash_one(&key);
+            let twice = match seen.get(&h) {
+                Some(&i) => {
+                    tensors[i as usize].0 == key
+                        // Another name with the same hash: look at all.
+                        || tensors.iter().any(|(n, _)| *n == key)
+                }
+                None => {
+                    let i = u32::try_from(tensors.len())
+                        .map_err(|_| de::Error::custom("more than 4294967295 tensors"))?;
+                    seen.insert(h, i);
+                    false
+                }
+            };
+            if twice {
                 return Err(de::Error::custom(format_args!(
                     "tensor `{key}` appears twice"
                 )));

@@ -20,6 +20,15 @@ fn main() -> ExitCode {
     let options = OpenOptions {
         mmap: !args.any(|a| a == "--no-mmap"),
     };
+    if options.mmap {
+        #[expect(unsafe_code, reason = "opting in to memory maps")]
+        // SAFETY: this example reads model files it is pointed at and
+        // assumes nobody truncates them meanwhile; if someone does, the
+        // process dies of SIGBUS (it installs no handler).
+        unsafe {
+            modeltool_loader::allow_mmap()
+        };
+    }
     match touch_all(&path, options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

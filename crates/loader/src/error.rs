@@ -1,9 +1,46 @@
 //! The one error type of the loader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use modeltool_format::text::Escaped;
-use modeltool_format::{Dtype, FormatError, HeaderDamage, InvalidValue, keys};
+use modeltool_format::{Dtype, FileKind, FormatError, HeaderDamage, InvalidValue, keys};
+
+/// What a user runs to write fresh checksums after a deliberate edit.
+pub(crate) const REHASH_HINT: &str =
+    "if the change was deliberate, `modeltool rehash MODEL` writes fresh checksums";
+
+/// A path as shown in a message: escaped, since a shard's name comes from
+/// the index file and may hold terminal control characters.
+pub(crate) fn shown(path: &Path) -> String {
+    modeltool_format::text::escape(&path.to_string_lossy()).into_owned()
+}
+
+/// The formats modeltool reads, for messages about those it does not.
+pub(crate) const READS: &str =
+    "modeltool reads safetensors, modeltool JSON model files and Hugging Face sharded checkpoints";
+
+fn not_weights(path: &Path, kind: &FileKind) -> String {
+    let p = shown(path);
+    match kind {
+        FileKind::GitLfsPointer => {
+            format!("{p} is a Git LFS pointer, not the weights: run `git lfs pull`")
+        }
+        FileKind::HfConfig => format!(
+            "{p} is a Hugging Face model config, not weights: the weights are model.safetensors \
+             (or model.safetensors.index.json and its shards) in the same folder"
+        ),
+        FileKind::Html => format!(
+            "{p} is an HTML page saved instead of the weights: download the file itself \
+             (on the Hub, the `resolve/` link, not the `blob/` page)"
+        ),
+        FileKind::Empty => format!("{p} is empty (0 bytes), not a model file"),
+        FileKind::ShardIndex => format!(
+            "{p} is a Hugging Face shard index; open it as `model.safetensors.index.json` \
+             or open the folder holding it"
+        ),
+        other => format!("{p} is {other}; {READS}"),
+    }
+}
 
 /// Why a model could not be opened, read or written. Every message starts
 /// with the file it concerns.
@@ -11,7 +48,7 @@ use modeltool_format::{Dtype, FormatError, HeaderDamage, InvalidValue, keys};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The operating system refused a read or write.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", shown(path))]
     Io {
         /// The file.
         path: PathBuf,
@@ -19,7 +56,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The file's bytes are not a valid model file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", shown(path), Escaped(&source.to_string()))]
     Format {
         /// The file.
         path: PathBuf,
@@ -27,7 +64,7 @@ pub enum LoadError {
         source: FormatError,
     },
     /// A sharded checkpoint whose index and shards disagree.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", shown(path))]
     Shards {
         /// The index file (or the shard concerned).
         path: PathBuf,
@@ -35,7 +72,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The path is neither a model file nor a folder holding one.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", shown(path))]
     NotAModel {
         /// The path given.
         path: PathBuf,
@@ -43,7 +80,7 @@ pub enum LoadError {
         reason: String,
     },
     /// No tensor of that name.
-    #[error("{}: no tensor named `{name}`", path.display())]
+    #[error("{}: no tensor named `{}`", shown(path), Escaped(name))]
     NoSuchTensor {
         /// The model.
         path: PathBuf,
@@ -51,7 +88,11 @@ pub enum LoadError {
         name: String,
     },
     /// A tensor of a dtype that cannot be read as the type asked for.
-    #[error("{}: tensor `{name}` is {dtype}, which cannot be read as {wanted}", path.display())]
+    #[error(
+        "{}: tensor `{}` is {dtype}, which cannot be read as {wanted}",
+        shown(path),
+        Escaped(name)
+    )]
     WrongDtype {
         /// The model.
         path: PathBuf,
@@ -63,7 +104,11 @@ pub enum LoadError {
         wanted: &'static str,
     },
     /// A tensor whose bytes do not match the checksum stored for it.
-    #[error("{}: tensor `{name}` is damaged: sha256 is {actual}, the file says {expected}", path.display())]
+    #[error(
+        "{}: tensor `{}` is damaged: sha256 is {actual}, the file says {expected} ({REHASH_HINT})",
+        shown(path),
+        Escaped(name)
+    )]
     ChecksumMismatch {
         /// The file.
         path: PathBuf,
@@ -78,8 +123,9 @@ pub enum LoadError {
     /// `modeltool.header_sha256`: a dtype, shape, offset, checksum or other
     /// metadata changed since the file was written.
     #[error(
-        "{}: header is damaged: {damage} ({} is {}, the header hashes to {})",
-        path.display(), keys::HEADER_SHA256, damage.stored, damage.actual
+        "{}: header is damaged: {} ({} is {}, the header hashes to {}; {REHASH_HINT})",
+        shown(path), Escaped(&damage.to_string()), keys::HEADER_SHA256,
+        Escaped(&damage.stored), Escaped(&damage.actual)
     )]
     HeaderDamaged {
         /// The file.
@@ -89,7 +135,10 @@ pub enum LoadError {
     },
     /// A file that became shorter after it was opened: another process
     /// truncated it (or is rewriting it) while modeltool was reading it.
-    #[error("{}: truncated while being read (expected {expected} bytes, file now has {actual})", path.display())]
+    #[error(
+        "{}: truncated while being read (expected {expected} bytes, file now has {actual})",
+        shown(path)
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -100,7 +149,7 @@ pub enum LoadError {
     },
     /// A file whose length or modification time differs from when it was
     /// opened: something wrote to it while modeltool was reading it.
-    #[error("{}: changed since it was opened ({detail})", path.display())]
+    #[error("{}: changed since it was opened ({detail})", shown(path))]
     Changed {
         /// The file.
         path: PathBuf,
@@ -109,7 +158,7 @@ pub enum LoadError {
     },
     /// A tensor holding values its dtype does not allow (a BOOL byte other
     /// than 0 or 1, [`Dtype::first_invalid`]).
-    #[error("{}: tensor `{}` holds {value}", path.display(), Escaped(name))]
+    #[error("{}: tensor `{}` holds {value}", shown(path), Escaped(name))]
     InvalidValue {
         /// The file holding it.
         path: PathBuf,
@@ -122,7 +171,7 @@ pub enum LoadError {
     /// the target dtype.
     #[error(
         "{}: {values} value{} in {} tensor{} (first {}) {} too large for {dtype} (largest magnitude {largest:.3e}) and would become infinite; nothing was written (--allow-overflow writes them as infinities)",
-        path.display(),
+        shown(path),
         if *values == 1 { "" } else { "s" },
         tensors.len(),
         if tensors.len() == 1 { "" } else { "s" },
@@ -141,8 +190,62 @@ pub enum LoadError {
         /// The largest magnitude among them.
         largest: f64,
     },
+    /// A path that names something other than a regular file (a FIFO, a
+    /// device, a socket): model files and shards are only read from
+    /// regular files, so that nothing blocks forever or reads endless bytes.
+    #[error("{}: {what}, not a regular file", shown(path))]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead ("a FIFO", "a character device"...).
+        what: &'static str,
+    },
+    /// A file whose first bytes say it is something modeltool does not read
+    /// as weights (a GGUF file, a PyTorch checkpoint, a Git LFS pointer, an
+    /// HTML page, a model config...). The message says what it is.
+    #[error("{}", not_weights(path, kind))]
+    NotWeights {
+        /// The file.
+        path: PathBuf,
+        /// What its first bytes say it is.
+        kind: FileKind,
+    },
+    /// A shard whose real path (symlinks resolved) lies outside the folder
+    /// of its index: the checkpoint folder is the boundary of what is read.
+    #[error(
+        "{}: shard `{}` resolves to {}, outside the checkpoint folder {}",
+        shown(index),
+        Escaped(shard),
+        shown(resolved),
+        shown(folder)
+    )]
+    OutsideFolder {
+        /// The index file.
+        index: PathBuf,
+        /// The shard's name as the index lists it.
+        shard: String,
+        /// Where it really is.
+        resolved: PathBuf,
+        /// The checkpoint folder (resolved).
+        folder: PathBuf,
+    },
+    /// A model that carries modeltool checksums, but not for every tensor
+    /// (or whose checksums name tensors it does not hold): modeltool writes
+    /// them for every tensor and header, so a partial set is damage (a
+    /// removed or renamed checksum key hides an edited tensor).
+    #[error(
+        "{}: checksums are incomplete: {detail}; modeltool writes a checksum for every tensor, \
+         so a missing one is damage ({REHASH_HINT})",
+        shown(path)
+    )]
+    ChecksumsIncomplete {
+        /// The model.
+        path: PathBuf,
+        /// Which tensor lacks one (or which checksum has no tensor), escaped.
+        detail: String,
+    },
     /// A write that would replace an input or an existing file.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", shown(path))]
     Refused {
         /// The output path.
         path: PathBuf,
@@ -170,6 +273,7 @@ impl LoadError {
             LoadError::ChecksumMismatch { .. }
                 | LoadError::HeaderDamaged { .. }
                 | LoadError::InvalidValue { .. }
+                | LoadError::ChecksumsIncomplete { .. }
         )
     }
 }

@@ -4,28 +4,54 @@
 //! and each tensor's bytes. The file formats are specified in `docs/FORMAT.md`.
 //!
 //! Opening reads and validates headers only; its cost does not grow with the
-//! size of the data. safetensors files are memory-mapped the first time one
-//! of their tensors is asked for, and bytes are handed out straight from the
-//! map.
+//! size of the data. What a file is comes from its first bytes
+//! ([`modeltool_format::detect`]), never from its name: a GGUF file, a
+//! PyTorch checkpoint, a Git LFS pointer or an HTML page saved in place of
+//! the weights is named as such ([`LoadError::NotWeights`]). Only regular
+//! files are read ([`LoadError::NotRegularFile`]), and a shard must lie
+//! inside the folder of its index, symlinks resolved
+//! ([`LoadError::OutsideFolder`]).
+//!
+//! # A model, and where its bytes live
+//! A [`Model`] is a list of [`Entry`]s (name, dtype, shape, stored checksum
+//! and a [`Location`]: a byte range of one of its [`ModelFile`]s, or a
+//! buffer it owns, as for a JSON model file whose numbers were parsed),
+//! the metadata and architecture, and the byte sources behind them.
+//!
+//! Adding a container (GGUF, a PyTorch zip) takes two steps: a parser in
+//! `modeltool-format` that turns bytes into tensor descriptions and byte
+//! ranges (with a [`modeltool_format::FileKind`] for it), and one arm in
+//! `Model::open`'s match on that kind building the entries, with a new
+//! [`Location`] variant if its bytes need decoding on the way. Everything
+//! above the loader (inspect, verify, convert, run) works on the `Model`
+//! and needs no change.
 //!
 //! # Files that change while they are read
-//! A [`Model`] keeps every file it opened open, and reads only through those
-//! handles: a file replaced (renamed over) or deleted after [`Model::open`]
-//! is still read as it was when opened, header and data alike. A file
-//! changed in place is detected where it can be: before and after every
-//! read, and when a file is mapped, its length and modification time are
-//! compared with those recorded at open, and a file that shrank is reported
-//! as [`LoadError::Truncated`], one that otherwise changed as
-//! [`LoadError::Changed`]. Same-length rewrites that keep the modification
-//! time are caught by the stored checksums, when they are checked.
+//! A [`Model`] reads only through handles it opened, never through the path
+//! again: a file replaced (renamed over) or deleted after [`Model::open`] is
+//! still read as it was when opened, header and data alike, while its
+//! handle is open. At most [`MAX_OPEN_FILES`] files of a model are open at
+//! once (a checkpoint of thousands of shards works under a low `ulimit -n`);
+//! a file closed for that is reopened when needed and must be the same file
+//! (device and inode), with the same length and modification time, or the
+//! read is [`LoadError::Changed`]. A file changed in place is detected
+//! where it can be: before and after every read, and when a file is mapped,
+//! its length and modification time are compared with those recorded at
+//! open, and a file that shrank is reported as [`LoadError::Truncated`],
+//! one that otherwise changed as [`LoadError::Changed`]. Same-length
+//! rewrites that keep the modification time are caught by the stored
+//! checksums, when they are checked.
 //!
 //! # The memory-map assumption
-//! A mapped file must not be truncated while bytes borrowed from its map are
-//! in use: touching the lost pages raises SIGBUS, which kills the process
-//! unless [`report_truncation_on_sigbus`] was called (it turns that SIGBUS
-//! into one error line and exit status 2). Where that cannot be promised,
-//! open with [`OpenOptions::mmap`] set to `false`: tensors are then read
-//! with plain reads into owned buffers, and a truncation is an error.
+//! Reads are plain reads into owned buffers by default. A program may opt
+//! in to memory maps by stating their assumption once ([`allow_mmap`], an
+//! `unsafe fn`) and opening with [`OpenOptions::mmap`] set to `true`:
+//! aligned tensors are then borrowed straight from the map. A mapped file must not be
+//! truncated while bytes borrowed from its map are in use: touching the lost
+//! pages raises SIGBUS. The library installs no signal handler and prints
+//! nothing; a program that maps may install one and ask [`mapped_file_at`]
+//! (async-signal-safe) which file a faulting address belongs to, to say so
+//! in its own words (the `modeltool` binary does).
 //!
 //! ```
 //! use modeltool_format::{write_safetensors, Dtype, TensorMeta};
@@ -40,7 +66,6 @@
 //! let model = Model::open(&path, OpenOptions::default())?;
 //! let a = model.tensor_f32("a")?;
 //! assert_eq!(&a[..], &[1.5]);
-//! assert!(matches!(a, std::borrow::Cow::Borrowed(_)), "aligned f32 is read in place");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -52,43 +77,78 @@ compile_error!(
 );
 
 mod error;
+mod file;
 pub mod save;
 mod shards;
 mod sigbus;
 pub mod size;
+mod verify;
 pub mod write;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use half::{bf16, f16};
-use memmap2::Mmap;
-use modeltool_format::{Dtype, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta, keys};
+use modeltool_format::text::Escaped;
+use modeltool_format::{
+    DETECT_LEN, Dtype, FileKind, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta,
+    detect, keys,
+};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::error::shown;
+use crate::file::{Handles, open_regular};
+
 pub use crate::error::{LoadError, Result};
+pub use crate::file::{MAX_OPEN_FILES, ModelFile};
 pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
-pub use crate::sigbus::report_truncation_on_sigbus;
+pub use crate::sigbus::mapped_file_at;
+pub use crate::verify::{
+    DamagedHeader, DamagedTensor, FileHash, InvalidValues, VerifyOptions, VerifyReport,
+};
 
 /// How to open a model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
-    /// Memory-map safetensors files (the default). When false, tensors are
-    /// read with plain reads: for files that cannot be mapped, or may change.
+    /// Memory-map safetensors files, once the program has opted in to maps
+    /// with [`allow_mmap`] (see the crate docs, "The memory-map
+    /// assumption"); until then, and when false (the default), tensors are
+    /// read with plain reads into owned buffers.
     pub mmap: bool,
 }
 
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions { mmap: true }
-    }
+static MMAP_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets models opened with [`OpenOptions::mmap`] be memory-mapped, for the
+/// whole process. Without it the loader only reads with plain reads: a
+/// library cannot promise what mapping assumes, so the program does.
+///
+/// ```
+/// use modeltool_loader::allow_mmap;
+///
+/// // SAFETY: this program's model files are not truncated or rewritten
+/// // while it runs (it reads files nobody else writes).
+/// unsafe { allow_mmap() };
+/// ```
+///
+/// # Safety
+/// The caller promises that no file opened with `mmap: true` is truncated
+/// while bytes borrowed from its map are in use: touching pages past a new
+/// end raises SIGBUS, which kills the process unless the program handles it
+/// (see [`mapped_file_at`]). A file rewritten in place changes bytes already
+/// handed out as `&[u8]`; the stored checksums catch that only when checked.
+#[expect(unsafe_code, reason = "the caller states the memory-map assumption")]
+pub unsafe fn allow_mmap() {
+    MMAP_ALLOWED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`allow_mmap`] was called.
+pub(crate) fn mmap_allowed() -> bool {
+    MMAP_ALLOWED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What kind of thing was opened.
@@ -105,204 +165,115 @@ pub enum ModelKind {
     },
 }
 
-/// One file a model is made of.
-#[derive(Debug)]
-pub struct ModelFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its size in bytes.
-    pub file_len: u64,
-    /// Bytes before the tensor data: for safetensors the 8-byte length plus
-    /// the JSON header; for a JSON model file, the whole file.
-    pub header_bytes: u64,
-    /// What the header's `modeltool.header_sha256` says about it (always
-    /// [`HeaderSha256::Absent`] for a JSON model file, which has no header).
-    pub header_sha256: HeaderSha256,
-    /// The file as opened: every read goes through this handle, never
-    /// through the path again, so a file renamed over `path` later is not
-    /// mixed in.
-    handle: File,
-    /// Its modification time when opened (when the system has one).
-    modified: Option<SystemTime>,
-    storage: Storage,
-}
-
-#[derive(Debug)]
-enum Storage {
-    /// A safetensors file: mapped on first use (when `mmap`), else read
-    /// with plain reads. `None` in the cell: mapping failed, plain reads.
-    Safetensors {
-        mmap: bool,
-        map: OnceLock<Option<Mapped>>,
+/// Where a tensor's bytes live.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// The byte range `start..end` of [`Model::files`]`[file]`, read (or
+    /// mapped) when asked for.
+    File {
+        /// Index into [`Model::files`].
+        file: usize,
+        /// First byte, from the start of the file.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
     },
-    /// Tensors parsed out of a JSON model file, by entry index.
-    Json(Vec<JsonTensorData>),
+    /// A buffer the model owns, made when the file was read (the numbers
+    /// of a JSON model file, parsed into little-endian bytes).
+    Owned {
+        /// Index into the model's buffers.
+        buffer: usize,
+        /// Its length in bytes.
+        len: u64,
+    },
 }
 
-/// A tensor parsed out of a JSON model file.
-#[derive(Debug)]
-struct JsonTensorData {
-    bytes: Vec<u8>,
-    /// The sha256 of `bytes`, computed while the file was read.
-    sha256: String,
-}
-
-/// A memory map of a whole file, known to the SIGBUS handler while it lives.
-#[derive(Debug)]
-struct Mapped {
-    // Declared (so dropped) before the map: the address range leaves the
-    // SIGBUS handler's table before it is unmapped and can be reused.
-    _watch: sigbus::Watch,
-    map: Mmap,
-}
-
-impl ModelFile {
-    fn new(path: &Path, handle: File, header_bytes: u64, storage: Storage) -> Result<ModelFile> {
-        let meta = handle.metadata().map_err(LoadError::io(path))?;
-        Ok(ModelFile {
-            path: path.to_owned(),
-            file_len: meta.len(),
-            header_bytes,
-            header_sha256: HeaderSha256::Absent,
-            handle,
-            modified: meta.modified().ok(),
-            storage,
-        })
-    }
-
-    /// Checks that the file still has the length and modification time it
-    /// had when it was opened: [`LoadError::Truncated`] if it is shorter,
-    /// [`LoadError::Changed`] if it is longer or was written to. One
-    /// `fstat`; the loader calls it before and after every read.
-    pub fn check_unchanged(&self) -> Result<()> {
-        let meta = self.handle.metadata().map_err(LoadError::io(&self.path))?;
-        let now = meta.len();
-        if now < self.file_len {
-            return Err(self.truncated(now));
-        }
-        if now != self.file_len {
-            return Err(LoadError::Changed {
-                path: self.path.clone(),
-                detail: format!("it was {} bytes long, now {now}", self.file_len),
-            });
-        }
-        if meta.modified().ok() != self.modified {
-            return Err(LoadError::Changed {
-                path: self.path.clone(),
-                detail: "it was written to while being read".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn truncated(&self, actual: u64) -> LoadError {
-        LoadError::Truncated {
-            path: self.path.clone(),
-            expected: self.file_len,
-            actual,
-        }
-    }
-
-    /// Fills `buf` from `offset` of the file as opened. A read that ends
-    /// early because the file shrank is [`LoadError::Truncated`], not a bare
-    /// "failed to fill whole buffer".
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.handle.read_exact_at(buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                if let Ok(meta) = self.handle.metadata() {
-                    if meta.len() < self.file_len {
-                        return self.truncated(meta.len());
-                    }
-                }
-            }
-            LoadError::Io {
-                path: self.path.clone(),
-                source: e,
-            }
-        })
-    }
-
-    /// The sha256 of the whole file as it was opened (the hash the Hugging
-    /// Face Hub lists), read in bounded chunks through the handle opened by
-    /// [`Model::open`]. A file that changes meanwhile is an error.
-    pub fn sha256(&self) -> Result<String> {
-        let mut hasher = Sha256::new();
-        self.read_chunks((0, self.file_len), CHUNK, |c| {
-            hasher.update(c);
-            Ok(())
-        })?;
-        Ok(hex::encode(hasher.finalize()))
-    }
-
-    /// Reads the byte range `start..end` of the file as opened in chunks of
-    /// at most `chunk` bytes, handing each to `f`, with the file checked
-    /// before and after ([`ModelFile::check_unchanged`]): one that shrank
-    /// or was written to meanwhile is an error, even if `f` has seen some
-    /// of its bytes.
-    fn read_chunks(
-        &self,
-        (start, end): (u64, u64),
-        chunk: usize,
-        mut f: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        self.check_unchanged()?;
-        let mut buf = vec![0u8; chunk.min((end - start) as usize).max(1)];
-        let mut at = start;
-        while at < end {
-            let n = buf.len().min((end - at) as usize);
-            self.read_exact_at(&mut buf[..n], at)?;
-            f(&buf[..n])?;
-            at += n as u64;
-        }
-        self.check_unchanged()
-    }
-
-    /// [`LoadError::HeaderDamaged`] if the file's header does not match
-    /// its `modeltool.header_sha256`; `Ok` when it matches or has none.
-    pub fn check_header(&self) -> Result<()> {
-        match &self.header_sha256 {
-            HeaderSha256::Damaged(damage) => Err(LoadError::HeaderDamaged {
-                path: self.path.clone(),
-                damage: damage.clone(),
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// The file's memory map, made on first use; `None` when the model was
-    /// opened without mmap or the file cannot be mapped (plain reads then).
-    fn map(&self) -> Option<&Mmap> {
-        let Storage::Safetensors { mmap, map } = &self.storage else {
-            return None;
-        };
-        if !*mmap {
-            return None;
-        }
-        map.get_or_init(|| map_file(&self.handle, self.file_len, &self.path))
-            .as_ref()
-            .map(|m| &m.map)
-    }
-}
-
-/// Where a tensor's bytes are.
+/// One tensor: its description and where its bytes are.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// Name, dtype and shape.
     pub meta: TensorMeta,
-    /// Index into [`Model::files`].
+    /// Index into [`Model::files`] of the file it came from.
     pub file: usize,
-    /// Absolute byte range in that file (for JSON files, the range in the
-    /// parsed buffer: start 0).
+    /// Where the bytes live.
+    pub location: Location,
+    /// The byte range in its file for [`Location::File`]; `(0, len)` for
+    /// [`Location::Owned`]. Kept for existing callers: prefer
+    /// [`Entry::location`] and [`Entry::offset`].
     pub range: (u64, u64),
     /// The checksum the file stores for it, if any.
     pub stored_sha256: Option<String>,
-    json_slot: Option<usize>,
 }
 
 impl Entry {
     /// Bytes the tensor takes.
     pub fn byte_len(&self) -> u64 {
-        self.range.1 - self.range.0
+        match self.location {
+            Location::File { start, end, .. } => end - start,
+            Location::Owned { len, .. } => len,
+        }
+    }
+
+    /// Where the bytes start in their file, when they are a range of one.
+    pub fn offset(&self) -> Option<u64> {
+        match self.location {
+            Location::File { start, .. } => Some(start),
+            Location::Owned { .. } => None,
+        }
+    }
+}
+
+/// A tensor's bytes held by the model, with their sha256 computed while
+/// the file was read.
+#[derive(Debug)]
+struct OwnedTensor {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+/// Something about an opened model that is not fatal but is not right
+/// either; `verify` fails on any.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelWarning {
+    /// The index's `metadata.total_size` disagrees with the shards.
+    TotalSizeMismatch {
+        /// The index file.
+        index: PathBuf,
+        /// What the index says.
+        stated: u64,
+        /// The bytes of tensor data the shards hold.
+        actual: u64,
+    },
+    /// The index's `metadata.total_size` is not a byte count.
+    TotalSizeNotACount {
+        /// The index file.
+        index: PathBuf,
+        /// Its value, as JSON.
+        value: String,
+    },
+}
+
+impl std::fmt::Display for ModelWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelWarning::TotalSizeMismatch {
+                index,
+                stated,
+                actual,
+            } => write!(
+                f,
+                "{}: metadata.total_size is {stated} but the shards hold {actual} bytes of tensor data",
+                shown(index)
+            ),
+            ModelWarning::TotalSizeNotACount { index, value } => write!(
+                f,
+                "{}: metadata.total_size is {}, not a byte count",
+                shown(index),
+                Escaped(value)
+            ),
+        }
     }
 }
 
@@ -313,47 +284,127 @@ pub struct Model {
     path: PathBuf,
     kind: ModelKind,
     files: Vec<ModelFile>,
+    buffers: Vec<OwnedTensor>,
     entries: Vec<Entry>,
-    by_name: HashMap<String, usize>,
+    /// Entry indices sorted by name: 4 bytes a tensor instead of a second
+    /// copy of every name.
+    by_name: Vec<u32>,
     metadata: ModelMetadata,
     orphan_checksums: Vec<String>,
+    warnings: Vec<ModelWarning>,
+    /// Why the checksum set is incomplete, when it is.
+    incomplete: Option<String>,
 }
 
 impl Model {
-    /// Opens a `.safetensors` file, a `.json` model file, a
+    fn empty(path: &Path, kind: ModelKind) -> Model {
+        Model {
+            path: path.to_owned(),
+            kind,
+            files: Vec::new(),
+            buffers: Vec::new(),
+            entries: Vec::new(),
+            by_name: Vec::new(),
+            metadata: ModelMetadata::default(),
+            orphan_checksums: Vec::new(),
+            warnings: Vec::new(),
+            incomplete: None,
+        }
+    }
+
+    /// Opens a safetensors file, a modeltool JSON model file, a
     /// `model.safetensors.index.json`, or a folder holding one of these
-    /// (the index first, else a single `.safetensors` file).
+    /// (the index first, else a single `.safetensors` file). What a file is
+    /// comes from its first bytes, not its name.
     pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Model> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(LoadError::io(path))?;
         if meta.is_dir() {
             return Model::open_dir(path, options);
         }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name.ends_with(".index.json") {
-            shards::open_index(path, options)
-        } else if name.ends_with(".json") {
-            Model::open_json(path)
-        } else {
-            Model::open_safetensors(path, options)
+        Model::open_file(path, options)
+    }
+
+    /// Opens a path that must be a regular file, by what its first bytes say.
+    fn open_file(path: &Path, options: OpenOptions) -> Result<Model> {
+        let (file, meta) = open_regular(path)?;
+        let head = read_head(&file, path)?;
+        let kind = detect(&head);
+        let named_as = |ext: &str| path.to_string_lossy().ends_with(ext);
+        let handles = Handles::new();
+        match kind {
+            FileKind::Safetensors => {
+                let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
+                Model::open_safetensors(path, file)
+            }
+            FileKind::JsonModel => Model::open_json(path, file, &meta, &handles),
+            FileKind::ShardIndex => shards::open_index(path, &file, options),
+            // JSON of another kind: the reader its name asks for says
+            // precisely what is wrong with it.
+            FileKind::Json if named_as(".index.json") => shards::open_index(path, &file, options),
+            FileKind::Json if named_as(".json") => Model::open_json(path, file, &meta, &handles),
+            // Protobuf has no magic number: the name is the better hint.
+            FileKind::Binary if named_as(".onnx") => Err(LoadError::NotWeights {
+                path: path.to_owned(),
+                kind: FileKind::Onnx,
+            }),
+            // Damaged safetensors (a length past the cap or the end, a
+            // file cut short): its parser names the damage.
+            FileKind::Binary if named_as(".safetensors") || head.len() < 9 => {
+                let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
+                Model::open_safetensors(path, file)
+            }
+            kind => Err(LoadError::NotWeights {
+                path: path.to_owned(),
+                kind,
+            }),
         }
     }
 
     fn open_dir(dir: &Path, options: OpenOptions) -> Result<Model> {
         let index = dir.join(INDEX_NAME);
-        if index.is_file() {
-            return shards::open_index(&index, options);
+        if std::fs::symlink_metadata(&index).is_ok() {
+            return Model::open_file(&index, options);
         }
-        let mut single: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(LoadError::io(dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-            .collect();
+        let mut single = Vec::new();
+        let mut others = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(LoadError::io(dir))? {
+            let Ok(e) = e else { continue };
+            let p = e.path();
+            let ext = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if ext == "safetensors" {
+                single.push(p);
+            } else if MODEL_EXTENSIONS.contains(&ext.as_str()) {
+                others.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
         match single.len() {
-            1 => Model::open_safetensors(&single.remove(0), options),
+            1 => Model::open_file(&single.remove(0), options),
+            0 if !others.is_empty() => {
+                others.sort();
+                let n = others.len();
+                let mut list: Vec<String> = others
+                    .iter()
+                    .take(5)
+                    .map(|o| format!("{}", Escaped(o)))
+                    .collect();
+                if n > 5 {
+                    list.push(format!("and {} more", n - 5));
+                }
+                Err(LoadError::NotAModel {
+                    path: dir.to_owned(),
+                    reason: format!(
+                        "folder holds no {INDEX_NAME} and no .safetensors file, only model files \
+                         of other formats ({}); {}",
+                        list.join(", "),
+                        error::READS
+                    ),
+                })
+            }
             0 => Err(LoadError::NotAModel {
                 path: dir.to_owned(),
                 reason: format!("folder holds neither {INDEX_NAME} nor a .safetensors file"),
@@ -367,32 +418,36 @@ impl Model {
         }
     }
 
-    fn open_safetensors(path: &Path, options: OpenOptions) -> Result<Model> {
-        let (file, header) = read_safetensors_header(path, options)?;
-        let metadata = ModelMetadata::from_safetensors(header.metadata.clone())
+    fn open_safetensors(path: &Path, file: ModelFile) -> Result<Model> {
+        let (file, mut header) = read_safetensors_header(file)?;
+        let mut model = Model::empty(path, ModelKind::Safetensors);
+        let metadata = ModelMetadata::from_safetensors(std::mem::take(&mut header.metadata))
             .map_err(LoadError::format(path))?;
-        let mut model = Model {
-            path: path.to_owned(),
-            kind: ModelKind::Safetensors,
-            files: vec![file],
-            entries: Vec::new(),
-            by_name: HashMap::new(),
-            metadata: ModelMetadata {
-                checksums: Default::default(),
-                ..metadata.clone()
-            },
-            orphan_checksums: Vec::new(),
+        let ModelMetadata {
+            user,
+            checksums,
+            architecture,
+        } = metadata;
+        model.files.push(file);
+        model.add_entries(0, header, &checksums);
+        model.metadata = ModelMetadata {
+            user,
+            checksums: Default::default(),
+            architecture,
         };
-        model.add_entries(0, &header, &metadata.checksums);
-        model.finish_checksums(&metadata.checksums);
+        model.finish(&checksums)?;
         Ok(model)
     }
 
-    fn open_json(path: &Path) -> Result<Model> {
-        let file = File::open(path).map_err(LoadError::io(path))?;
-        let mut model_file = ModelFile::new(path, file, 0, Storage::Json(Vec::new()))?;
+    fn open_json(
+        path: &Path,
+        handle: std::fs::File,
+        meta: &std::fs::Metadata,
+        handles: &Arc<Handles>,
+    ) -> Result<Model> {
+        let json = JsonModel::read_file(&handle).map_err(LoadError::format(path))?;
+        let mut model_file = ModelFile::new(path, path, handle, meta, handles, false);
         model_file.header_bytes = model_file.file_len;
-        let json = JsonModel::read_file(&model_file.handle).map_err(LoadError::format(path))?;
         // Checksums and the architecture have their own fields in a JSON
         // model file; the same keys in `metadata` would collide with them
         // when written as safetensors. The header checksum describes a
@@ -407,77 +462,135 @@ impl Model {
             };
             return Err(LoadError::NotAModel {
                 path: path.to_owned(),
-                reason: format!("metadata key `{key}` is modeltool's own: {why}"),
+                reason: format!("metadata key `{}` is modeltool's own: {why}", Escaped(key)),
             });
         }
-        let mut entries = Vec::with_capacity(json.tensors.len());
-        let mut buffers = Vec::with_capacity(json.tensors.len());
-        let mut checksums = std::collections::BTreeMap::new();
-        for (slot, t) in json.tensors.into_iter().enumerate() {
-            if let Some(sum) = &t.sha256 {
-                checksums.insert(t.meta.name.clone(), sum.clone());
-            }
-            entries.push(Entry {
-                range: (0, t.data.len() as u64),
+        let mut model = Model::empty(path, ModelKind::Json);
+        model.entries.reserve(json.tensors.len());
+        model.buffers.reserve(json.tensors.len());
+        for (buffer, t) in json.tensors.into_iter().enumerate() {
+            let len = t.data.len() as u64;
+            model.entries.push(Entry {
                 meta: t.meta,
                 file: 0,
+                location: Location::Owned { buffer, len },
+                range: (0, len),
                 stored_sha256: t.sha256,
-                json_slot: Some(slot),
             });
-            buffers.push(JsonTensorData {
+            model.buffers.push(OwnedTensor {
                 bytes: t.data,
                 sha256: t.actual_sha256,
             });
         }
-        model_file.storage = Storage::Json(buffers);
-        let by_name = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.meta.name.clone(), i))
-            .collect();
-        Ok(Model {
-            path: path.to_owned(),
-            kind: ModelKind::Json,
-            files: vec![model_file],
-            entries,
-            by_name,
-            metadata: ModelMetadata {
-                user: json.metadata,
-                checksums: Default::default(),
-                architecture: json.architecture,
-            },
-            orphan_checksums: Vec::new(),
-        })
+        model.files.push(model_file);
+        model.metadata = ModelMetadata {
+            user: json.metadata,
+            checksums: Default::default(),
+            architecture: json.architecture,
+        };
+        model.finish(&BTreeMap::new())?;
+        Ok(model)
     }
 
+    /// Moves a header's tensors into entries of file `file` (moved, not
+    /// copied: a header may describe a million tensors).
     pub(crate) fn add_entries(
         &mut self,
         file: usize,
-        header: &Header,
-        checksums: &std::collections::BTreeMap<String, String>,
+        header: Header,
+        checksums: &BTreeMap<String, String>,
     ) {
-        let start = header.data_start();
-        for t in &header.tensors {
-            self.by_name.insert(t.meta.name.clone(), self.entries.len());
+        let data = header.data_start();
+        self.entries.reserve(header.tensors.len());
+        for t in header.tensors {
+            let (start, end) = (data + t.data_offsets.0, data + t.data_offsets.1);
+            let stored_sha256 = checksums.get(&t.meta.name).cloned();
             self.entries.push(Entry {
-                meta: t.meta.clone(),
+                meta: t.meta,
                 file,
-                range: (start + t.data_offsets.0, start + t.data_offsets.1),
-                stored_sha256: checksums.get(&t.meta.name).cloned(),
-                json_slot: None,
+                location: Location::File { file, start, end },
+                range: (start, end),
+                stored_sha256,
             });
         }
     }
 
-    pub(crate) fn finish_checksums(
-        &mut self,
-        checksums: &std::collections::BTreeMap<String, String>,
-    ) {
+    /// Builds the name index (refusing a name held twice), and records the
+    /// checksums that name no tensor and whether the set is complete.
+    pub(crate) fn finish(&mut self, checksums: &BTreeMap<String, String>) -> Result<()> {
+        let n = u32::try_from(self.entries.len()).map_err(|_| LoadError::NotAModel {
+            path: self.path.clone(),
+            reason: "more than 4294967295 tensors".into(),
+        })?;
+        let mut order: Vec<u32> = (0..n).collect();
+        let entries = &self.entries;
+        order.par_sort_unstable_by(|&a, &b| {
+            entries[a as usize]
+                .meta
+                .name
+                .cmp(&entries[b as usize].meta.name)
+        });
+        if let Some(w) = order
+            .windows(2)
+            .find(|w| entries[w[0] as usize].meta.name == entries[w[1] as usize].meta.name)
+        {
+            let (a, b) = (&entries[w[0] as usize], &entries[w[1] as usize]);
+            let name = |e: &Entry| {
+                let p = &self.files[e.file].path;
+                shown(Path::new(p.file_name().unwrap_or(p.as_os_str())))
+            };
+            return Err(LoadError::Shards {
+                path: self.path.clone(),
+                reason: format!(
+                    "tensor `{}` is in two shards: `{}` and `{}`",
+                    Escaped(&a.meta.name),
+                    name(a.min_by_file(b)),
+                    name(a.max_by_file(b)),
+                ),
+            });
+        }
+        self.by_name = order;
         for name in checksums.keys() {
-            if !self.by_name.contains_key(name) {
+            if self.find(name).is_none() {
                 self.orphan_checksums.push(name.clone());
             }
         }
+        let missing = self.missing_checksums();
+        self.incomplete = if let Some(first) = missing.first() {
+            let with = self.entries.len() - missing.len();
+            let why = if with == 0 {
+                "while its file has a header checksum (modeltool writes both)".to_owned()
+            } else {
+                format!(
+                    "while {with} other tensor{} ha{} one",
+                    if with == 1 { "" } else { "s" },
+                    if with == 1 { "s" } else { "ve" }
+                )
+            };
+            let more = match missing.len() {
+                1 => String::new(),
+                n => format!(" (and {} more without)", n - 1),
+            };
+            Some(format!(
+                "tensor `{}` has no checksum {why}{more}",
+                Escaped(&first.meta.name)
+            ))
+        } else {
+            self.orphan_checksums.first().map(|o| {
+                format!(
+                    "a checksum names `{}`, which the model does not hold",
+                    Escaped(o)
+                )
+            })
+        };
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.by_name
+            .binary_search_by(|&i| self.entries[i as usize].meta.name.as_str().cmp(name))
+            .ok()
+            .map(|k| self.by_name[k] as usize)
     }
 
     /// The path the model was opened from.
@@ -502,9 +615,8 @@ impl Model {
 
     /// The tensor of that name.
     pub fn entry(&self, name: &str) -> Result<&Entry> {
-        self.by_name
-            .get(name)
-            .map(|&i| &self.entries[i])
+        self.find(name)
+            .map(|i| &self.entries[i])
             .ok_or_else(|| LoadError::NoSuchTensor {
                 path: self.path.clone(),
                 name: name.to_owned(),
@@ -517,26 +629,53 @@ impl Model {
         &self.metadata
     }
 
+    /// What is not right about the model but did not stop it from opening
+    /// (an index whose `total_size` disagrees with its shards). `verify`
+    /// fails on any; `inspect` shows them.
+    pub fn warnings(&self) -> &[ModelWarning] {
+        &self.warnings
+    }
+
     /// Names that have a stored checksum but no tensor: a sign of damage.
     pub fn orphan_checksums(&self) -> &[String] {
         &self.orphan_checksums
     }
 
     /// Tensors without a stored checksum where one was to be expected,
-    /// another sign of damage (a checksum key changed, so that its tensor
-    /// seems to have none): some other tensor of the model has a checksum,
-    /// or the tensor's file carries `modeltool.header_sha256` (modeltool
-    /// writes both or neither). Empty when no tensor has a checksum in a
-    /// file without a header checksum: such a model is only unchecked.
+    /// another sign of damage (a checksum key removed or changed, so that
+    /// its tensor seems to have none): some other tensor of the model has a
+    /// checksum, or some file of the model carries `modeltool.header_sha256`
+    /// (modeltool writes both or neither, for every tensor of every file).
+    /// Empty when no tensor has a checksum and no file a header checksum:
+    /// such a model is only unchecked.
     pub fn missing_checksums(&self) -> Vec<&Entry> {
-        let any = self.entries.iter().any(|e| e.stored_sha256.is_some());
+        let any = self.entries.iter().any(|e| e.stored_sha256.is_some())
+            || self
+                .files
+                .iter()
+                .any(|f| f.header_sha256 != HeaderSha256::Absent);
+        if !any {
+            return Vec::new();
+        }
         self.entries
             .iter()
-            .filter(|e| {
-                e.stored_sha256.is_none()
-                    && (any || self.files[e.file].header_sha256 != HeaderSha256::Absent)
-            })
+            .filter(|e| e.stored_sha256.is_none())
             .collect()
+    }
+
+    /// [`LoadError::ChecksumsIncomplete`] when the model carries modeltool
+    /// checksums but not for every tensor, or carries one for a tensor it
+    /// does not hold ([`Model::missing_checksums`],
+    /// [`Model::orphan_checksums`]). [`Model::bytes_checked`] applies it to
+    /// every tensor; a writer that keeps checksums calls it first.
+    pub fn check_checksum_set(&self) -> Result<()> {
+        match &self.incomplete {
+            Some(detail) => Err(LoadError::ChecksumsIncomplete {
+                path: self.path.clone(),
+                detail: detail.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// [`LoadError::HeaderDamaged`] for the first file whose header does
@@ -553,47 +692,56 @@ impl Model {
             .sum()
     }
 
-    /// The tensor's bytes: borrowed from the memory map (or the parsed JSON),
-    /// or read into an owned buffer when the model was opened without mmap.
+    /// The tensor's bytes, unchecked: borrowed from the memory map (when
+    /// the model was opened with mmap) or the model's own buffer, or read
+    /// into an owned buffer. For a deliberate edit's new checksums; to use
+    /// the values, prefer [`Model::bytes_checked`].
     ///
     /// The file is checked against its length and modification time at
     /// open first ([`ModelFile::check_unchanged`]); bytes borrowed from the
     /// map must not be used after another process truncates the file (see
-    /// the crate docs and [`report_truncation_on_sigbus`]).
+    /// the crate docs).
     pub fn bytes(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
-        let f = &self.files[entry.file];
-        if let Storage::Json(buffers) = &f.storage {
-            let slot = entry.json_slot.expect("JSON entries carry their slot");
-            return Ok(Cow::Borrowed(&buffers[slot].bytes));
-        }
-        let (start, end) = (entry.range.0 as usize, entry.range.1 as usize);
-        match f.map() {
+        let (file, start, end) = match entry.location {
+            Location::Owned { buffer, .. } => {
+                return Ok(Cow::Borrowed(&self.buffers[buffer].bytes));
+            }
+            Location::File { file, start, end } => (&self.files[file], start, end),
+        };
+        match file.map() {
             Some(map) => {
                 // After mapping, not before: a file truncated before the map
                 // was made is caught here, before any page is touched.
-                f.check_unchanged()?;
-                map.get(start..end)
+                file.check_unchanged()?;
+                map.get(start as usize..end as usize)
                     .map(Cow::Borrowed)
-                    .ok_or_else(|| f.truncated(map.len() as u64))
+                    .ok_or_else(|| file.truncated(map.len() as u64))
             }
             None => {
-                f.check_unchanged()?;
-                let mut buf = vec![0u8; end - start];
-                f.read_exact_at(&mut buf, entry.range.0)?;
-                f.check_unchanged()?;
+                file.check_unchanged()?;
+                let mut buf = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut buf, start)?;
+                file.check_unchanged()?;
                 Ok(Cow::Owned(buf))
             }
         }
     }
 
-    /// Like [`Model::bytes`], and checks the stored checksum first (when
-    /// there is one), and the header checksum of the tensor's file (when
-    /// there is one: a changed dtype or shape leaves the bytes intact).
+    /// Like [`Model::bytes`], with every check a reader of the values
+    /// needs: the header of the tensor's file matches its checksum (a
+    /// changed dtype or shape leaves the bytes intact), the model's
+    /// checksum set is complete ([`Model::check_checksum_set`]), and the bytes match the tensor's stored checksum, when
+    /// there is one. Failures are check failures
+    /// ([`LoadError::is_check_failure`]).
     pub fn bytes_checked(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
         self.files[entry.file].check_header()?;
+        self.check_checksum_set()?;
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
-            let actual = modeltool_format::sha256_hex(&bytes);
+            let actual = match entry.location {
+                Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
+                Location::File { .. } => modeltool_format::sha256_hex(&bytes),
+            };
             if &actual != expected {
                 return Err(LoadError::ChecksumMismatch {
                     path: self.files[entry.file].path.clone(),
@@ -606,9 +754,10 @@ impl Model {
         Ok(bytes)
     }
 
-    /// The named tensor as f32 values. Borrowed (`Cow::Borrowed`) when the
-    /// tensor is F32 and its bytes are aligned in the map; otherwise copied,
-    /// or converted from F16, BF16 or F64.
+    /// The named tensor as f32 values, unchecked ([`Model::bytes`]).
+    /// Borrowed (`Cow::Borrowed`) when the tensor is F32 and its bytes are
+    /// aligned in a map or buffer; otherwise copied, or converted from F16,
+    /// BF16 or F64.
     pub fn tensor_f32(&self, name: &str) -> Result<Cow<'_, [f32]>> {
         let entry = self.entry(name)?;
         let bytes = self.bytes(entry)?;
@@ -631,20 +780,22 @@ impl Model {
         chunk: usize,
         mut f: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let file = &self.files[entry.file];
-        if let Storage::Json(_) = file.storage {
-            let bytes = self.bytes(entry)?;
-            for c in bytes.chunks(chunk.max(1)) {
-                f(c)?;
+        match entry.location {
+            Location::Owned { buffer, .. } => {
+                for c in self.buffers[buffer].bytes.chunks(chunk.max(1)) {
+                    f(c)?;
+                }
+                Ok(())
             }
-            return Ok(());
+            Location::File { file, start, end } => {
+                self.files[file].read_chunks((start, end), chunk, f)
+            }
         }
-        file.read_chunks(entry.range, chunk, f)
     }
 
     /// The sha256 of a tensor's bytes, read in bounded chunks.
     pub fn sha256(&self, entry: &Entry) -> Result<String> {
-        self.hash_entry(entry, &|_| {})
+        self.hash_entry(entry, &|_| {}, &mut |_| {})
     }
 
     /// Hashes every tensor, in parallel across cores, with bounded memory;
@@ -652,21 +803,28 @@ impl Model {
     pub fn sha256_all(&self, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<String>> {
         self.entries
             .par_iter()
-            .map(|e| self.hash_entry(e, progress))
+            .map(|e| self.hash_entry(e, progress, &mut |_| {}))
             .collect()
     }
 
-    fn hash_entry(&self, entry: &Entry, progress: &(dyn Fn(u64) + Sync)) -> Result<String> {
-        if let (Storage::Json(buffers), Some(slot)) =
-            (&self.files[entry.file].storage, entry.json_slot)
-        {
+    /// Hashes a tensor, handing each chunk also to `look` (to find invalid
+    /// values on the same pass).
+    pub(crate) fn hash_entry(
+        &self,
+        entry: &Entry,
+        progress: &(dyn Fn(u64) + Sync),
+        look: &mut dyn FnMut(&[u8]),
+    ) -> Result<String> {
+        if let Location::Owned { buffer, len } = entry.location {
             // Hashed as the file was read.
-            progress(entry.byte_len());
-            return Ok(buffers[slot].sha256.clone());
+            look(&self.buffers[buffer].bytes);
+            progress(len);
+            return Ok(self.buffers[buffer].sha256.clone());
         }
         let mut hasher = Sha256::new();
         self.for_each_chunk(entry, CHUNK, |c| {
             hasher.update(c);
+            look(c);
             progress(c.len() as u64);
             Ok(())
         })?;
@@ -674,65 +832,58 @@ impl Model {
     }
 }
 
+impl Entry {
+    fn min_by_file<'a>(&'a self, other: &'a Entry) -> &'a Entry {
+        if self.file <= other.file { self } else { other }
+    }
+    fn max_by_file<'a>(&'a self, other: &'a Entry) -> &'a Entry {
+        if self.file <= other.file { other } else { self }
+    }
+}
+
+/// Extensions of model files modeltool does not read, named when a folder
+/// holds only those.
+const MODEL_EXTENSIONS: &[&str] = &[
+    "bin", "pt", "pth", "ckpt", "gguf", "ggml", "onnx", "h5", "msgpack", "pkl", "npz", "tflite",
+];
+
 /// Chunk size for streaming reads.
 pub const CHUNK: usize = 8 << 20;
 
-/// Maps the first `len` bytes of `file` (its length when opened, so that
-/// the map never covers bytes the header did not account for), and tells the
-/// SIGBUS handler about it. `None` if the file cannot be mapped.
-fn map_file(file: &File, len: u64, path: &Path) -> Option<Mapped> {
-    let len = usize::try_from(len).ok()?;
-    #[expect(unsafe_code, reason = "the one memory map of modeltool")]
-    // SAFETY: mapping is unsafe because the mapped bytes change if the file
-    // is modified, and touching pages beyond a truncated end raises SIGBUS.
-    // modeltool maps model files read-only and assumes, as the crate docs
-    // state, that nobody truncates them while bytes borrowed from the map are
-    // in use; the file's length and modification time are checked against
-    // those at open after mapping and before every hand-out, a truncation
-    // after that is reported by the SIGBUS handler when installed, and a
-    // rewrite in place is caught by the checksums. Bytes are only read
-    // through `&[u8]` views whose lifetime is bound to the `Model`. If
-    // mapping fails we fall back to plain reads.
-    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file) }.ok()?;
-    let watch = sigbus::Watch::new(map.as_ptr(), map.len(), path);
-    Some(Mapped { _watch: watch, map })
+/// The first [`DETECT_LEN`] bytes of a file (fewer if it is shorter).
+fn read_head(file: &std::fs::File, path: &Path) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; DETECT_LEN];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read_at(&mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(LoadError::io(path)(e)),
+        }
+    }
+    head.truncate(got);
+    Ok(head)
 }
 
 /// Reads a safetensors file's header only: the 8-byte length and the JSON.
-pub(crate) fn read_safetensors_header(
-    path: &Path,
-    options: OpenOptions,
-) -> Result<(ModelFile, Header)> {
-    let file = File::open(path).map_err(LoadError::io(path))?;
-    let storage = Storage::Safetensors {
-        mmap: options.mmap,
-        map: OnceLock::new(),
-    };
-    let mut model_file = ModelFile::new(path, file, 0, storage)?;
-    let file_len = model_file.file_len;
+pub(crate) fn read_safetensors_header(mut file: ModelFile) -> Result<(ModelFile, Header)> {
+    let path = file.path.clone();
+    let file_len = file.file_len;
     let mut prefix = [0u8; 8];
-    let got = read_up_to(&mut &model_file.handle, &mut prefix).map_err(LoadError::io(path))?;
-    let header_len = Header::read_len(&prefix[..got], file_len).map_err(LoadError::format(path))?;
+    let got = (file_len.min(8)) as usize;
+    file.read_exact_at(&mut prefix[..got], 0)?;
+    let header_len =
+        Header::read_len(&prefix[..got], file_len).map_err(LoadError::format(&path))?;
     let mut json = vec![0u8; header_len as usize];
-    model_file.read_exact_at(&mut json, 8)?;
+    file.read_exact_at(&mut json, 8)?;
     let header =
-        Header::parse(&json, file_len - 8 - header_len).map_err(LoadError::format(path))?;
-    model_file.header_bytes = 8 + header_len;
-    model_file.header_sha256 = header
+        Header::parse(&json, file_len - 8 - header_len).map_err(LoadError::format(&path))?;
+    file.header_bytes = 8 + header_len;
+    file.header_sha256 = header
         .check_header_sha256(&json)
-        .map_err(LoadError::format(path))?;
-    Ok((model_file, header))
-}
-
-fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
+        .map_err(LoadError::format(&path))?;
+    Ok((file, header))
 }
 
 /// Converts little-endian bytes of a float dtype to f32, borrowing when the

@@ -1,14 +1,22 @@
 //! Hugging Face sharded checkpoints: `model.safetensors.index.json` plus
 //! `model-00001-of-0000N.safetensors` shards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path};
 
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use crate::{LoadError, Model, ModelKind, OpenOptions, Result, read_safetensors_header};
-use modeltool_format::ModelMetadata;
+use crate::file::{Handles, open_regular};
+use crate::{
+    LoadError, Model, ModelFile, ModelKind, ModelWarning, OpenOptions, Result,
+    read_safetensors_header,
+};
+use modeltool_format::text::Escaped;
+use modeltool_format::{FileKind, ModelMetadata, detect};
 
 /// The index file's name in a sharded checkpoint folder.
 pub const INDEX_NAME: &str = "model.safetensors.index.json";
@@ -20,8 +28,11 @@ struct Index {
     weight_map: BTreeMap<String, String>,
 }
 
-pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Model> {
-    let text = std::fs::read(index_path).map_err(LoadError::io(index_path))?;
+pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions) -> Result<Model> {
+    let mut text = Vec::new();
+    (&*handle)
+        .read_to_end(&mut text)
+        .map_err(LoadError::io(index_path))?;
     let shards_err = |reason: String| LoadError::Shards {
         path: index_path.to_owned(),
         reason,
@@ -35,70 +46,112 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
             e.valid_up_to()
         ))
     })?;
-    let index: Index =
-        serde_json::from_str(text).map_err(|e| shards_err(format!("not a valid index: {e}")))?;
-    let dir = index_path.parent().unwrap_or(Path::new("."));
+    let index: Index = serde_json::from_str(text)
+        .map_err(|e| shards_err(format!("not a valid index: {}", Escaped(&e.to_string()))))?;
+    let dir = match index_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     if index.weight_map.is_empty() {
         return Err(shards_err("`weight_map` lists no tensors".into()));
     }
+    // The folder is the boundary: every shard, symlinks resolved, must be
+    // inside the index's folder (itself resolved).
+    let folder = dir.canonicalize().map_err(LoadError::io(dir))?;
 
-    // Shard files in the order of first appearance by file name.
+    // Shard files in the order of their names.
     let mut shard_names: Vec<&str> = index.weight_map.values().map(String::as_str).collect();
     shard_names.sort_unstable();
     shard_names.dedup();
+    let mut real = Vec::with_capacity(shard_names.len());
     for name in &shard_names {
         let p = Path::new(name);
         if !p.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(shards_err(format!(
-                "shard `{name}` is not a file name inside the checkpoint folder"
+                "shard `{}` is not a file name inside the checkpoint folder",
+                Escaped(name)
             )));
         }
-        if !dir.join(p).is_file() {
-            return Err(shards_err(format!("shard `{name}` is missing")));
+        let resolved = match dir.join(p).canonicalize() {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(shards_err(format!("shard `{}` is missing", Escaped(name))));
+            }
+            Err(e) => return Err(LoadError::io(dir.join(p))(e)),
+        };
+        if !resolved.starts_with(&folder) {
+            return Err(LoadError::OutsideFolder {
+                index: index_path.to_owned(),
+                shard: (*name).to_owned(),
+                resolved,
+                folder,
+            });
         }
+        real.push(resolved);
     }
 
+    let handles = Handles::new();
     let headers: Vec<_> = shard_names
         .par_iter()
-        .map(|name| read_safetensors_header(&dir.join(name), options))
+        .zip(real.par_iter())
+        .map(|(name, real)| {
+            let shown_path = dir.join(name);
+            let (file, meta) = open_regular(real).map_err(|e| match e {
+                LoadError::NotRegularFile { what, .. } => shards_err(format!(
+                    "shard `{}` is {what}, not a regular file",
+                    Escaped(name)
+                )),
+                other => other,
+            })?;
+            let mut head = [0u8; 4096];
+            let n = read_head_into(&file, &mut head).map_err(LoadError::io(&shown_path))?;
+            let kind = detect(&head[..n]);
+            if !matches!(kind, FileKind::Safetensors | FileKind::Binary) {
+                return Err(shards_err(format!(
+                    "shard `{}` is {kind}, not safetensors",
+                    Escaped(name)
+                )));
+            }
+            let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
+            read_safetensors_header(file)
+        })
         .collect::<Result<_>>()?;
 
-    let mut model = Model {
-        path: index_path.to_owned(),
-        kind: ModelKind::Sharded {
+    let mut model = Model::empty(
+        index_path,
+        ModelKind::Sharded {
             index: index_path.to_owned(),
         },
-        files: Vec::with_capacity(headers.len()),
-        entries: Vec::new(),
-        by_name: HashMap::new(),
-        metadata: ModelMetadata::default(),
-        orphan_checksums: Vec::new(),
-    };
+    );
+    model.files.reserve(headers.len());
     let mut all_checksums = BTreeMap::new();
     let mut data_total: u64 = 0;
-    for (i, (file, header)) in headers.into_iter().enumerate() {
+    let mut listed = 0usize;
+    // Reported after a tensor held twice, which explains it better.
+    let mut misplaced = None;
+    for (i, (file, mut header)) in headers.into_iter().enumerate() {
         let shard = shard_names[i];
-        let meta = ModelMetadata::from_safetensors(header.metadata.clone())
+        let meta = ModelMetadata::from_safetensors(std::mem::take(&mut header.metadata))
             .map_err(LoadError::format(&file.path))?;
         for t in &header.tensors {
             let name = &t.meta.name;
-            if let Some(&j) = model.by_name.get(name) {
-                let other = &model.files[model.entries[j].file].path;
-                return Err(shards_err(format!(
-                    "tensor `{name}` is in two shards: `{}` and `{shard}`",
-                    other.file_name().unwrap_or_default().to_string_lossy()
-                )));
-            }
             match index.weight_map.get(name) {
-                Some(s) if s == shard => {}
+                Some(s) if s == shard => listed += 1,
                 Some(s) => {
-                    return Err(shards_err(format!(
-                        "index puts `{name}` in `{s}`, but it is in `{shard}`"
-                    )));
+                    misplaced.get_or_insert_with(|| {
+                        shards_err(format!(
+                            "index puts `{}` in `{}`, but it is in `{}`",
+                            Escaped(name),
+                            Escaped(s),
+                            Escaped(shard)
+                        ))
+                    });
                 }
                 None => {
                     return Err(shards_err(format!(
-                        "shard `{shard}` holds `{name}`, which the index does not list"
+                        "shard `{}` holds `{}`, which the index does not list",
+                        Escaped(shard),
+                        Escaped(name)
                     )));
                 }
             }
@@ -111,7 +164,7 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
             model.metadata.architecture = meta.architecture;
         }
         model.files.push(file);
-        model.add_entries(i, &header, &meta.checksums);
+        model.add_entries(i, header, &meta.checksums);
         all_checksums.extend(meta.checksums);
     }
     // A checksum kept in another shard's metadata still belongs to its tensor.
@@ -120,10 +173,22 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
             e.stored_sha256 = all_checksums.get(&e.meta.name).cloned();
         }
     }
-    for (name, shard) in &index.weight_map {
-        if !model.by_name.contains_key(name) {
+    model.finish(&all_checksums)?;
+    if let Some(e) = misplaced {
+        return Err(e);
+    }
+    if listed != index.weight_map.len() {
+        // Every tensor found is listed, in its shard (checked above), and
+        // no name is found twice: some listed name was not found.
+        if let Some((name, shard)) = index
+            .weight_map
+            .iter()
+            .find(|(name, _)| model.entry(name).is_err())
+        {
             return Err(shards_err(format!(
-                "index puts `{name}` in `{shard}`, but that shard does not hold it"
+                "index puts `{}` in `{}`, but that shard does not hold it",
+                Escaped(name),
+                Escaped(shard)
             )));
         }
     }
@@ -136,20 +201,31 @@ pub(crate) fn open_index(index_path: &Path, options: OpenOptions) -> Result<Mode
         });
         match stated {
             Some(n) if n == data_total => {}
-            Some(n) => {
-                return Err(shards_err(format!(
-                    "metadata.total_size is {n} but the shards hold {data_total} bytes of tensor data"
-                )));
-            }
-            None => {
-                return Err(shards_err(format!(
-                    "metadata.total_size is {total}, not a byte count"
-                )));
-            }
+            Some(n) => model.warnings.push(ModelWarning::TotalSizeMismatch {
+                index: index_path.to_owned(),
+                stated: n,
+                actual: data_total,
+            }),
+            None => model.warnings.push(ModelWarning::TotalSizeNotACount {
+                index: index_path.to_owned(),
+                value: total.to_string(),
+            }),
         }
     }
-    model.finish_checksums(&all_checksums);
     Ok(model)
+}
+
+fn read_head_into(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Splits tensors (given by their byte sizes, in order) into shards the way
@@ -231,13 +307,13 @@ mod tests {
         let index = dir.path().join(INDEX_NAME);
         let map = r#""weight_map": {"a": "model-00001-of-00001.safetensors"}"#;
         std::fs::write(&index, format!("{{{map}}}")).expect("write the index");
-        open_index(&index, OpenOptions::default()).expect("the valid index opens");
+        Model::open(&index, OpenOptions::default()).expect("the valid index opens");
 
         let mut text = br#"{"note": "caf"#.to_vec();
         text.extend_from_slice(&[0xff, 0xfe]);
         text.extend_from_slice(format!(r#"", {map}}}"#).as_bytes());
         std::fs::write(&index, &text).expect("write the index");
-        let err = open_index(&index, OpenOptions::default()).expect_err("not UTF-8");
+        let err = Model::open(&index, OpenOptions::default()).expect_err("not UTF-8");
         assert!(err.to_string().contains("not UTF-8 at byte 13"), "{err}");
     }
 

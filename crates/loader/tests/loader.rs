@@ -24,6 +24,17 @@ fn meta(name: &str, dtype: Dtype, shape: &[usize]) -> TensorMeta {
     }
 }
 
+/// Options that map: the test states the memory-map assumption for its
+/// process (it truncates files only where it means to see the result).
+fn mapped() -> OpenOptions {
+    #[expect(unsafe_code, reason = "opting in to memory maps")]
+    // SAFETY: nothing truncates or rewrites the files these tests map.
+    unsafe {
+        modeltool_loader::allow_mmap()
+    };
+    OpenOptions { mmap: true }
+}
+
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -70,8 +81,8 @@ fn aligned_f32_is_borrowed_from_the_map_and_plain_reads_give_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let tensors = write_model(&path, 3);
-    let mapped = Model::open(&path, OpenOptions::default()).unwrap();
-    let plain = Model::open(&path, OpenOptions { mmap: false }).unwrap();
+    let mapped = Model::open(&path, mapped()).unwrap();
+    let plain = Model::open(&path, OpenOptions::default()).unwrap();
     for (m, bytes) in &tensors {
         let a = mapped.tensor_f32(&m.name).unwrap();
         assert!(matches!(a, Cow::Borrowed(_)), "zero-copy for aligned F32");
@@ -329,8 +340,15 @@ fn index_and_shards_that_disagree_are_clear_errors() {
     assert!(open_err(&out).contains("shard `model-00002-of-00002.safetensors` is missing"));
 
     let (_d, out) = sharded_fixture();
+    // A wrong total_size opens, with a warning that verify fails on.
     edit_index(&out, |i| i["metadata"]["total_size"] = 12345.into());
-    assert!(open_err(&out).contains("total_size is 12345 but the shards hold 400 bytes"));
+    let model = Model::open(&out, OpenOptions::default()).unwrap();
+    let warnings: Vec<String> = model.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("total_size is 12345 but the shards hold 400 bytes"));
+    let report = model.verify(&Default::default()).unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.warnings, warnings);
 
     let (_d, out) = sharded_fixture();
     edit_index(&out, |i| {

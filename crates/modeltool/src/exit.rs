@@ -29,9 +29,11 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
         return ExitCode::from(1);
     }
     // The library errors already name the file and the cause; their
-    // `source` chain would only repeat it.
+    // `source` chain would only repeat it. Escaped as a last defence: the
+    // libraries escape what came from a file, and no control character
+    // (a line break included) reaches stderr whatever slipped through.
     let line = err.to_string().replace('\n', " ");
-    eprintln!("error: {line}");
+    eprintln!("error: {}", modeltool_format::text::escape(&line));
     let check = err
         .downcast_ref::<LoadError>()
         .is_some_and(LoadError::is_check_failure);

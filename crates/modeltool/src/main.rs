@@ -1,9 +1,10 @@
 //! `modeltool`: look inside, convert, check, run and train neural-network
 //! parameter files. A thin command line over the modeltool crates.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod cmd;
 mod exit;
+mod sigbus;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,7 +41,12 @@ enum Command {
     /// way; every output carries checksums.
     Convert(cmd::convert::ConvertArgs),
     /// Check a model's structure, every stored checksum and the header's own
-    /// checksum.
+    /// checksum, that no checksum is missing, and that values are valid.
+    ///
+    /// Checksums inside a file catch accidents (bit rot, truncated downloads,
+    /// bad edits, wrong casts), not someone who edits the data and recomputes
+    /// them: for that, compare with --sha256 HEX against a hash from a place
+    /// you trust (the Hugging Face Hub lists one per file).
     ///
     /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
     Verify(cmd::verify::VerifyArgs),
@@ -65,7 +71,9 @@ fn main() -> ExitCode {
     // A model file truncated by another process while mapped: one error
     // line and exit 2 instead of death by SIGBUS. Without it (not Linux),
     // mapped reads work the same, minus that message.
-    let _ = modeltool_loader::report_truncation_on_sigbus();
+    let _ = sigbus::install();
+    // Memory maps (unless --no-mmap), with the handler above in place.
+    sigbus::allow_mmap();
     let args = match Args::try_parse() {
         Ok(args) => args,
         // --help and --version print as clap renders them; usage errors

@@ -1,11 +1,11 @@
-//! `modeltool verify PATH [--sha256 HEX] [--strict]`.
+//! `modeltool verify PATH [--sha256 HEX] [--strict]`: renders the
+//! library's [`VerifyReport`] for people or as JSON.
 
 use std::io::Write;
 
 use anyhow::bail;
-use modeltool_format::HeaderSha256;
-use modeltool_loader::ModelKind;
-use serde::Serialize;
+use modeltool_format::text::Escaped;
+use modeltool_loader::{ModelKind, VerifyOptions, VerifyReport};
 
 use crate::exit::CheckFailed;
 use crate::{Format, InputArgs};
@@ -15,7 +15,11 @@ use crate::{Format, InputArgs};
 pub struct VerifyArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Also compare the whole file's sha256 (as the Hugging Face Hub lists it).
+    /// Also compare the whole file's sha256 with HEX, a hash from a place
+    /// you trust (the Hugging Face Hub lists one per file). The checksums
+    /// inside a file catch accidents (bit rot, truncated downloads, bad
+    /// edits, wrong casts), not someone who edits the data and recomputes
+    /// them: only this check does.
     #[arg(long, value_name = "HEX")]
     sha256: Option<String>,
     /// Fail when a tensor has no stored checksum.
@@ -26,146 +30,31 @@ pub struct VerifyArgs {
     format: Format,
 }
 
-/// What `verify` found.
-#[derive(Debug, Serialize)]
-pub struct VerifyReport {
-    path: String,
-    files: usize,
-    tensors: usize,
-    /// Tensors whose stored checksum matched.
-    verified: usize,
-    /// Files whose header matched its `modeltool.header_sha256`.
-    headers_matched: usize,
-    /// Files whose header does not match its `modeltool.header_sha256`.
-    damaged_headers: Vec<DamagedHeader>,
-    /// Tensors without a stored checksum.
-    no_checksum: Vec<String>,
-    /// Those of `no_checksum` that should have one: another tensor has one,
-    /// or their file has a header checksum (a damaged checksum key).
-    missing_checksums: Vec<String>,
-    /// Tensors whose bytes do not match their checksum.
-    damaged: Vec<Damaged>,
-    /// Checksums stored for tensors the model does not hold.
-    orphan_checksums: Vec<String>,
-    file_sha256: Option<FileHash>,
-    strict: bool,
-    ok: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Damaged {
-    name: String,
-    expected: String,
-    actual: String,
-}
-
-#[derive(Debug, Serialize)]
-struct DamagedHeader {
-    file: String,
-    reason: String,
-    expected: String,
-    actual: String,
-}
-
-#[derive(Debug, Serialize)]
-struct FileHash {
-    expected: String,
-    actual: String,
-    ok: bool,
-}
-
 /// Runs the command.
 pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let expected_file_hash = match &args.sha256 {
-        Some(h) => {
-            let h = h.to_ascii_lowercase();
-            if !modeltool_format::is_sha256_hex(&h) {
-                bail!("--sha256 `{h}` is not 64 hex digits");
-            }
-            Some(h)
+    if let Some(h) = &args.sha256 {
+        if !modeltool_format::is_sha256_hex(&h.to_ascii_lowercase()) {
+            bail!("--sha256 `{}` is not 64 hex digits", Escaped(h));
         }
-        None => None,
-    };
+    }
     let model = super::open(&args.input)?;
-    if expected_file_hash.is_some() && matches!(model.kind(), ModelKind::Sharded { .. }) {
+    if args.sha256.is_some() && matches!(model.kind(), ModelKind::Sharded { .. }) {
         bail!(
             "{}: --sha256 compares one file; verify each shard file on its own",
-            args.input.input.display()
+            Escaped(&args.input.input.display().to_string())
         );
     }
     let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
     let bar = super::progress_bar(total, "verifying");
-    // The whole-file hash (when asked for) is one sequential stream; it runs
-    // on its own thread beside the per-tensor hashes instead of after them.
-    // It reads the file the model opened, not whatever the path names now.
-    let (sums, file_hash) = rayon::join(
-        || model.sha256_all(&|n| bar.inc(n)),
-        || {
-            expected_file_hash
-                .as_ref()
-                .and_then(|_| model.files().first())
-                .map(|f| f.sha256())
+    let mut report = model.verify_with_progress(
+        &VerifyOptions {
+            sha256: args.sha256.clone(),
+            strict: args.strict,
         },
-    );
-    let sums = sums?;
-    let file_hash = file_hash.transpose()?;
+        &|n| bar.inc(n),
+    )?;
     bar.finish_and_clear();
-
-    let mut report = VerifyReport {
-        path: args.input.input.display().to_string(),
-        files: model.files().len(),
-        tensors: model.entries().len(),
-        verified: 0,
-        headers_matched: 0,
-        damaged_headers: Vec::new(),
-        no_checksum: Vec::new(),
-        missing_checksums: model
-            .missing_checksums()
-            .iter()
-            .map(|e| e.meta.name.clone())
-            .collect(),
-        damaged: Vec::new(),
-        orphan_checksums: model.orphan_checksums().to_vec(),
-        file_sha256: None,
-        strict: args.strict,
-        ok: false,
-    };
-    for file in model.files() {
-        match &file.header_sha256 {
-            HeaderSha256::Absent => {}
-            HeaderSha256::Matches => report.headers_matched += 1,
-            HeaderSha256::Damaged(damage) => report.damaged_headers.push(DamagedHeader {
-                file: file.path.display().to_string(),
-                reason: damage.to_string(),
-                expected: damage.stored.clone(),
-                actual: damage.actual.clone(),
-            }),
-        }
-    }
-    for (entry, actual) in model.entries().iter().zip(sums) {
-        match &entry.stored_sha256 {
-            Some(expected) if *expected == actual => report.verified += 1,
-            Some(expected) => report.damaged.push(Damaged {
-                name: entry.meta.name.clone(),
-                expected: expected.clone(),
-                actual,
-            }),
-            None => report.no_checksum.push(entry.meta.name.clone()),
-        }
-    }
-    if let (Some(expected), Some(actual)) = (expected_file_hash, file_hash) {
-        report.file_sha256 = Some(FileHash {
-            ok: actual == expected,
-            expected,
-            actual,
-        });
-    }
-    report.ok = report.damaged.is_empty()
-        && report.damaged_headers.is_empty()
-        && report.missing_checksums.is_empty()
-        && report.orphan_checksums.is_empty()
-        && report.file_sha256.as_ref().is_none_or(|f| f.ok)
-        && (!args.strict || report.no_checksum.is_empty());
+    report.path = args.input.input.display().to_string();
 
     match args.format {
         Format::Json => {
@@ -175,27 +64,49 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Format::Human => print_human(&report, out)?,
     }
     if report.ok {
-        Ok(())
-    } else {
-        for h in &report.damaged_headers {
-            eprintln!("error: {}: header is damaged ({})", h.file, h.reason);
-        }
-        for d in &report.damaged {
-            eprintln!(
-                "error: {}: tensor `{}` is damaged (sha256 mismatch)",
-                report.path, d.name
-            );
-        }
-        for name in &report.missing_checksums {
-            eprintln!(
-                "error: {}: tensor `{name}` has {}",
-                report.path,
-                missing_reason(&report)
-            );
-        }
-        Err(CheckFailed.into())
+        return Ok(());
     }
+    let path = Escaped(&report.path);
+    for h in &report.damaged_headers {
+        eprintln!(
+            "error: {}: header is damaged ({})",
+            Escaped(&h.file),
+            Escaped(&h.reason)
+        );
+    }
+    for d in &report.damaged {
+        eprintln!(
+            "error: {path}: tensor `{}` is damaged (sha256 mismatch)",
+            Escaped(&d.name)
+        );
+    }
+    for name in &report.missing_checksums {
+        eprintln!(
+            "error: {path}: tensor `{}` has {}",
+            Escaped(name),
+            missing_reason(&report)
+        );
+    }
+    for v in &report.invalid_values {
+        eprintln!(
+            "error: {path}: tensor `{}` holds {} invalid value{} (element {} is 0x{:02x}; BOOL is 0 or 1)",
+            Escaped(&v.name),
+            v.count,
+            if v.count == 1 { "" } else { "s" },
+            v.index,
+            v.byte
+        );
+    }
+    for w in &report.warnings {
+        eprintln!("error: {}", Escaped(w));
+    }
+    Err(CheckFailed.into())
 }
+
+/// The explicit path for a deliberate edit, printed before the verdict
+/// when checksums disagree with the data.
+const REHASH: &str =
+    "if the change was deliberate, `modeltool rehash MODEL` writes fresh checksums";
 
 fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
     let files = if r.files > 1 {
@@ -206,15 +117,16 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "{}: structure ok, {} tensors{files}",
-        r.path, r.tensors
+        Escaped(&r.path),
+        r.tensors
     )?;
     for h in &r.damaged_headers {
         let of = if r.files > 1 {
-            format!(" of {}", h.file)
+            format!(" of {}", Escaped(&h.file))
         } else {
             String::new()
         };
-        writeln!(out, "header{of}: DAMAGED ({})", h.reason)?;
+        writeln!(out, "header{of}: DAMAGED ({})", Escaped(&h.reason))?;
     }
     if r.headers_matched > 0 {
         let of = if r.files > 1 {
@@ -237,38 +149,69 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(
             out,
             "DAMAGED {}: sha256 {} but the file says {}",
-            d.name, d.actual, d.expected
+            Escaped(&d.name),
+            Escaped(&d.actual),
+            Escaped(&d.expected)
         )?;
     }
     for name in &r.missing_checksums {
-        writeln!(out, "MISSING checksum of {name}: {}", missing_reason(r))?;
+        writeln!(
+            out,
+            "MISSING checksum of {}: {}",
+            Escaped(name),
+            missing_reason(r)
+        )?;
     }
     for name in &r.orphan_checksums {
         writeln!(
             out,
-            "ORPHAN checksum for `{name}`, which the model does not hold"
+            "ORPHAN checksum for `{}`, which the model does not hold",
+            Escaped(name)
         )?;
+    }
+    for v in &r.invalid_values {
+        writeln!(
+            out,
+            "INVALID values in {}: {} element{} not 0 or 1 (first: element {}, byte 0x{:02x})",
+            Escaped(&v.name),
+            v.count,
+            if v.count == 1 { "" } else { "s" },
+            v.index,
+            v.byte
+        )?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "WARNING {}", Escaped(w))?;
     }
     if let Some(f) = &r.file_sha256 {
         if f.ok {
-            writeln!(out, "file sha256 matches {}", f.expected)?;
+            writeln!(out, "file sha256 matches {}", Escaped(&f.expected))?;
         } else {
             writeln!(
                 out,
                 "FILE SHA256 MISMATCH: {} but expected {}",
-                f.actual, f.expected
+                Escaped(&f.actual),
+                Escaped(&f.expected)
             )?;
         }
     }
     if r.strict && !r.no_checksum.is_empty() {
         writeln!(out, "strict: tensors without checksums count as a failure")?;
     }
+    let disagree = !(r.damaged.is_empty()
+        && r.damaged_headers.is_empty()
+        && r.missing_checksums.is_empty()
+        && r.orphan_checksums.is_empty());
+    if disagree {
+        writeln!(out, "{REHASH}")?;
+    }
     writeln!(out, "{}", if r.ok { "OK" } else { "FAILED" })?;
     Ok(())
 }
 
 /// Why a tensor without a checksum is suspect: others have one, or (none
-/// has) its file carries a header checksum, and modeltool writes both.
+/// has) a file of the model carries a header checksum, and modeltool writes
+/// both.
 fn missing_reason(r: &VerifyReport) -> String {
     match r.verified + r.damaged.len() {
         0 => "no checksum, while its file has a header checksum (modeltool writes both): damaged metadata?".to_owned(),
