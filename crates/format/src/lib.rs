@@ -39,6 +39,7 @@
 
 mod dtype;
 mod error;
+pub mod gguf;
 mod header_digest;
 mod json;
 mod json_read;
