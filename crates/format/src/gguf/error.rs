@@ -282,6 +282,14 @@ pub enum GgufError {
     /// Tensor data of a big-endian file, which this crate does not decode.
     #[error("the file is big-endian; its tensor data is not decoded (the header is read)")]
     BigEndianData,
+    /// A tensor index past the end of the tensor list.
+    #[error("there is no tensor {index}: the file has {count}")]
+    NoSuchTensor {
+        /// The index asked for.
+        index: usize,
+        /// The number of tensors.
+        count: usize,
+    },
     /// A shape the writer cannot store: no dimension, more than four, or a
     /// row that is not whole blocks.
     #[error("tensor `{}`: shape {shape:?} cannot be stored as {ggml_type} ({why})", middle(.name, NAME_COLS))]

@@ -149,6 +149,32 @@ impl GgufHeader {
     }
 }
 
+impl GgufHeader {
+    /// Tensor `index` dequantized to f32 (see [`dequantize`](super::dequantize)
+    /// for the types decoded); `file` holds at least the bytes up to the
+    /// tensor's end.
+    pub fn dequantize_tensor(&self, file: &[u8], index: usize) -> Result<Vec<f32>> {
+        let Some(range) = self.tensor_range(index) else {
+            return Err(GgufError::NoSuchTensor {
+                index,
+                count: self.tensors.len(),
+            });
+        };
+        if self.endian == Endian::Big {
+            return Err(GgufError::BigEndianData);
+        }
+        let Some(data) = self.tensor_data(file, index) else {
+            return Err(GgufError::Truncated {
+                what: "tensor data",
+                offset: range.start,
+                needed: range.end,
+                file_len: file.len() as u64,
+            });
+        };
+        super::dequantize_to_vec(self.tensors[index].ggml_type, data)
+    }
+}
+
 /// Parses the header from the first bytes of a file of `file_len` bytes.
 ///
 /// Returns [`Parsed::NeedMore`] when `prefix` ends inside the header (a

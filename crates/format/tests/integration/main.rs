@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod gguf_hostile;
 mod header_digest;
 mod header_errors;
 mod hostile;
