@@ -8,6 +8,7 @@
 
 mod common;
 mod gguf_hostile;
+mod gguf_interop;
 mod header_digest;
 mod header_errors;
 mod hostile;
