@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod gguf_fixture;
 mod gguf_hostile;
 mod gguf_interop;
 mod header_digest;
