@@ -137,7 +137,9 @@ def read(path):
 
 def bench(n, path):
     rng = np.random.default_rng(7)
-    blocks = random_blocks(rng, T.Q4_K, [0, 2], n // 256).reshape(-1, 4096 // 256 * 144)
+    # Rows of 4096 values (a Llama-7B width): 16 blocks each.
+    rows = max(1, n // 4096)
+    blocks = random_blocks(rng, T.Q4_K, [0, 2], rows * 16).reshape(rows, 16 * 144)
     Path(path).write_bytes(blocks.tobytes())
     start = time.perf_counter()
     out = dequantize(blocks, T.Q4_K)
