@@ -188,6 +188,31 @@ impl GgmlType {
         self.block_size() == 1
     }
 
+    /// The safetensors dtype whose little-endian bytes are this type's
+    /// bytes, for the plain types (F32, F16, BF16, F64, I8..I64): a
+    /// converter copies these tensors as they are and dequantizes the rest.
+    ///
+    /// ```
+    /// use modeltool_format::Dtype;
+    /// use modeltool_format::gguf::GgmlType;
+    /// assert_eq!(GgmlType::BF16.plain_dtype(), Some(Dtype::BF16));
+    /// assert_eq!(GgmlType::Q4_K.plain_dtype(), None);
+    /// ```
+    pub fn plain_dtype(self) -> Option<crate::Dtype> {
+        use crate::Dtype;
+        Some(match self {
+            GgmlType::F32 => Dtype::F32,
+            GgmlType::F16 => Dtype::F16,
+            GgmlType::BF16 => Dtype::BF16,
+            GgmlType::F64 => Dtype::F64,
+            GgmlType::I8 => Dtype::I8,
+            GgmlType::I16 => Dtype::I16,
+            GgmlType::I32 => Dtype::I32,
+            GgmlType::I64 => Dtype::I64,
+            _ => return None,
+        })
+    }
+
     /// The bytes `elements` elements take, or `None` if `elements` is not a
     /// whole number of blocks or the size overflows.
     ///
@@ -221,6 +246,16 @@ mod tests {
             assert_eq!(row.0 as usize, i, "{}", row.2);
             assert_eq!(GgmlType::from_id(row.1), Some(row.0));
             assert_eq!(GgmlType::from_name(row.2), Some(row.0));
+        }
+    }
+
+    #[test]
+    fn plain_types_map_to_a_dtype_of_the_same_width() {
+        for t in GgmlType::ALL {
+            match t.plain_dtype() {
+                Some(d) => assert_eq!(d.bits(), 8 * t.type_size() as usize, "{t}"),
+                None => assert!(!t.is_plain(), "{t}"),
+            }
         }
     }
 }
