@@ -64,6 +64,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Write it again: the same header bytes and tensor bytes come back.
+    // (Not for alignments above 64 KiB: the padding is written out, and a
+    // 2 GiB alignment would only measure the allocator.)
+    if h.alignment > 1 << 16 {
+        return;
+    }
     let rewrite = |h: &GgufHeader, file: &[u8]| -> Vec<u8> {
         let mut w = GgufWriter::new();
         for (k, v) in &h.metadata {

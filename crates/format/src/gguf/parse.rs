@@ -52,10 +52,10 @@ impl GgufTensor {
         self.dims.iter().rev().copied().collect()
     }
 
-    /// The number of elements (1 for a tensor with no dimensions).
+    /// The number of elements (1 for a tensor with no dimensions);
+    /// saturates at `u64::MAX` for dims the parser would have refused.
     pub fn element_count(&self) -> u64 {
-        // Checked when the header was parsed.
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |n, &d| n.saturating_mul(d))
     }
 }
 

@@ -265,6 +265,9 @@ impl GgufWriter {
     }
 }
 
+/// Padding is written from here, a page at a time.
+static ZEROS: [u8; 4096] = [0; 4096];
+
 fn misuse(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, GgufError::WriterMisuse(msg))
 }
@@ -296,10 +299,11 @@ impl<W: Write> TensorStream<'_, W> {
             ));
         }
         self.out.write_all(data)?;
-        let padding = pad(t.size, self.writer.alignment) as usize;
-        self.out.write_all(&[0u8; 256][..padding.min(256)])?;
-        if padding > 256 {
-            self.out.write_all(&vec![0u8; padding - 256])?;
+        let mut padding = pad(t.size, self.writer.alignment);
+        while padding > 0 {
+            let n = padding.min(ZEROS.len() as u64);
+            self.out.write_all(&ZEROS[..n as usize])?;
+            padding -= n;
         }
         self.next += 1;
         Ok(())
