@@ -603,3 +603,23 @@ fn every_prefix_either_asks_for_more_or_gives_the_header() {
         }
     }
 }
+
+#[test]
+fn version_2_is_read_like_version_3() {
+    let mut b = Bytes::header(2, 1, 1);
+    b.kv_u32("k", 5).tensor("w", &[4], 0, 0).data(32, 16);
+    let h = GgufHeader::from_file_bytes(&b.0).unwrap();
+    assert_eq!((h.version, h.get("k")), (2, Some(&Value::U32(5))));
+    assert_eq!(h.tensor_data(&b.0, 0).unwrap().len(), 16);
+}
+
+#[test]
+fn no_such_tensor() {
+    let bytes = one_tensor(0, |_| {}, 32);
+    let h = GgufHeader::from_file_bytes(&bytes).unwrap();
+    assert_eq!(
+        h.dequantize_tensor(&bytes, 1),
+        Err(GgufError::NoSuchTensor { index: 1, count: 1 })
+    );
+    assert_eq!(h.tensor_range(1), None);
+}
