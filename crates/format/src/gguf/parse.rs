@@ -510,12 +510,7 @@ fn read_header(r: &mut Reader<'_>) -> R<GgufHeader> {
             }
             .into());
         };
-        // ggml counts elements in i64.
-        let elements = dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= i64::MAX as u64);
-        let Some(elements) = elements else {
+        let Some(elements) = element_count(&dims) else {
             return Err(GgufError::DimsOverflow { name, index, dims }.into());
         };
         let row = dims.first().copied().unwrap_or(1);
@@ -564,6 +559,19 @@ fn read_header(r: &mut Reader<'_>) -> R<GgufHeader> {
         header_len,
         data_start,
     })
+}
+
+/// The element count of `dims` in any order, or `None` when the product
+/// of the non-zero dimensions exceeds `i64::MAX` (ggml counts in `i64`).
+/// A zero dimension makes the tensor empty but does not excuse the others:
+/// otherwise `[0, 2^40, 2^40]` would pass or fail with the order of dims.
+pub(crate) fn element_count(dims: &[u64]) -> Option<u64> {
+    let nonzero = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= i64::MAX as u64)?;
+    Some(if dims.contains(&0) { 0 } else { nonzero })
 }
 
 /// Bytes of padding after `n` bytes to reach a multiple of `alignment`

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::error::{GgufError, Result};
-use super::parse::pad;
+use super::parse::{element_count, pad};
 use super::value::{Array, Value, ValueType};
 use super::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, GgmlType, GgufTensor, MAX_DIMS};
 
@@ -127,10 +127,7 @@ impl GgufWriter {
         if row % u64::from(ggml_type.block_size()) != 0 {
             return Err(bad("the last dimension is not whole blocks"));
         }
-        let size = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= i64::MAX as u64)
+        let size = element_count(shape)
             .and_then(|n| ggml_type.byte_size(n))
             .ok_or_else(|| bad("the size overflows"))?;
         if let Some(first) = self.tensors.iter().position(|t| t.name == name) {

@@ -344,6 +344,18 @@ fn element_count_overflows() {
         err(&b.0),
         GgufError::DimsOverflow { index: 0, .. }
     ));
+    // A zero among the dims does not excuse an overflow of the others,
+    // whatever their order (found by the gguf_header fuzz target: the
+    // parser accepted these dims, the writer refused them reversed).
+    let mut b = Bytes::header(3, 1, 0);
+    b.tensor(
+        "w",
+        &[376_111_104, 0, 235_969_795_105_751_040, 16_777_216],
+        0,
+        0,
+    )
+    .data(32, 4);
+    assert!(matches!(err(&b.0), GgufError::DimsOverflow { .. }));
     // Fits in u64 but not in ggml's i64.
     let mut b = Bytes::header(3, 1, 0);
     b.tensor("w", &[1 << 32, 1 << 31], 0, 0).data(32, 4);
