@@ -7,7 +7,8 @@
 #   fuzz/run.sh -t 30 csv json_model several targets, 30 s each
 #   fuzz/run.sh --list               the target names
 #
-# Targets: safetensors_header, json_model, shard_index, architecture, csv
+# Targets: safetensors_header, json_model, shard_index, architecture, csv,
+# gguf_header
 # (fuzz/fuzz_targets/*.rs; each file says what it feeds and what it checks).
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
@@ -16,9 +17,10 @@
 #
 # Each target's corpus grows in fuzz/corpus/<target> (not in git). It starts
 # from fuzz/seeds/<target>, the repo's fixtures (fixtures/*.safetensors,
-# *.json, *.csv) and every kept reproducer in fuzz/regressions/<target>. The
-# reproducers are also replayed whole before each target is fuzzed (the
-# corpus cuts inputs to max_len), so a fixed bug is retried on every run.
+# *.json, *.csv, gguf/*.gguf) and every kept reproducer in
+# fuzz/regressions/<target>. The reproducers are also replayed whole before
+# each target is fuzzed (the corpus cuts inputs to max_len), so a fixed bug
+# is retried on every run.
 # Crashes, hangs (an input running longer than TIMEOUT seconds) and OOMs
 # (RSS above RSS_MB) land in fuzz/artifacts/<target>; the libFuzzer output
 # in fuzz/logs/<target>.log.
@@ -32,14 +34,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$(pwd)
 repo=$(cd .. && pwd)
 
-all_targets=(safetensors_header json_model shard_index architecture csv)
+all_targets=(safetensors_header json_model shard_index architecture csv gguf_header)
 
 # Longest input per target: room for every structure the parser knows (a
 # header with several tensors and metadata, a shard after the index, a
 # CSV with a few hundred values) while keeping executions fast.
 max_len_of() {
     case "$1" in
-        safetensors_header | json_model) echo 16384 ;;
+        safetensors_header | json_model | gguf_header) echo 16384 ;;
         shard_index | csv) echo 8192 ;;
         architecture) echo 4096 ;;
         *) return 1 ;;
@@ -101,6 +103,7 @@ seed() {
         safetensors_header) sources+=("$repo"/fixtures/*.safetensors) ;;
         json_model) sources+=("$repo"/fixtures/*.json) ;;
         csv) sources+=("$repo"/fixtures/*.csv) ;;
+        gguf_header) sources+=("$repo"/fixtures/gguf/*.gguf) ;;
     esac
     local s
     for s in "${sources[@]}"; do

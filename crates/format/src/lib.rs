@@ -41,6 +41,7 @@ pub mod cast;
 mod detect;
 mod dtype;
 mod error;
+pub mod gguf;
 mod header_digest;
 mod json;
 mod json_read;

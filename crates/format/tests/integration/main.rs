@@ -7,6 +7,10 @@
 )]
 
 mod common;
+mod gguf_fixture;
+mod gguf_hostile;
+mod gguf_interop;
+mod gguf_round_trip;
 mod header_digest;
 mod header_errors;
 mod hostile;
