@@ -37,6 +37,8 @@ const WINDOW: usize = 4 << 20;
 const PIECE: usize = 128 << 10;
 /// Below this many bytes of elements, parallel parsing does not pay.
 const PARALLEL_MIN: usize = 64 << 10;
+/// Tensors smaller than this are hashed on the reading thread.
+const HASH_INLINE: usize = 256 << 10;
 /// Nesting deeper than this is an error, as in serde_json.
 const MAX_DEPTH: usize = 128;
 /// The longest single value of a `data` array accepted (a number with a
@@ -119,6 +121,8 @@ fn is_ws(b: u8) -> bool {
 struct Reader<R> {
     src: R,
     buf: Vec<u8>,
+    /// The usual size of `buf` ([`WINDOW`]; smaller in tests).
+    window: usize,
     /// The next unread byte of `buf`.
     pos: usize,
     /// The end of the valid bytes of `buf`.
@@ -136,13 +140,32 @@ struct Reader<R> {
     /// Output buffers of the pieces of a window, kept for the next window
     /// (fresh ones would cost a page fault per 4 KB, window after window).
     piece_buffers: Vec<Vec<u8>>,
+    /// What the window cost, for the tests that keep it linear.
+    stats: WindowStats,
+}
+
+/// The copying the window did: the bytes moved to its front or into the
+/// next window, and its largest size. Reading a file costs at most a few
+/// copies of each byte and a window of a bounded size, whatever the
+/// number or the sizes of the tensors.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowStats {
+    /// Bytes copied within or between window buffers.
+    pub(crate) moved: u64,
+    /// The largest window buffer, in bytes.
+    pub(crate) largest_window: usize,
 }
 
 impl<R: Read> Reader<R> {
     fn new(src: R, base: u64, input_end: Option<u64>) -> Self {
         Reader {
             src,
-            buf: vec![0; WINDOW],
+            buf: Vec::new(),
+            // No larger than the input needs (plus one byte, to see its end).
+            window: input_end.map_or(WINDOW, |end| {
+                usize::try_from(end.saturating_sub(base).saturating_add(1))
+                    .map_or(WINDOW, |n| n.min(WINDOW))
+            }),
             pos: 0,
             end: 0,
             base,
@@ -151,6 +174,7 @@ impl<R: Read> Reader<R> {
             spare: Vec::new(),
             close: None,
             piece_buffers: Vec::new(),
+            stats: WindowStats::default(),
         }
     }
 
@@ -167,13 +191,20 @@ impl<R: Read> Reader<R> {
         }
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.end, 0);
+            self.stats.moved += (self.end - self.pos) as u64;
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
         }
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
+        let size = want.max(self.window);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        } else if self.buf.len() > size && self.end <= size {
+            // Back to the usual size after an element longer than a window.
+            self.buf.truncate(size);
+            self.buf.shrink_to_fit();
         }
+        self.stats.largest_window = self.stats.largest_window.max(self.buf.len());
         while self.end < want {
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
@@ -441,33 +472,46 @@ impl<R: Read> Reader<R> {
         })
     }
 
-    /// Reads the tensors; each one is hashed on another core while the
-    /// next is parsed.
+    /// Reads the tensors; each large one is hashed on another core while
+    /// the next is parsed, small ones here (a task per tensor would cost
+    /// more than its hash).
     fn tensors(&mut self) -> Result<Vec<JsonTensor>> {
         self.open_object("`tensors` to be an object mapping names to tensors")?;
         let (done, hashed) = mpsc::channel();
+        let mut tensors = Vec::new();
         let read = rayon::in_place_scope(|scope| {
-            let mut seen = HashSet::new();
             let mut first = true;
             while let Some(name) = self.next_key(&mut first)? {
-                if !seen.insert(name.clone()) {
-                    return Err(msg(format_args!("tensor `{name}` appears twice")));
-                }
                 let mut tensor = self.tensor(&name).map_err(|e| e.in_tensor(&name))?;
-                let (index, done) = (seen.len(), done.clone());
-                scope.spawn(move |_| {
+                if tensor.data.len() < HASH_INLINE {
                     tensor.actual_sha256 = sha256_hex(&tensor.data);
-                    // The receiver is gone only when reading failed.
-                    let _ = done.send((index, tensor));
-                });
+                } else {
+                    let (index, done) = (tensors.len(), done.clone());
+                    let data = std::mem::take(&mut tensor.data);
+                    scope.spawn(move |_| {
+                        let sum = sha256_hex(&data);
+                        // The receiver is gone only when reading failed.
+                        let _ = done.send((index, data, sum));
+                    });
+                }
+                tensors.push(tensor);
             }
             Ok(())
         });
         drop(done);
         read?;
-        let mut tensors: Vec<_> = hashed.try_iter().collect();
-        tensors.sort_unstable_by_key(|&(index, _)| index);
-        Ok(tensors.into_iter().map(|(_, t)| t).collect())
+        // Repeated names, checked once all are read: a set sized once,
+        // of names that are not copied.
+        let mut seen = HashSet::with_capacity(tensors.len());
+        if let Some(t) = tensors.iter().find(|t| !seen.insert(t.meta.name.as_str())) {
+            return Err(msg(format_args!("tensor `{}` appears twice", t.meta.name)));
+        }
+        for (index, data, sum) in hashed.try_iter() {
+            let tensor = &mut tensors[index];
+            tensor.data = data;
+            tensor.actual_sha256 = sum;
+        }
+        Ok(tensors)
     }
 
     fn tensor(&mut self, name: &str) -> Result<JsonTensor> {
@@ -590,9 +634,20 @@ impl<R: Read> Reader<R> {
             None => return Err(early_end("a list")),
             Some(_) => {}
         }
-        let mut want = WINDOW;
+        // Bytes to have in the window when it is refilled. The window is
+        // refilled only when the array goes on past its end: a small array
+        // that ends inside it (a file of many small tensors) costs no copy,
+        // so the work per tensor is bounded by its own bytes.
+        let mut want = self.window;
+        let mut refill = false;
         loop {
-            self.fill(want)?;
+            if !self.eof
+                && (refill
+                    || (self.end - self.pos < PARALLEL_MIN
+                        && memchr(b']', &self.buf[self.pos..self.end]).is_none()))
+            {
+                self.fill(want)?;
+            }
             let at = self.offset();
             // The bulk: every complete element before the window's last
             // comma (and before the array's end), in parallel pieces.
@@ -601,8 +656,16 @@ impl<R: Read> Reader<R> {
                 if stop >= PARALLEL_MIN
                     && let Some(cut) = memrchr(b',', &self.buf[self.pos..self.pos + stop])
                 {
-                    count += self.parse_window(cut, dtype, &mut out, count)?;
+                    if stop < self.end - self.pos || self.eof {
+                        // The array ends in this window: nothing to read on.
+                        count += self.parse_in_place(cut, dtype, &mut out, count)?;
+                    } else {
+                        count += self.parse_window(cut, dtype, &mut out, count)?;
+                    }
                     check_limit(count, limit)?;
+                    // The window holds more elements, or was read on while
+                    // this one was parsed.
+                    refill = false;
                     continue;
                 }
             }
@@ -618,6 +681,8 @@ impl<R: Read> Reader<R> {
             if step.done {
                 return Ok((out.into_vec(), count));
             }
+            // Every whole element of the window is parsed: read on.
+            refill = true;
             if step.consumed == 0 {
                 // One element longer than the window: look further.
                 want = (self.end - self.pos).max(want) * 2;
@@ -627,13 +692,30 @@ impl<R: Read> Reader<R> {
                     )));
                 }
             } else {
-                want = WINDOW;
+                want = self.window;
             }
         }
     }
 }
 
 impl<R: Read> Reader<R> {
+    /// Parses the `cut` bytes from `pos` (whole elements; a comma follows)
+    /// in parallel, and moves past them and the comma. Returns the number
+    /// of elements.
+    fn parse_in_place(
+        &mut self,
+        cut: usize,
+        dtype: Dtype,
+        out: &mut TensorBuf,
+        first_index: usize,
+    ) -> Result<usize> {
+        let at = self.offset();
+        let buffers = std::mem::take(&mut self.piece_buffers);
+        let pieces = parse_parallel(&self.buf[self.pos..self.pos + cut], dtype, buffers);
+        self.pos += cut + 1;
+        append_pieces(pieces, out, first_index, at, &mut self.piece_buffers)
+    }
+
     /// Parses the `cut` bytes from `pos` (whole elements; a comma follows)
     /// in parallel, while this thread reads the next window into the spare
     /// buffer behind what follows the cut. Then the spare buffer becomes
@@ -650,8 +732,16 @@ impl<R: Read> Reader<R> {
         let next_base = self.base + rest as u64;
         let tail = self.end - rest;
         let mut next = std::mem::take(&mut self.spare);
-        next.resize(WINDOW.max(tail * 2), 0);
+        // What follows the cut fits: it came from a window no larger than
+        // this one. The window does not grow with each array that ends
+        // inside it (the rest of the window is the start of the next one).
+        let size = self.window.max(tail);
+        next.resize(size, 0);
+        next.truncate(size);
+        next.shrink_to(size);
         next[..tail].copy_from_slice(&self.buf[rest..self.end]);
+        self.stats.moved += tail as u64;
+        self.stats.largest_window = self.stats.largest_window.max(size);
         let region = &self.buf[self.pos..self.pos + cut];
         let src = &mut self.src;
         let eof = self.eof;
@@ -1248,5 +1338,70 @@ fn string(s: &[u8], i: usize, last: bool) -> Result<Option<(Cow<'_, str>, usize)
             }
         }
         None => incomplete(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of `n` tensors of `values` F32 values each.
+    fn file(n: usize, values: usize) -> Vec<u8> {
+        let mut s = String::from(r#"{"format": "modeltool.json/1", "tensors": {"#);
+        for i in 0..n {
+            let data: Vec<String> = (0..values)
+                .map(|v| format!("{}.25", (i + v) % 1000))
+                .collect();
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                "\n \"t{i}\": {{\"dtype\": \"F32\", \"shape\": [{values}], \"data\": [{}]}}",
+                data.join(", ")
+            ));
+        }
+        s.push_str("}}\n");
+        s.into_bytes()
+    }
+
+    /// Reads `text` through a window of `window` bytes; returns the
+    /// tensor count and what the window cost.
+    fn read_with_window(text: &[u8], window: usize) -> (usize, WindowStats) {
+        let mut reader = Reader::new(text, 0, Some(text.len() as u64));
+        reader.window = window;
+        let model = reader.model().expect("the file is valid");
+        (model.tensors.len(), reader.stats)
+    }
+
+    #[test]
+    fn many_small_tensors_move_each_byte_a_bounded_number_of_times() {
+        // 20k one-element tensors, 50 times the window: each used to move
+        // the whole window, work proportional to tensors x window.
+        let text = file(20_000, 1);
+        let window = 32 << 10;
+        assert!(text.len() > 20 * window);
+        let (n, stats) = read_with_window(&text, window);
+        assert_eq!(n, 20_000);
+        assert!(
+            stats.moved <= text.len() as u64,
+            "{} bytes moved for {} bytes of input",
+            stats.moved,
+            text.len()
+        );
+        assert!(stats.largest_window <= window, "{stats:?}");
+    }
+
+    #[test]
+    fn the_window_keeps_its_size_when_arrays_end_inside_it() {
+        // Arrays of a third of a window each, ending inside it (so that
+        // the parallel path cuts them before their end): the next window
+        // used to be twice what followed the cut, growing without bound.
+        let window = 256 << 10;
+        let text = file(100, 10_000);
+        assert!(text.len() > 20 * window);
+        let (n, stats) = read_with_window(&text, window);
+        assert_eq!(n, 100);
+        assert!(stats.largest_window <= window, "{stats:?}");
+        assert!(stats.moved <= text.len() as u64, "{stats:?}");
     }
 }
