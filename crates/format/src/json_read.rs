@@ -22,10 +22,11 @@ use std::sync::mpsc;
 
 use memchr::{memchr, memchr2, memrchr};
 use rayon::prelude::*;
-use serde::de::{DeserializeOwned, DeserializeSeed, Error as _};
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::error::FormatError;
 use crate::json::{FORMAT_ID, JsonModel, JsonTensor};
+use crate::json_error::{JsonError, JsonErrorKind};
 use crate::number::{self, ScanError};
 use crate::safetensors::{StringMap, strip_position};
 use crate::values::{self, Token};
@@ -45,71 +46,101 @@ const MAX_DEPTH: usize = 128;
 /// million digits is valid JSON, but not worth unbounded memory).
 const MAX_ELEMENT: usize = 64 << 20;
 
-/// Reads a JSON model file from a stream of `len` bytes, when known.
-pub(crate) fn read(src: impl Read, len: Option<u64>) -> crate::Result<JsonModel> {
-    let mut reader = Reader::new(src, 0, len);
-    reader.model().map_err(|e| match e {
-        ReadError::Io(e) => FormatError::Io(e),
-        ReadError::Msg(m) => FormatError::Json(serde_json::Error::custom(m)),
-    })
-}
+/// The keys of the model object.
+const MODEL_KEYS: &[&str] = &["format", "metadata", "architecture", "tensors"];
+/// The keys of a tensor object.
+const TENSOR_KEYS: &[&str] = &["dtype", "shape", "data", "sha256"];
 
-/// What went wrong while reading; becomes a [`FormatError`] at the end.
-#[derive(Debug)]
-enum ReadError {
-    Io(io::Error),
-    Msg(String),
-}
-
-type Result<T, E = ReadError> = std::result::Result<T, E>;
-
-impl ReadError {
-    /// Names the tensor whose value the error occurred in.
-    fn in_tensor(self, name: &str) -> ReadError {
-        match self {
-            ReadError::Msg(m) => ReadError::Msg(format!("tensor `{name}`: {m}")),
-            io => io,
-        }
+/// The error for a key that was not taken: one of `keys` again, or
+/// another.
+fn key_error(key: String, keys: &[&'static str]) -> FormatError {
+    match keys.iter().find(|&&k| k == key) {
+        Some(&key) => err(JsonErrorKind::RepeatedKey { key }),
+        None => err(JsonErrorKind::UnknownKey {
+            key,
+            expected: if keys == MODEL_KEYS {
+                "format, metadata, architecture, tensors"
+            } else {
+                "dtype, shape, data, sha256"
+            },
+        }),
     }
 }
 
-fn msg(m: impl fmt::Display) -> ReadError {
-    ReadError::Msg(m.to_string())
+fn missing(key: &'static str) -> FormatError {
+    err(JsonErrorKind::MissingKey { key })
 }
 
-fn syntax(what: impl fmt::Display, at: u64) -> ReadError {
-    ReadError::Msg(format!("not valid JSON: {what} at byte {at}"))
+/// Reads a JSON model file from a stream of `len` bytes, when known.
+pub(crate) fn read(src: impl Read, len: Option<u64>) -> crate::Result<JsonModel> {
+    Reader::new(src, 0, len).model()
 }
 
-fn early_end(what: &str) -> ReadError {
-    ReadError::Msg(format!("JSON ends early: EOF while parsing {what}"))
+type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+fn err(kind: JsonErrorKind) -> FormatError {
+    FormatError::JsonModel(JsonError::new(kind))
 }
 
-/// A serde_json error in text captured at byte `at`: its position counts
-/// from the start of that text, so it is replaced by `at`.
-fn serde_error(e: serde_json::Error, at: u64) -> ReadError {
-    use serde_json::error::Category;
-    let text = e.to_string();
-    let text = strip_position(&text);
-    ReadError::Msg(match e.classify() {
-        Category::Syntax => format!("not valid JSON: {text} at byte {at}"),
-        Category::Eof => format!("JSON ends early: {text}"),
-        Category::Data | Category::Io => format!("{text} at byte {at}"),
+/// Names the tensor the error occurred in, unless it names one already.
+fn in_tensor(e: FormatError, name: &str) -> FormatError {
+    match e {
+        FormatError::JsonModel(mut j) => {
+            j.tensor.get_or_insert_with(|| name.to_owned());
+            FormatError::JsonModel(j)
+        }
+        other => other,
+    }
+}
+
+fn syntax(what: impl fmt::Display, offset: u64) -> FormatError {
+    err(JsonErrorKind::Syntax {
+        offset,
+        what: what.to_string(),
     })
 }
 
-fn from_raw<T: DeserializeOwned>(raw: &[u8], at: u64) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|e| serde_error(e, at))
+fn early_end(inside: &'static str) -> FormatError {
+    err(JsonErrorKind::Eof { inside })
+}
+
+fn wrong_type(expected: &'static str, offset: u64) -> FormatError {
+    err(JsonErrorKind::WrongType { offset, expected })
+}
+
+/// A serde_json error in the text of `key`'s value, captured at byte
+/// `at`: its position counts from the start of that text, so it is
+/// replaced by `at`.
+fn serde_error(e: serde_json::Error, at: u64, key: &'static str) -> FormatError {
+    use serde_json::error::Category;
+    let text = e.to_string();
+    let text = crate::text::cut(strip_position(&text), 120).into_owned();
+    match e.classify() {
+        Category::Syntax => syntax(text, at),
+        Category::Eof => early_end("a value"),
+        Category::Data | Category::Io => err(JsonErrorKind::BadValue {
+            key,
+            offset: at,
+            reason: text,
+        }),
+    }
+}
+
+fn from_raw<T: DeserializeOwned>(raw: &[u8], at: u64, key: &'static str) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| serde_error(e, at, key))
 }
 
 fn seed_from_raw<'de, S: DeserializeSeed<'de>>(
     seed: S,
     raw: &'de [u8],
     at: u64,
+    key: &'static str,
 ) -> Result<S::Value> {
     let mut de = serde_json::Deserializer::from_slice(raw);
-    let value = seed.deserialize(&mut de).map_err(|e| serde_error(e, at))?;
-    de.end().map_err(|e| serde_error(e, at))?;
+    let value = seed
+        .deserialize(&mut de)
+        .map_err(|e| serde_error(e, at, key))?;
+    de.end().map_err(|e| serde_error(e, at, key))?;
     Ok(value)
 }
 
@@ -213,7 +244,7 @@ impl<R: Read> Reader<R> {
                 }
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
+                Err(e) => return Err(FormatError::Io(e)),
             }
         }
         Ok(())
@@ -237,7 +268,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// Consumes `byte` (after whitespace) or fails, naming `inside`.
-    fn expect(&mut self, byte: u8, inside: &str) -> Result<()> {
+    fn expect(&mut self, byte: u8, inside: &'static str) -> Result<()> {
         match self.peek()? {
             Some(b) if b == byte => {
                 self.pos += 1;
@@ -291,10 +322,10 @@ impl<R: Read> Reader<R> {
                         b'[' | b'{' => {
                             nest += 1;
                             if depth + nest > MAX_DEPTH {
-                                return Err(msg(format_args!(
-                                    "recursion limit exceeded: more than {MAX_DEPTH} levels of nesting at byte {}",
-                                    self.offset() - 1
-                                )));
+                                return Err(err(JsonErrorKind::TooDeep {
+                                    offset: self.offset() - 1,
+                                    max: MAX_DEPTH,
+                                }));
                             }
                         }
                         _ => {
@@ -368,7 +399,7 @@ impl<R: Read> Reader<R> {
             .filter(|r| !r.iter().any(|&b| b == b'\\' || b < 0x20));
         match inner.map(std::str::from_utf8) {
             Some(Ok(s)) => Ok(s.to_owned()),
-            _ => from_raw(&raw, at),
+            _ => from_raw(&raw, at, "a key"),
         }
     }
 
@@ -403,22 +434,19 @@ impl<R: Read> Reader<R> {
     }
 
     /// Consumes the `{` of an object, or fails with `expected`.
-    fn open_object(&mut self, expected: &str) -> Result<()> {
+    fn open_object(&mut self, expected: &'static str) -> Result<()> {
         match self.peek()? {
             Some(b'{') => {
                 self.pos += 1;
                 Ok(())
             }
-            Some(_) => Err(msg(format_args!(
-                "expected {expected} at byte {}",
-                self.offset()
-            ))),
+            Some(_) => Err(wrong_type(expected, self.offset())),
             None => Err(early_end("a value")),
         }
     }
 
     fn model(&mut self) -> Result<JsonModel> {
-        self.open_object(&format!("a {FORMAT_ID} object"))?;
+        self.open_object("a modeltool.json/1 object")?;
         let mut format = false;
         let mut metadata = None;
         let mut architecture: Option<serde_json::Value> = None;
@@ -428,43 +456,39 @@ impl<R: Read> Reader<R> {
             match key.as_str() {
                 "format" if !format => {
                     let (raw, at) = self.capture(1)?;
-                    let f: String = from_raw(&raw, at)?;
+                    let f: String = from_raw(&raw, at, "format")?;
                     if f != FORMAT_ID {
-                        return Err(msg(format_args!(
-                            "`format` is `{f}`, expected `{FORMAT_ID}`"
-                        )));
+                        return Err(err(JsonErrorKind::WrongFormat { found: f }));
                     }
                     format = true;
                 }
                 "metadata" if metadata.is_none() => {
                     let (raw, at) = self.capture(1)?;
-                    metadata = Some(seed_from_raw(StringMap("`metadata`"), &raw, at)?);
+                    metadata = Some(seed_from_raw(
+                        StringMap("`metadata`"),
+                        &raw,
+                        at,
+                        "metadata",
+                    )?);
                 }
                 "architecture" if architecture.is_none() => {
                     let (raw, at) = self.capture(1)?;
-                    architecture =
-                        Some(crate::strict_json::from_slice(&raw).map_err(|e| serde_error(e, at))?);
+                    architecture = Some(
+                        crate::strict_json::from_slice(&raw)
+                            .map_err(|e| serde_error(e, at, "architecture"))?,
+                    );
                 }
                 "tensors" if tensors.is_none() => tensors = Some(self.tensors()?),
-                "format" | "metadata" | "architecture" | "tensors" => {
-                    return Err(msg(format_args!("key `{key}` appears twice")));
-                }
-                other => {
-                    return Err(msg(format_args!(
-                        "unknown key `{other}` (expected format, metadata, architecture, tensors)"
-                    )));
-                }
+                _ => return Err(key_error(key, MODEL_KEYS)),
             }
         }
         if self.peek()?.is_some() {
             return Err(syntax("trailing characters", self.offset()));
         }
         if !format {
-            return Err(msg(format_args!(
-                "missing `format`: not a {FORMAT_ID} model file"
-            )));
+            return Err(missing("format"));
         }
-        let tensors = tensors.ok_or_else(|| msg("missing `tensors`"))?;
+        let tensors = tensors.ok_or_else(|| missing("tensors"))?;
         Ok(JsonModel {
             metadata: metadata.unwrap_or_default(),
             architecture: architecture.filter(|a| !a.is_null()),
@@ -482,7 +506,7 @@ impl<R: Read> Reader<R> {
         let read = rayon::in_place_scope(|scope| {
             let mut first = true;
             while let Some(name) = self.next_key(&mut first)? {
-                let mut tensor = self.tensor(&name).map_err(|e| e.in_tensor(&name))?;
+                let mut tensor = self.tensor(&name).map_err(|e| in_tensor(e, &name))?;
                 if tensor.data.len() < HASH_INLINE {
                     tensor.actual_sha256 = sha256_hex(&tensor.data);
                 } else {
@@ -496,7 +520,7 @@ impl<R: Read> Reader<R> {
                 }
                 tensors.push(tensor);
             }
-            Ok(())
+            Ok::<_, FormatError>(())
         });
         drop(done);
         read?;
@@ -504,7 +528,9 @@ impl<R: Read> Reader<R> {
         // of names that are not copied.
         let mut seen = HashSet::with_capacity(tensors.len());
         if let Some(t) = tensors.iter().find(|t| !seen.insert(t.meta.name.as_str())) {
-            return Err(msg(format_args!("tensor `{}` appears twice", t.meta.name)));
+            return Err(err(JsonErrorKind::DuplicateTensor {
+                name: t.meta.name.clone(),
+            }));
         }
         for (index, data, sum) in hashed.try_iter() {
             let tensor = &mut tensors[index];
@@ -526,12 +552,15 @@ impl<R: Read> Reader<R> {
             match key.as_str() {
                 "dtype" if dtype.is_none() => {
                     let (raw, at) = self.capture(3)?;
-                    let s: String = from_raw(&raw, at)?;
-                    dtype = Some(s.parse().map_err(msg)?);
+                    let s: String = from_raw(&raw, at, "dtype")?;
+                    match s.parse() {
+                        Ok(d) => dtype = Some(d),
+                        Err(_) => return Err(err(JsonErrorKind::UnknownDtype { dtype: s })),
+                    }
                 }
                 "shape" if shape.is_none() => {
                     let (raw, at) = self.capture(3)?;
-                    shape = Some(from_raw(&raw, at)?);
+                    shape = Some(from_raw(&raw, at, "shape")?);
                 }
                 // With the dtype known, values stream straight into bytes;
                 // otherwise (keys in another order) the raw text waits.
@@ -541,26 +570,17 @@ impl<R: Read> Reader<R> {
                 },
                 "sha256" if sha256.is_none() => {
                     let (raw, at) = self.capture(3)?;
-                    let s: String = from_raw(&raw, at)?;
+                    let s: String = from_raw(&raw, at, "sha256")?;
                     if !is_sha256_hex(&s) {
-                        return Err(msg(format_args!(
-                            "sha256 `{s}` is not 64 lowercase hex digits"
-                        )));
+                        return Err(err(JsonErrorKind::BadSha256 { found: s }));
                     }
                     sha256 = Some(s);
                 }
-                "dtype" | "shape" | "data" | "sha256" => {
-                    return Err(msg(format_args!("key `{key}` appears twice")));
-                }
-                other => {
-                    return Err(msg(format_args!(
-                        "unknown key `{other}` (expected dtype, shape, data, sha256)"
-                    )));
-                }
+                _ => return Err(key_error(key, TENSOR_KEYS)),
             }
         }
-        let dtype = dtype.ok_or_else(|| msg("missing `dtype`"))?;
-        let shape = shape.ok_or_else(|| msg("missing `shape`"))?;
+        let dtype = dtype.ok_or_else(|| missing("dtype"))?;
+        let shape = shape.ok_or_else(|| missing("shape"))?;
         let (bytes, count) = match (data, deferred) {
             (Some(d), _) => d,
             (None, Some((raw, at))) => {
@@ -571,23 +591,24 @@ impl<R: Read> Reader<R> {
                 }
                 d
             }
-            (None, None) => return Err(msg("missing `data`")),
+            (None, None) => return Err(missing("data")),
         };
         let meta = TensorMeta {
             name: name.to_owned(),
             dtype,
             shape,
         };
-        let expected = meta.element_count().map_err(msg)?;
+        let expected = meta.element_count()?;
         if count != expected {
-            return Err(msg(format_args!(
-                "data has {count} values but shape {:?} needs {expected}",
-                meta.shape
-            )));
+            return Err(err(JsonErrorKind::CountMismatch {
+                count,
+                shape: meta.shape,
+                expected,
+            }));
         }
         let data = match dtype {
             Dtype::F4 | Dtype::F6_E2M3 | Dtype::F6_E3M2 => {
-                meta.byte_len().map_err(msg)?;
+                meta.byte_len()?;
                 values::pack(&bytes, dtype.bits())
             }
             _ => bytes,
@@ -606,10 +627,10 @@ impl<R: Read> Reader<R> {
         match self.peek()? {
             Some(b'[') => self.pos += 1,
             Some(_) => {
-                return Err(msg(format_args!(
-                    "expected `data` to be a flat array of values at byte {}",
-                    self.offset()
-                )));
+                return Err(wrong_type(
+                    "`data` to be a flat array of values",
+                    self.offset(),
+                ));
             }
             None => return Err(early_end("a value")),
         }
@@ -687,9 +708,10 @@ impl<R: Read> Reader<R> {
                 // One element longer than the window: look further.
                 want = (self.end - self.pos).max(want) * 2;
                 if want > MAX_ELEMENT {
-                    return Err(msg(format_args!(
-                        "value {count} is longer than {MAX_ELEMENT} bytes"
-                    )));
+                    return Err(err(JsonErrorKind::ElementTooLong {
+                        index: count,
+                        max: MAX_ELEMENT,
+                    }));
                 }
             } else {
                 want = self.window;
@@ -812,7 +834,7 @@ fn read_into(src: &mut impl Read, buf: &mut [u8], mut from: usize) -> Result<usi
             Ok(0) => break,
             Ok(n) => from += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ReadError::Io(e)),
+            Err(e) => return Err(FormatError::Io(e)),
         }
     }
     Ok(from)
@@ -820,9 +842,7 @@ fn read_into(src: &mut impl Read, buf: &mut [u8], mut from: usize) -> Result<usi
 
 fn check_limit(count: usize, limit: Option<usize>) -> Result<()> {
     match limit {
-        Some(l) if count > l => Err(msg(format_args!(
-            "data has more values than its shape allows ({l})"
-        ))),
+        Some(l) if count > l => Err(err(JsonErrorKind::TooManyValues { limit: l })),
         _ => Ok(()),
     }
 }
@@ -855,13 +875,14 @@ enum ElementErrorKind {
 impl ElementError {
     /// The message, given the index of the text's first element and the
     /// input offset of the text.
-    fn into_read_error(self, first_index: usize, at: u64) -> ReadError {
+    fn into_read_error(self, first_index: usize, at: u64) -> FormatError {
         match self.kind {
             ElementErrorKind::Syntax(what) => syntax(what, at + self.offset as u64),
             ElementErrorKind::Eof => early_end("a list"),
-            ElementErrorKind::Value(m) => {
-                msg(format_args!("value {}: {m}", first_index + self.index))
-            }
+            ElementErrorKind::Value(m) => err(JsonErrorKind::BadElement {
+                index: first_index + self.index,
+                reason: m,
+            }),
         }
     }
 }

@@ -41,6 +41,7 @@ mod dtype;
 mod error;
 mod header_digest;
 mod json;
+mod json_error;
 mod json_read;
 mod number;
 mod safetensors;
@@ -60,6 +61,7 @@ pub use crate::header_digest::{
     HeaderDamage, HeaderDamageKind, HeaderSha256, canonical_header, header_sha256,
 };
 pub use crate::json::{FORMAT_ID, JsonModel, JsonTensor, JsonWriter};
+pub use crate::json_error::{JsonError, JsonErrorKind};
 pub use crate::safetensors::{Header, Layout, MAX_HEADER_LEN, METADATA_KEY, TensorInfo};
 
 /// A tensor's name, element type and shape: everything but its bytes.

@@ -378,6 +378,9 @@ fn le<const N: usize>(data: &[u8], i: usize) -> [u8; N] {
         .expect("slice of N bytes")
 }
 
+/// Columns of an element's text that an error message quotes.
+const TOKEN_COLUMNS: usize = 40;
+
 /// One JSON element as the reader sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Token<'a> {
@@ -394,8 +397,9 @@ impl std::fmt::Display for Token<'_> {
         match self {
             Token::Bool(b) => write!(f, "{b}"),
             Token::Null => f.write_str("null"),
-            Token::Num(n) => f.write_str(n.text()),
-            Token::Str(s) => write!(f, "\"{s}\""),
+            // Cut: a number may have millions of digits.
+            Token::Num(n) => f.write_str(&crate::text::cut(n.text(), TOKEN_COLUMNS)),
+            Token::Str(s) => write!(f, "\"{}\"", crate::text::cut(s, TOKEN_COLUMNS)),
         }
     }
 }
