@@ -21,13 +21,13 @@ use std::ops::Range;
 use std::sync::mpsc;
 
 use memchr::{memchr, memchr2, memrchr};
-use rayon::prelude::*;
 use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::error::FormatError;
 use crate::json::{FORMAT_ID, JsonModel, JsonTensor};
 use crate::json_error::{JsonError, JsonErrorKind};
 use crate::number::{self, ScanError};
+use crate::par;
 use crate::safetensors::{StringMap, strip_position};
 use crate::values::{self, Token};
 use crate::{Dtype, TensorMeta, is_sha256_hex, sha256_hex};
@@ -503,16 +503,16 @@ impl<R: Read> Reader<R> {
         self.open_object("`tensors` to be an object mapping names to tensors")?;
         let (done, hashed) = mpsc::channel();
         let mut tensors = Vec::new();
-        let read = rayon::in_place_scope(|scope| {
+        let read = par::scope(|scope| {
             let mut first = true;
             while let Some(name) = self.next_key(&mut first)? {
                 let mut tensor = self.tensor(&name).map_err(|e| in_tensor(e, &name))?;
-                if tensor.data.len() < HASH_INLINE {
+                if tensor.data.len() < HASH_INLINE || !par::BACKGROUND {
                     tensor.actual_sha256 = sha256_hex(&tensor.data);
                 } else {
                     let (index, done) = (tensors.len(), done.clone());
                     let data = std::mem::take(&mut tensor.data);
-                    scope.spawn(move |_| {
+                    scope.spawn(move || {
                         let sum = sha256_hex(&data);
                         // The receiver is gone only when reading failed.
                         let _ = done.send((index, data, sum));
@@ -767,10 +767,10 @@ impl<R: Read> Reader<R> {
         let region = &self.buf[self.pos..self.pos + cut];
         let src = &mut self.src;
         let eof = self.eof;
-        let mut parsed = None;
         let buffers = std::mem::take(&mut self.piece_buffers);
-        let read = rayon::in_place_scope(|scope| {
-            scope.spawn(|_| parsed = Some(parse_parallel(region, dtype, buffers)));
+        let mut parsed = None;
+        let read = par::scope(|scope| {
+            scope.spawn(|| parsed = Some(parse_parallel(region, dtype, buffers)));
             let end = if eof {
                 Ok(tail)
             } else {
@@ -920,18 +920,15 @@ fn parse_parallel(text: &[u8], dtype: Dtype, mut buffers: Vec<Vec<u8>>) -> Piece
     pieces.push(start..text.len());
     let per = dtype.bits().div_ceil(8);
     buffers.resize_with(buffers.len().max(pieces.len()), Vec::new);
-    pieces
-        .into_par_iter()
-        .zip(buffers)
-        .map(|(r, mut bytes)| {
-            let piece = &text[r.clone()];
-            // Every element takes at least two bytes with its comma.
-            bytes.clear();
-            bytes.reserve((piece.len() / 2 + 1) * per);
-            let result = parse_piece(piece, dtype, &mut bytes).map(|n| (bytes, n));
-            (r, result)
-        })
-        .collect()
+    let work: Vec<_> = pieces.into_iter().zip(buffers).collect();
+    par::map(work, |(r, mut bytes)| {
+        let piece = &text[r.clone()];
+        // Every element takes at least two bytes with its comma.
+        bytes.clear();
+        bytes.reserve((piece.len() / 2 + 1) * per);
+        let result = parse_piece(piece, dtype, &mut bytes).map(|n| (bytes, n));
+        (r, result)
+    })
 }
 
 /// Appends the pieces' bytes to `out` in order (copied in parallel) and
@@ -963,9 +960,7 @@ fn append_pieces(
         copies.push((head, bytes));
         region = rest;
     }
-    copies
-        .into_par_iter()
-        .for_each(|(to, from)| to.copy_from_slice(from));
+    par::map(copies, |(to, from)| to.copy_from_slice(from));
     buffers.extend(parsed);
     Ok(count)
 }

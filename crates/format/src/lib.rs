@@ -44,6 +44,7 @@ mod json;
 mod json_error;
 mod json_read;
 mod number;
+mod par;
 mod safetensors;
 mod strict_json;
 pub mod text;
@@ -52,7 +53,6 @@ mod values;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use crate::dtype::{Dtype, InvalidValue, UnknownDtype};
@@ -113,9 +113,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The checksums of many byte slices, computed in parallel across cores.
+/// The checksums of many byte slices, computed in parallel across cores
+/// (with the default `parallel` feature).
 pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {
-    slices.par_iter().map(|s| sha256_hex(s)).collect()
+    par::map(slices.to_vec(), sha256_hex)
 }
 
 /// Whether `s` has the form of a checksum: 64 lowercase hex digits.
