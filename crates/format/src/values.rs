@@ -209,13 +209,13 @@ fn table(dtype: Dtype) -> &'static [Box<str>] {
         Dtype::F16 => (0..=u16::MAX)
             .map(|c| {
                 let x = f16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7e00, |w| f16_from_f64(w) == c)
+                float_text(x.to_f64(), c.into(), 0x7e00, 11, |w| f16_from_f64(w) == c)
             })
             .collect(),
         Dtype::BF16 => (0..=u16::MAX)
             .map(|c| {
                 let x = bf16::from_bits(c);
-                float_text(x.to_f64(), c.into(), 0x7fc0, |w| bf16_from_f64(w) == c)
+                float_text(x.to_f64(), c.into(), 0x7fc0, 8, |w| bf16_from_f64(w) == c)
             })
             .collect(),
         _ => {
@@ -223,7 +223,8 @@ fn table(dtype: Dtype) -> &'static [Box<str>] {
             (0..mini.codes())
                 .map(|c| {
                     let canonical = mini.canonical_nan().map_or(u64::MAX, u64::from);
-                    float_text(mini.decode(c), c.into(), canonical, |w| {
+                    let precision = mini.man_bits + u32::from(mini.kind != MiniKind::E8m0);
+                    float_text(mini.decode(c), c.into(), canonical, precision, |w| {
                         mini.encode(w) == Some(c)
                     })
                 })
@@ -232,10 +233,15 @@ fn table(dtype: Dtype) -> &'static [Box<str>] {
     })
 }
 
+/// The text of one value of a float type whose significands have
+/// `precision` bits (the implicit one included): its exact decimal when
+/// that has no more significant digits than the type holds (f16 65504 is
+/// `65504.0`, not `65500.0`), else the shortest that round-trips.
 fn float_text(
     v: f64,
     bits: u64,
     canonical_nan: u64,
+    precision: u32,
     round_trips: impl Fn(f64) -> bool,
 ) -> Box<str> {
     if v.is_nan() {
@@ -244,7 +250,32 @@ fn float_text(
     if v.is_infinite() {
         return (if v > 0.0 { "\"inf\"" } else { "\"-inf\"" }).into();
     }
+    // `v` is exact in f64, and a decimal this short that rounds to it in
+    // f64 (ryu's shortest) is equal to it: f64 steps are far finer.
+    let exact = ryu::Buffer::new().format(v).to_owned();
+    if significant_digits(&exact) <= max_digits(precision) {
+        return exact.into();
+    }
     shortest(v, round_trips).into()
+}
+
+/// The significant digits a type with `precision`-bit significands needs
+/// to tell all its values apart: ceil(1 + precision * log10(2)).
+fn max_digits(precision: u32) -> usize {
+    // log10(2) < 0.30103: with integers, 1 + floor(p * 30103 / 100000) + 1
+    // is the ceiling (p * log10(2) is never a whole number for p >= 1).
+    2 + (precision as usize * 30103) / 100_000
+}
+
+/// Significant digits of a decimal as ryu writes it (`-6.5504e4`, `448.0`).
+fn significant_digits(text: &str) -> usize {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1)
 }
 
 fn nan_text(bits: u64, canonical: u64, hex_digits: usize) -> String {
@@ -709,6 +740,31 @@ mod tests {
             "\"-inf\""
         );
         assert_eq!(text(Dtype::F4, &[0x21], 2), "0.5,1.0");
+    }
+
+    #[test]
+    fn short_exact_decimals_are_written_exactly() {
+        // The largest finite values: their exact decimals fit the digits
+        // the types hold, where the shortest round trip would round them.
+        assert_eq!(text(Dtype::F16, &f16::MAX.to_le_bytes(), 1), "65504.0");
+        assert_eq!(text(Dtype::F8_E4M3, &[0x7e], 1), "448.0");
+        // F8_E5M2 holds 2 digits: 57344 has 5, its shortest is 6e4.
+        assert_eq!(text(Dtype::F8_E5M2, &[0x7b], 1), "60000.0");
+        // BF16 1032 (between 1024 and 1040) used to be written 1030.
+        assert_eq!(
+            text(Dtype::BF16, &bf16::from_f32(1032.0).to_le_bytes(), 1),
+            "1032.0"
+        );
+        // A long exact decimal is still written shortest.
+        assert_eq!(
+            text(Dtype::F16, &f16::from_f32(0.1).to_le_bytes(), 1),
+            "0.1"
+        );
+        assert_eq!(max_digits(11), 5);
+        assert_eq!(max_digits(8), 4);
+        assert_eq!(max_digits(4), 3);
+        assert_eq!(max_digits(24), 9);
+        assert_eq!(max_digits(53), 17);
     }
 
     /// Every F16 and BF16 midpoint, and the f64 values one step either
