@@ -187,7 +187,27 @@ mod tests {
         let mut reader = Reader::new(text, 0, Some(text.len() as u64));
         reader.window = window;
         let model = reader.model().expect("the file is valid");
+        // The same values as through the default window, and the values
+        // written: `file` writes `(i + v) % 1000 + 0.25`.
+        assert_eq!(model, JsonModel::from_slice(text).expect("valid"));
+        for (i, t) in model.tensors.iter().enumerate() {
+            for (v, x) in t.data.chunks(4).enumerate() {
+                let x = f32::from_le_bytes(x.try_into().expect("4 bytes"));
+                assert_eq!(x, ((i + v) % 1000) as f32 + 0.25, "tensor {i} value {v}");
+            }
+        }
         (model.tensors.len(), reader.stats)
+    }
+
+    #[test]
+    fn arrays_cut_at_any_window_boundary_read_the_same() {
+        // Windows of odd sizes put the cuts inside numbers, after commas
+        // and before the `]`, on both the element-by-element and the
+        // parallel path.
+        let text = file(40, 3_000);
+        for window in [1_000, 4_099, 70_001, 150_000] {
+            read_with_window(&text, window);
+        }
     }
 
     #[test]

@@ -146,6 +146,29 @@ pub(super) fn stream_elements(
         kind,
     };
     loop {
+        if dtype == Dtype::F32 {
+            // The bulk of a float model, as in `parse_piece`: plain numbers,
+            // each followed by a bare comma or the array's end. Anything
+            // else takes the general path below.
+            while let Some((x, end)) = number::fast_f32(s, skip_ws(s, i)) {
+                match s.get(end) {
+                    Some(b',') => {
+                        out.extend_from_slice(&x.to_le_bytes());
+                        count += 1;
+                        i = end + 1;
+                    }
+                    Some(b']') => {
+                        out.extend_from_slice(&x.to_le_bytes());
+                        return Ok(Step {
+                            consumed: end + 1,
+                            count: count + 1,
+                            done: true,
+                        });
+                    }
+                    _ => break,
+                }
+            }
+        }
         let start = skip_ws(s, i);
         let partial = |out: &mut Vec<u8>, len| {
             out.truncate(len);
