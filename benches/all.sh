@@ -189,7 +189,7 @@ else
     BERT_ARGS=(--vocab 30522 --layers 6)   # MiniLM's 104 tensors, 91 MB
     GPT2_ARGS=(--vocab 8192 --layers 2)    # GPT-2 shapes, vocabulary and depth cut: 85 MB
     SMALL_ARGS=(--tensors 100000)          # 100k tensors of 8-256 values
-    HEADER_ARGS=(--tensors 1400000)        # a 108 MiB header
+    HEADER_ARGS=(--tensors 1400000)        # a 97.7 MB header
 fi
 H_INPUTS=$(script_hash "$BENCHES/inputs.py")
 H_RANDOM=$(script_hash "$BENCHES/make_random_safetensors.py")
