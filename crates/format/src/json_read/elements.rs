@@ -274,7 +274,7 @@ pub(super) fn value(
                         i,
                         ElementErrorKind::Value(format!(
                             "C64 values are [re, im] pairs, found {}",
-                            n.text()
+                            Token::Num(n)
                         )),
                     ));
                 }
@@ -290,7 +290,8 @@ pub(super) fn value(
                 return Err((
                     i,
                     ElementErrorKind::Value(format!(
-                        "C64 values are [re, im] pairs, found \"{text}\""
+                        "C64 values are [re, im] pairs, found {}",
+                        Token::Str(&text)
                     )),
                 ));
             }

@@ -239,21 +239,31 @@ fn values_out_of_range_for_the_dtype() {
 
 #[test]
 fn an_error_quotes_a_short_excerpt_of_a_huge_number() {
-    // A number of 10 million digits is valid JSON, but not a U8; the error
-    // line stays short.
-    let huge = format!("[{}]", "9".repeat(10_000_000));
-    let e = json_fail(&tensor("w", "U8", "[1]", &huge));
-    assert!(
-        matches!(&e, FormatError::JsonModel(j) if matches!(j.kind, JsonErrorKind::BadElement { index: 0, .. })),
-        "{e:?}"
-    );
-    let line = e.to_string();
-    assert!(
-        line.len() < 300,
-        "{} bytes: {}",
-        line.len(),
-        &line[..300.min(line.len())]
-    );
+    // A number (or string) of 10 million characters is valid JSON, but not
+    // a U8 or a C64 value; the error, and the line it makes, stay short.
+    let huge = "9".repeat(10_000_000);
+    for (dtype, data) in [
+        ("U8", format!("[{huge}]")),
+        ("C64", format!("[{huge}]")),
+        ("C64", format!("[\"{huge}\"]")),
+    ] {
+        let e = json_fail(&tensor("w", dtype, "[1]", &data));
+        match &e {
+            FormatError::JsonModel(j) => match &j.kind {
+                JsonErrorKind::BadElement { index: 0, reason } => {
+                    assert!(
+                        reason.len() < 200,
+                        "{dtype}: a reason of {} bytes",
+                        reason.len()
+                    )
+                }
+                other => panic!("{dtype}: {other:?}"),
+            },
+            other => panic!("{dtype}: {other:?}"),
+        }
+        let line = e.to_string();
+        assert!(line.len() < 300, "{dtype}: {} bytes", line.len());
+    }
 }
 
 #[test]
