@@ -33,6 +33,9 @@
 #   ONLY=a,b     run only these groups (the report, in the results folder, then
 #                has only their rows):
 #                  json    convert a ~20M-parameter model JSON <-> safetensors (#2)
+#                  shapes  JSON <-> safetensors of BERT-, GPT-2-shaped and 100k-small-
+#                          tensor models with trained-looking values: time, peak RSS
+#                  header  inspect a safetensors file whose header lists 1.4M tensors
 #                  hash    verify of 512 MiB against openssl and sha256sum (#2)
 #                  big     verify and convert --dtype bf16 of 4 GiB: memory (#3)
 #                  loader  touch every tensor of a 91 MB model (#3)
@@ -60,7 +63,7 @@ else
     MODE=full
     REPS=${REPS:-7}
 fi
-ALL_GROUPS=json,hash,big,loader,shards,run
+ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run
 ONLY=${ONLY:-$ALL_GROUPS}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -172,6 +175,10 @@ if [[ $MODE == quick ]]; then
     MLP_ARGS=(--batch 1024)
     BIG_REPS=2 JSON_WRITE_REPS=2 GFLOPS_REPS=1
     FORWARD_PASSES=(1:50 256:10 8192:2) # batch:passes timed in process
+    BERT_ARGS=(--vocab 2000 --layers 1)
+    GPT2_ARGS=(--vocab 1024 --layers 1)
+    SMALL_ARGS=(--tensors 10000)
+    HEADER_ARGS=(--tensors 100000)
 else
     JSON_ARGS=(--vocab 30522 --layers 5)             # 20.3M parameters
     BIG_ARGS=(--tensors 4 --rows 16384 --cols 16384) # 4 GiB
@@ -179,10 +186,28 @@ else
     MLP_ARGS=(--batch 8192)
     BIG_REPS=3 JSON_WRITE_REPS=3 GFLOPS_REPS=3
     FORWARD_PASSES=(1:200 256:50 8192:5)
+    BERT_ARGS=(--vocab 30522 --layers 6)   # MiniLM's 104 tensors, 91 MB
+    GPT2_ARGS=(--vocab 8192 --layers 2)    # GPT-2 shapes, vocabulary and depth cut: 85 MB
+    SMALL_ARGS=(--tensors 100000)          # 100k tensors of 8-256 values
+    HEADER_ARGS=(--tensors 1400000)        # a 97.7 MB header
 fi
 H_INPUTS=$(script_hash "$BENCHES/inputs.py")
 H_RANDOM=$(script_hash "$BENCHES/make_random_safetensors.py")
 H_GPT3=$(script_hash "$BENCHES/make_gpt3_shards.py")
+H_SHAPES=$(script_hash "$BENCHES/shapes.py")
+SHAPES=(bert gpt2 small)
+shape_args() { case $1 in bert) echo "${BERT_ARGS[@]}" ;; gpt2) echo "${GPT2_ARGS[@]}" ;; small) echo "${SMALL_ARGS[@]}" ;; esac; }
+if want shapes; then
+    for s in "${SHAPES[@]}"; do
+        # shellcheck disable=SC2046 # the arguments split on purpose
+        make_input "shape_$s" "$H_SHAPES $(shape_args "$s")" \
+            "$PYTHON" "$BENCHES/shapes.py" "$s" "$CACHE/shape_$s/$s.safetensors" $(shape_args "$s")
+    done
+fi
+if want header; then
+    make_input header "$H_SHAPES ${HEADER_ARGS[*]}" \
+        "$PYTHON" "$BENCHES/shapes.py" header "$CACHE/header/header.safetensors" "${HEADER_ARGS[@]}"
+fi
 if want json; then
     make_input json_model "$H_INPUTS ${JSON_ARGS[*]}" \
         "$PYTHON" "$BENCHES/inputs.py" json_model "$CACHE/json_model/orig.safetensors" "${JSON_ARGS[@]}"
@@ -242,6 +267,38 @@ print(json.dumps({"ours_bit_exact": same(orig, ours), "python_bit_exact": same(o
                   "json_bytes": os.path.getsize(sys.argv[4])}))
 EOF
     rm -f "$WORK"/*.json "$WORK"/*.safetensors
+fi
+
+if want shapes; then
+    for s in "${SHAPES[@]}"; do
+        F=$CACHE/shape_$s/$s.safetensors
+        "$BIN" convert "$F" "$WORK/$s.json" --force >/dev/null
+        warm "$F" "$WORK/$s.json"
+        measure "shapes_$s" "$s-shaped: JSON <-> safetensors" --reps "$JSON_WRITE_REPS" --warmup 0 \
+            --run mt_from_json "$BIN convert $WORK/$s.json $WORK/ours.safetensors --force" \
+            --run py_from_json "$PEERS json_to_safetensors $WORK/$s.json $WORK/py.safetensors" \
+            --run mt_to_json "$BIN convert $F $WORK/ours.json --force" \
+            --run py_to_json "$PEERS safetensors_to_json $F $WORK/py.json"
+        "$PYTHON" - "$F" "$WORK/ours.safetensors" "$WORK/py.safetensors" "$WORK/$s.json" \
+            >"$RESULTS/shapes_${s}_check.json" <<'EOF'
+import json, os, sys
+from safetensors.numpy import load_file
+orig, ours, py = (load_file(p) for p in sys.argv[1:4])
+same = lambda a, b: a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
+print(json.dumps({"ours_bit_exact": same(orig, ours), "python_bit_exact": same(orig, py),
+                  "json_bytes": os.path.getsize(sys.argv[4])}))
+EOF
+        rm -f "$WORK"/*.json "$WORK"/*.safetensors
+    done
+fi
+
+if want header; then
+    F=$CACHE/header/header.safetensors
+    warm "$F"
+    measure header "inspect a safetensors file with a large header" --reps "$REPS" \
+        --run mt_inspect "$BIN inspect $F" \
+        --run mt_inspect_tensors "$BIN inspect $F --tensors" \
+        --run py_list_tensors "$PEERS list_tensors $F"
 fi
 
 if want hash; then

@@ -15,6 +15,8 @@ interpreter and its own imports, as the obvious script would.
   safetensors_to_json IN.safetensors OUT.json
       safetensors load_file + json.dump({name: array.tolist()}): the obvious
       Python for `modeltool convert m.safetensors m.json`.
+  list_tensors MODEL      safe_open + every tensor's dtype and shape (get_slice),
+                          the Python for `modeltool inspect --tensors`
   get_tensor MODEL        safe_open + get_tensor of every tensor
   get_tensor_sha256 MODEL the same plus hashlib.sha256 of each (verify's work)
   load_file MODEL         safetensors.numpy.load_file
@@ -59,6 +61,18 @@ def safetensors_to_json(src, dst):
     tensors = load_file(src)
     with open(dst, "w") as f:
         json.dump({n: a.tolist() for n, a in tensors.items()}, f)
+
+
+def list_tensors(path):
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        n = 0
+        for k in f.keys():
+            s = f.get_slice(k)
+            s.get_dtype(), s.get_shape()
+            n += 1
+    print(n)
 
 
 def get_tensor(path):
@@ -119,6 +133,7 @@ COMMANDS = {
     "json_to_safetensors": json_to_safetensors,
     "json_to_arrays": lambda path: print(len(json_to_arrays(path))),
     "safetensors_to_json": safetensors_to_json,
+    "list_tensors": list_tensors,
     "get_tensor": get_tensor,
     "get_tensor_sha256": get_tensor_sha256,
     "load_file": load_file,

@@ -258,6 +258,35 @@ def render(args):
             if not jc["ours_bit_exact"]:
                 R.failed.append("JSON -> safetensors is not bit-exact")
 
+    # ------------------------------------------------ #2 JSON on real shapes
+    labels = {"bert": "BERT-shaped", "gpt2": "GPT-2-shaped", "small": "many small tensors"}
+    for s, label in labels.items():
+        si, sc, g = inp(f"shape_{s}"), load(args.results, f"shapes_{s}_check.json"), R.group(f"shapes_{s}")
+        if not (si and sc and g):
+            continue
+        size = (f"{si['tensors']:,} tensors, {fmt_params(si['parameters'])} parameters, "
+                f"{fmt_mb(si['tensor_bytes'])} of tensors, {fmt_mb(sc['json_bytes'])} of JSON")
+        R.time_row("#2", f"{label} JSON → safetensors ({size})", g, "mt_from_json", "py_from_json",
+                   "`json.load` + `np.array` + `save_file`", 10)
+        R.time_row("#2", f"{label} safetensors → JSON", g, "mt_to_json", "py_to_json",
+                   "`load_file` + `json.dump(tolist())`", 10)
+        limit = 1.5 * si["tensor_bytes"] / 2**20
+        R.mem_row("#2", f"{label} `convert` JSON → safetensors", g, "mt_from_json", limit,
+                  f"< 1.5 × tensor bytes = {limit:.0f} MiB", "py_from_json", "Python")
+        R.mem_row("#2", f"{label} `convert` safetensors → JSON", g, "mt_to_json", peer="py_to_json",
+                  peer_label="Python")
+        if not sc["ours_bit_exact"]:
+            R.failed.append(f"{label}: JSON -> safetensors is not bit-exact")
+        R.notes.append(f"{label}: modeltool's safetensors from the JSON {'is' if sc['ours_bit_exact'] else '**is not**'} "
+                       f"bit-identical to the original; Python's {'is' if sc['python_bit_exact'] else '**is not**'}.")
+
+    hd, gd = inp("header"), R.group("header")
+    if hd and gd:
+        what = f"`inspect --tensors` of a safetensors file whose {fmt_bytes(hd['header_bytes'])} header lists {hd['tensors']:,} tensors"
+        R.time_row("#3", what, gd, "mt_inspect_tensors", "py_list_tensors", "`safe_open` + `get_slice` each")
+        R.time_row("#3", "the same, `inspect` (summary)", gd, "mt_inspect", "py_list_tensors", "`safe_open` + `get_slice` each")
+        R.mem_row("#3", what, gd, "mt_inspect_tensors", peer="py_list_tensors", peer_label="`safe_open`")
+
     # ------------------------------------------------ #2 verify vs openssl
     mid, gh = inp("mid"), R.group("hash")
     if mid and gh:
@@ -466,7 +495,8 @@ def render(args):
 
     w("| group | id | command |")
     w("|---|---|---|")
-    for name in ("json_write", "json_read", "hash", "big", "loader", "shards", "run"):
+    for name in ("json_write", "json_read", "shapes_bert", "shapes_gpt2", "shapes_small", "header",
+                 "hash", "big", "loader", "shards", "run"):
         g = R.group(name)
         if g:
             for rid, cmd in g.cmds.items():

@@ -1,6 +1,8 @@
 //! The one error type of the format crate.
 
 use crate::Dtype;
+use crate::json_error::JsonError;
+use crate::text::{Escaped, cut};
 
 /// Why bytes are not a valid model file.
 ///
@@ -45,7 +47,7 @@ pub enum FormatError {
     #[error("{}", describe_json(.0))]
     Json(#[from] serde_json::Error),
     /// A tensor names a dtype the spec does not define.
-    #[error("tensor `{name}` has unknown dtype `{dtype}`")]
+    #[error("tensor `{}` has unknown dtype `{}`", Escaped(name), Escaped(dtype))]
     UnknownDtype {
         /// The tensor.
         name: String,
@@ -53,7 +55,7 @@ pub enum FormatError {
         dtype: String,
     },
     /// The product of a tensor's dimensions (or its byte size) overflows.
-    #[error("tensor `{name}` has shape {shape:?} whose size overflows")]
+    #[error("tensor `{}` has shape {shape:?} whose size overflows", Escaped(name))]
     ShapeOverflow {
         /// The tensor.
         name: String,
@@ -61,7 +63,10 @@ pub enum FormatError {
         shape: Vec<usize>,
     },
     /// A packed sub-byte tensor whose elements do not fill whole bytes.
-    #[error("tensor `{name}` has {elements} {dtype} elements, which do not fill whole bytes")]
+    #[error(
+        "tensor `{}` has {elements} {dtype} elements, which do not fill whole bytes",
+        Escaped(name)
+    )]
     PackedNotWhole {
         /// The tensor.
         name: String,
@@ -71,7 +76,10 @@ pub enum FormatError {
         elements: usize,
     },
     /// `data_offsets` whose end is before their start.
-    #[error("tensor `{name}` has reversed data_offsets [{begin}, {end}]")]
+    #[error(
+        "tensor `{}` has reversed data_offsets [{begin}, {end}]",
+        Escaped(name)
+    )]
     OffsetsReversed {
         /// The tensor.
         name: String,
@@ -82,7 +90,8 @@ pub enum FormatError {
     },
     /// A tensor's byte range disagrees with its dtype and shape.
     #[error(
-        "tensor `{name}` is {dtype} {shape:?}, which takes {expected} bytes, but its data_offsets span {actual}"
+        "tensor `{}` is {dtype} {shape:?}, which takes {expected} bytes, but its data_offsets span {actual}",
+        Escaped(name)
     )]
     SizeMismatch {
         /// The tensor.
@@ -97,7 +106,10 @@ pub enum FormatError {
         actual: u64,
     },
     /// A tensor's end lies beyond the data section.
-    #[error("tensor `{name}` ends at byte {end} but the file has {data_len} bytes of data")]
+    #[error(
+        "tensor `{}` ends at byte {end} but the file has {data_len} bytes of data",
+        Escaped(name)
+    )]
     OutOfRange {
         /// The tensor.
         name: String,
@@ -107,7 +119,10 @@ pub enum FormatError {
         data_len: u64,
     },
     /// Unused bytes between tensors (or before the first).
-    #[error("bytes {begin}..{end} of the data belong to no tensor (a hole before `{name}`)")]
+    #[error(
+        "bytes {begin}..{end} of the data belong to no tensor (a hole before `{}`)",
+        Escaped(name)
+    )]
     Hole {
         /// The tensor after the hole.
         name: String,
@@ -118,7 +133,9 @@ pub enum FormatError {
     },
     /// Two tensors share bytes.
     #[error(
-        "tensor `{name}` starts at byte {begin}, inside `{previous}` which ends at byte {previous_end}"
+        "tensor `{}` starts at byte {begin}, inside `{}` which ends at byte {previous_end}",
+        Escaped(name),
+        Escaped(previous)
     )]
     Overlap {
         /// The later tensor.
@@ -143,14 +160,14 @@ pub enum FormatError {
         used: u64,
     },
     /// A tensor name that appears twice.
-    #[error("tensor `{name}` appears twice")]
+    #[error("tensor `{}` appears twice", Escaped(name))]
     DuplicateTensor {
         /// The tensor.
         name: String,
     },
     /// A value that cannot be written in the requested format
     /// (a BOOL byte other than 0 or 1, for instance).
-    #[error("tensor `{name}`: {reason}")]
+    #[error("tensor `{}`: {}", Escaped(name), cut(reason, REASON_COLUMNS))]
     BadValue {
         /// The tensor.
         name: String,
@@ -158,13 +175,17 @@ pub enum FormatError {
         reason: String,
     },
     /// A modeltool metadata key whose value is malformed.
-    #[error("metadata key `{key}` {reason}")]
+    #[error("metadata key `{}` {}", Escaped(key), cut(reason, REASON_COLUMNS))]
     BadMetadata {
         /// The key.
         key: String,
         /// What is wrong with its value.
         reason: String,
     },
+    /// A JSON model file that cannot be read: the damage, where, and in
+    /// which tensor.
+    #[error("{0}")]
+    JsonModel(#[from] JsonError),
     /// Writing failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -173,11 +194,17 @@ pub enum FormatError {
 /// The format crate's result type.
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
 
+/// Columns kept of a reason that may quote the file (a metadata value,
+/// a value serde_json quotes).
+const REASON_COLUMNS: usize = 240;
+
 fn describe_json(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    let text = e.to_string();
+    let text = cut(&text, REASON_COLUMNS);
     match e.classify() {
-        Category::Syntax => format!("not valid JSON: {e}"),
-        Category::Eof => format!("JSON ends early: {e}"),
-        Category::Data | Category::Io => e.to_string(),
+        Category::Syntax => format!("not valid JSON: {text}"),
+        Category::Eof => format!("JSON ends early: {text}"),
+        Category::Data | Category::Io => text.into_owned(),
     }
 }

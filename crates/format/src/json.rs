@@ -5,12 +5,10 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use rayon::prelude::*;
-
 use crate::error::{FormatError, Result};
 use crate::safetensors::write_json_string;
-use crate::values;
 use crate::{TensorMeta, is_sha256_hex};
+use crate::{par, values};
 
 /// The value of the `format` key that every JSON model file carries.
 pub const FORMAT_ID: &str = "modeltool.json/1";
@@ -91,25 +89,23 @@ impl<W: Write> JsonWriter<W> {
         self.out.write_all(&head)?;
 
         // Format blocks of elements in parallel, a bounded group at a time.
-        let group = BLOCK * rayon::current_num_threads().max(1) * 2;
+        let group = BLOCK * par::threads() * 2;
         let mut first = 0;
         while first < count {
             let n = group.min(count - first);
-            let texts: Vec<Vec<u8>> = (first..first + n)
-                .step_by(BLOCK)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(|start| {
-                    let len = BLOCK.min(first + n - start);
-                    let mut text = Vec::with_capacity(len * 12);
-                    values::write_elements(&mut text, meta.dtype, data, start, len, count)
-                        .map(|()| text)
-                })
-                .collect::<Result<_, String>>()
-                .map_err(|reason| FormatError::BadValue {
-                    name: meta.name.clone(),
-                    reason,
-                })?;
+            let starts: Vec<usize> = (first..first + n).step_by(BLOCK).collect();
+            let texts: Vec<Vec<u8>> = par::map(starts, |start| {
+                let len = BLOCK.min(first + n - start);
+                let mut text = Vec::with_capacity(len * 12);
+                values::write_elements(&mut text, meta.dtype, data, start, len, count)
+                    .map(|()| text)
+            })
+            .into_iter()
+            .collect::<Result<_, String>>()
+            .map_err(|reason| FormatError::BadValue {
+                name: meta.name.clone(),
+                reason,
+            })?;
             for text in texts {
                 self.out.write_all(&text)?;
             }

@@ -44,8 +44,10 @@ mod error;
 pub mod gguf;
 mod header_digest;
 mod json;
+mod json_error;
 mod json_read;
 mod number;
+mod par;
 mod safetensors;
 mod strict_json;
 pub mod text;
@@ -54,7 +56,6 @@ mod values;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use crate::detect::{DETECT_LEN, FileKind, detect};
@@ -64,6 +65,7 @@ pub use crate::header_digest::{
     HeaderDamage, HeaderDamageKind, HeaderSha256, canonical_header, header_sha256,
 };
 pub use crate::json::{FORMAT_ID, JsonModel, JsonTensor, JsonWriter};
+pub use crate::json_error::{JsonError, JsonErrorKind};
 pub use crate::safetensors::{Header, Layout, MAX_HEADER_LEN, METADATA_KEY, TensorInfo};
 
 /// A tensor's name, element type and shape: everything but its bytes.
@@ -115,9 +117,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The checksums of many byte slices, computed in parallel across cores.
+/// The checksums of many byte slices, computed in parallel across cores
+/// (with the default `parallel` feature).
 pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {
-    slices.par_iter().map(|s| sha256_hex(s)).collect()
+    par::map(slices.to_vec(), sha256_hex)
 }
 
 /// Whether `s` has the form of a checksum: 64 lowercase hex digits.

@@ -61,3 +61,30 @@ proptest! {
         let _ = Header::from_file_bytes(&file(&json, &vec![0; data_len]));
     }
 }
+
+/// Names and dtypes from a safetensors header reach an error line escaped
+/// (no terminal control gets through) and cut, while the error's fields
+/// keep them exactly.
+#[test]
+fn header_errors_escape_and_cut_strings_from_the_file() {
+    let name = format!("w\u{1b}[2J{}", "x".repeat(10_000));
+    let header = format!(
+        r#"{{"{}":{{"dtype":"F\u202e128","shape":[1],"data_offsets":[0,4]}}}}"#,
+        name.replace('\u{1b}', "\\u001b")
+    );
+    let e = crate::common::header_err(&file(&header, &[0; 4]));
+    let line = e.to_string();
+    assert!(
+        !line.contains('\u{1b}') && !line.contains('\u{202e}'),
+        "{line:?}"
+    );
+    assert!(
+        line.contains("\\u{1b}[2J") && line.contains("\\u{202e}"),
+        "{line}"
+    );
+    assert!(line.len() < 400, "{} bytes", line.len());
+    assert!(
+        matches!(&e, modeltool_format::FormatError::UnknownDtype { name: n, dtype } if *n == name && dtype == "F\u{202e}128"),
+        "{e:?}"
+    );
+}

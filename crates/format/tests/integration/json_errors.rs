@@ -1,9 +1,11 @@
 //! A JSON model file that is not valid is an error, from a slice and from a
 //! stream alike, whose message names the tensor (or key) at fault.
 
-use modeltool_format::{Dtype, FormatError, JsonModel, JsonWriter, TensorMeta, sha256_hex};
+use modeltool_format::{
+    Dtype, FormatError, JsonErrorKind, JsonModel, JsonWriter, TensorMeta, sha256_hex,
+};
 
-use crate::common::{json_err, json_model, json_ok};
+use crate::common::{json_err, json_fail, json_model, json_ok};
 
 const SUM: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -44,97 +46,148 @@ fn sha256_is_optional_and_metadata_and_architecture_default_to_empty() {
     assert_eq!(m.tensors[0].sha256, None);
 }
 
+/// The tensor named and the kind of error, for a file that must fail.
+fn err_in(text: &str) -> (Option<String>, JsonErrorKind) {
+    json_err(text)
+}
+
 #[test]
 fn bare_nan_is_not_json() {
     for bare in ["NaN", "Infinity", "-Infinity", "nan"] {
-        let msg = json_err(&tensor("w", "F32", "[1]", &format!("[{bare}]")));
-        assert!(msg.contains("tensor `w`"), "{bare}: {msg}");
+        let (name, kind) = err_in(&tensor("w", "F32", "[1]", &format!("[{bare}]")));
+        assert_eq!(name.as_deref(), Some("w"), "{bare}");
+        assert!(
+            matches!(kind, JsonErrorKind::Syntax { .. }),
+            "{bare}: {kind:?}"
+        );
     }
 }
 
 #[test]
 fn too_few_values_for_the_shape() {
-    let msg = json_err(&tensor("w", "F32", "[3]", "[1.0, 2.0]"));
-    assert!(
-        msg.contains("tensor `w`") && msg.contains("2 values") && msg.contains("needs 3"),
-        "{msg}"
+    let (name, kind) = err_in(&tensor("w", "F32", "[3]", "[1.0, 2.0]"));
+    assert_eq!(name.as_deref(), Some("w"));
+    assert_eq!(
+        kind,
+        JsonErrorKind::CountMismatch {
+            count: 2,
+            shape: vec![3],
+            expected: 3
+        }
     );
 }
 
 #[test]
 fn too_many_values_for_the_shape() {
-    let msg = json_err(&tensor("w", "F32", "[2]", "[1.0, 2.0, 3.0]"));
-    assert!(
-        msg.contains("tensor `w`") && msg.contains("more values than its shape allows (2)"),
-        "{msg}"
-    );
+    let (name, kind) = err_in(&tensor("w", "F32", "[2]", "[1.0, 2.0, 3.0]"));
+    assert_eq!(name.as_deref(), Some("w"));
+    assert_eq!(kind, JsonErrorKind::TooManyValues { limit: 2 });
     // With the shape after the data, the count is checked at the end.
     let text = json_model(r#""w": {"dtype": "U8", "data": [1, 2, 3], "shape": [2]}"#);
-    let msg = json_err(&text);
+    let (name, kind) = err_in(&text);
+    assert_eq!(name.as_deref(), Some("w"));
     assert!(
-        msg.contains("tensor `w`") && msg.contains("3 values"),
-        "{msg}"
+        matches!(
+            kind,
+            JsonErrorKind::CountMismatch {
+                count: 3,
+                expected: 2,
+                ..
+            }
+        ),
+        "{kind:?}"
     );
     // A scalar holds exactly one value.
-    let msg = json_err(&tensor("s", "I32", "[]", "[]"));
+    let (name, kind) = err_in(&tensor("s", "I32", "[]", "[]"));
+    assert_eq!(name.as_deref(), Some("s"));
     assert!(
-        msg.contains("tensor `s`") && msg.contains("0 values"),
-        "{msg}"
+        matches!(
+            kind,
+            JsonErrorKind::CountMismatch {
+                count: 0,
+                expected: 1,
+                ..
+            }
+        ),
+        "{kind:?}"
     );
 }
 
 #[test]
 fn wrong_format_tag() {
-    let text = r#"{"format": "modeltool.json/2", "tensors": {}}"#;
-    let msg = json_err(text);
-    assert!(
-        msg.contains("modeltool.json/2") && msg.contains("modeltool.json/1"),
-        "{msg}"
+    let (_, kind) = err_in(r#"{"format": "modeltool.json/2", "tensors": {}}"#);
+    assert_eq!(
+        kind,
+        JsonErrorKind::WrongFormat {
+            found: "modeltool.json/2".into()
+        }
     );
-    let msg = json_err(r#"{"format": 1, "tensors": {}}"#);
-    assert!(msg.contains("invalid type"), "{msg}");
+    let (_, kind) = err_in(r#"{"format": 1, "tensors": {}}"#);
+    assert!(
+        matches!(
+            kind,
+            JsonErrorKind::BadValue {
+                key: "format",
+                offset: 11,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
 }
 
 #[test]
 fn missing_format() {
-    let msg = json_err(r#"{"metadata": {}, "tensors": {}}"#);
-    assert!(msg.contains("missing `format`"), "{msg}");
-    let msg = json_err(r#"{"format": "modeltool.json/1"}"#);
-    assert!(msg.contains("missing `tensors`"), "{msg}");
+    let (_, kind) = err_in(r#"{"metadata": {}, "tensors": {}}"#);
+    assert_eq!(kind, JsonErrorKind::MissingKey { key: "format" });
+    let (_, kind) = err_in(r#"{"format": "modeltool.json/1"}"#);
+    assert_eq!(kind, JsonErrorKind::MissingKey { key: "tensors" });
+    for key in ["dtype", "shape", "data"] {
+        let entry: Vec<&str> = [r#""dtype": "U8""#, r#""shape": [1]"#, r#""data": [1]"#]
+            .into_iter()
+            .filter(|e| !e.contains(key))
+            .collect();
+        let (name, kind) = err_in(&json_model(&format!(r#""w": {{{}}}"#, entry.join(", "))));
+        assert_eq!(name.as_deref(), Some("w"));
+        assert_eq!(kind, JsonErrorKind::MissingKey { key });
+    }
 }
 
 #[test]
 fn unknown_keys() {
-    let msg = json_err(r#"{"format": "modeltool.json/1", "tensors": {}, "extra": 1}"#);
-    assert!(msg.contains("unknown key `extra`"), "{msg}");
-    let msg = json_err(&json_model(
+    let (name, kind) = err_in(r#"{"format": "modeltool.json/1", "tensors": {}, "extra": 1}"#);
+    assert_eq!(name, None);
+    assert!(
+        matches!(&kind, JsonErrorKind::UnknownKey { key, .. } if key == "extra"),
+        "{kind:?}"
+    );
+    let (name, kind) = err_in(&json_model(
         r#""w": {"dtype": "U8", "shape": [1], "data": [1], "scale": 2}"#,
     ));
+    assert_eq!(name.as_deref(), Some("w"));
     assert!(
-        msg.contains("tensor `w`") && msg.contains("unknown key `scale`"),
-        "{msg}"
+        matches!(&kind, JsonErrorKind::UnknownKey { key, .. } if key == "scale"),
+        "{kind:?}"
     );
 }
 
 #[test]
 fn repeated_keys() {
-    let msg =
-        json_err(r#"{"format": "modeltool.json/1", "format": "modeltool.json/1", "tensors": {}}"#);
-    assert!(msg.contains("`format` appears twice"), "{msg}");
-    let msg = json_err(&json_model(
+    let (_, kind) =
+        err_in(r#"{"format": "modeltool.json/1", "format": "modeltool.json/1", "tensors": {}}"#);
+    assert_eq!(kind, JsonErrorKind::RepeatedKey { key: "format" });
+    let (name, kind) = err_in(&json_model(
         r#""w": {"dtype": "U8", "shape": [1], "data": [1], "data": [2]}"#,
     ));
-    assert!(
-        msg.contains("tensor `w`") && msg.contains("`data` appears twice"),
-        "{msg}"
-    );
+    assert_eq!(name.as_deref(), Some("w"));
+    assert_eq!(kind, JsonErrorKind::RepeatedKey { key: "data" });
 }
 
 #[test]
 fn duplicate_tensor_names() {
     let one = r#"{"dtype": "U8", "shape": [1], "data": [1]}"#;
-    let msg = json_err(&json_model(&format!(r#""w": {one}, "w": {one}"#)));
-    assert!(msg.contains("tensor `w` appears twice"), "{msg}");
+    let (_, kind) = err_in(&json_model(&format!(r#""w": {one}, "w": {one}"#)));
+    assert_eq!(kind, JsonErrorKind::DuplicateTensor { name: "w".into() });
 }
 
 #[test]
@@ -144,10 +197,13 @@ fn bad_sha256() {
         let text = json_model(&format!(
             r#""w": {{"dtype": "U8", "shape": [1], "data": [1], "sha256": "{bad}"}}"#
         ));
-        let msg = json_err(&text);
-        assert!(
-            msg.contains("tensor `w`") && msg.contains("not 64 lowercase hex digits"),
-            "{bad}: {msg}"
+        let (name, kind) = err_in(&text);
+        assert_eq!(name.as_deref(), Some("w"));
+        assert_eq!(
+            kind,
+            JsonErrorKind::BadSha256 {
+                found: bad.to_owned()
+            }
         );
     }
 }
@@ -167,14 +223,74 @@ fn values_out_of_range_for_the_dtype() {
         ("F8_E4M3FNUZ", "1000"),
         ("F8_E8M0", "-1"),
     ] {
-        let msg = json_err(&tensor("w", dtype, "[1]", &format!("[{value}]")));
-        assert!(msg.contains("tensor `w`"), "{value} in {dtype}: {msg}");
+        let (name, kind) = err_in(&tensor("w", dtype, "[1]", &format!("[{value}]")));
+        assert_eq!(name.as_deref(), Some("w"), "{value} in {dtype}");
+        assert!(
+            matches!(kind, JsonErrorKind::BadElement { index: 0, .. }),
+            "{value} in {dtype}: {kind:?}"
+        );
     }
-    let msg = json_err(&tensor("w", "U8", "[2]", "[1, 300]"));
+    let (_, kind) = err_in(&tensor("w", "U8", "[2]", "[1, 300]"));
     assert!(
-        msg.contains("value 1") && msg.contains("300 is out of range for U8"),
-        "{msg}"
+        matches!(&kind, JsonErrorKind::BadElement { index: 1, reason } if reason.contains("300 is out of range for U8")),
+        "{kind:?}"
     );
+}
+
+#[test]
+fn an_error_quotes_a_short_excerpt_of_a_huge_number() {
+    // A number (or string) of 10 million characters is valid JSON, but not
+    // a U8 or a C64 value; the error, and the line it makes, stay short.
+    let huge = "9".repeat(10_000_000);
+    for (dtype, data) in [
+        ("U8", format!("[{huge}]")),
+        ("C64", format!("[{huge}]")),
+        ("C64", format!("[\"{huge}\"]")),
+    ] {
+        let e = json_fail(&tensor("w", dtype, "[1]", &data));
+        match &e {
+            FormatError::JsonModel(j) => match &j.kind {
+                JsonErrorKind::BadElement { index: 0, reason } => {
+                    assert!(
+                        reason.len() < 200,
+                        "{dtype}: a reason of {} bytes",
+                        reason.len()
+                    )
+                }
+                other => panic!("{dtype}: {other:?}"),
+            },
+            other => panic!("{dtype}: {other:?}"),
+        }
+        let line = e.to_string();
+        assert!(line.len() < 300, "{dtype}: {} bytes", line.len());
+    }
+}
+
+#[test]
+fn strings_from_the_file_are_escaped_in_the_message() {
+    let text = json_model(r#""w\u001b[2J": {"dtype": "F\u202e32", "shape": [1], "data": [1]}"#);
+    let e = json_fail(&text);
+    let line = e.to_string();
+    assert!(
+        !line.contains('\u{1b}') && !line.contains('\u{202e}'),
+        "{line:?}"
+    );
+    assert!(
+        line.contains("\\u{1b}[2J") && line.contains("\\u{202e}"),
+        "{line}"
+    );
+    match e {
+        FormatError::JsonModel(j) => {
+            assert_eq!(j.tensor.as_deref(), Some("w\u{1b}[2J"));
+            assert_eq!(
+                j.kind,
+                JsonErrorKind::UnknownDtype {
+                    dtype: "F\u{202e}32".into()
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -192,43 +308,55 @@ fn values_of_the_wrong_kind() {
         ("F32", "\"NaN:0x7f800000\""),
         ("F32", "\"NaN:0x17fc00000\""),
     ] {
-        let msg = json_err(&tensor("w", dtype, "[1]", &format!("[{value}]")));
-        assert!(msg.contains("tensor `w`"), "{value} in {dtype}: {msg}");
+        let (name, kind) = err_in(&tensor("w", dtype, "[1]", &format!("[{value}]")));
+        assert_eq!(name.as_deref(), Some("w"), "{value} in {dtype}");
+        assert!(
+            matches!(kind, JsonErrorKind::BadElement { index: 0, .. }),
+            "{value} in {dtype}: {kind:?}"
+        );
     }
 }
 
 #[test]
 fn nested_array_in_a_f32_tensor() {
-    let msg = json_err(&tensor("w", "F32", "[2, 2]", "[[1, 2], [3, 4]]"));
+    let (name, kind) = err_in(&tensor("w", "F32", "[2, 2]", "[[1, 2], [3, 4]]"));
+    assert_eq!(name.as_deref(), Some("w"));
     assert!(
-        msg.contains("tensor `w`") && msg.contains("nested array"),
-        "{msg}"
+        matches!(&kind, JsonErrorKind::BadElement { index: 0, reason } if reason.contains("nested array")),
+        "{kind:?}"
     );
 }
 
 #[test]
 fn c64_values_are_pairs() {
     for data in ["[1.0]", "[[1.0]]", "[[1.0, 2.0, 3.0]]", "[[[1.0], 2.0]]"] {
-        let msg = json_err(&tensor("z", "C64", "[1]", data));
-        assert!(msg.contains("tensor `z`"), "{data}: {msg}");
+        let (name, kind) = err_in(&tensor("z", "C64", "[1]", data));
+        assert_eq!(name.as_deref(), Some("z"), "{data}");
+        assert!(
+            matches!(kind, JsonErrorKind::BadElement { index: 0, .. }),
+            "{data}: {kind:?}"
+        );
     }
 }
 
 #[test]
 fn packed_f4_with_odd_value_count() {
-    let msg = json_err(&tensor("q", "F4", "[3]", "[0.5, 1, 6]"));
+    let e = json_fail(&tensor("q", "F4", "[3]", "[0.5, 1, 6]"));
     assert!(
-        msg.contains("tensor `q`") && msg.contains("whole bytes"),
-        "{msg}"
+        matches!(&e, FormatError::PackedNotWhole { name, dtype: Dtype::F4, elements: 3 } if name == "q"),
+        "{e:?}"
     );
 }
 
 #[test]
 fn unknown_dtype() {
-    let msg = json_err(&tensor("w", "F128", "[1]", "[1]"));
-    assert!(
-        msg.contains("tensor `w`") && msg.contains("`F128`"),
-        "{msg}"
+    let (name, kind) = err_in(&tensor("w", "F128", "[1]", "[1]"));
+    assert_eq!(name.as_deref(), Some("w"));
+    assert_eq!(
+        kind,
+        JsonErrorKind::UnknownDtype {
+            dtype: "F128".into()
+        }
     );
 }
 
@@ -237,11 +365,14 @@ fn deeply_nested_architecture_is_an_error_not_a_stack_overflow() {
     let deep = "[".repeat(10_000);
     let text =
         format!(r#"{{"format": "modeltool.json/1", "architecture": {deep}, "tensors": {{}}}}"#);
-    let msg = json_err(&text);
-    assert!(msg.contains("recursion limit"), "{msg}");
+    let (_, kind) = err_in(&text);
+    assert!(
+        matches!(kind, JsonErrorKind::TooDeep { max: 128, .. }),
+        "{kind:?}"
+    );
     // The same inside a tensor's data and inside metadata.
-    json_err(&tensor("w", "C64", "[1]", &deep));
-    json_err(&format!(
+    err_in(&tensor("w", "C64", "[1]", &deep));
+    err_in(&format!(
         r#"{{"format": "modeltool.json/1", "metadata": {{"k": {deep}}}, "tensors": {{}}}}"#
     ));
 }
@@ -251,20 +382,31 @@ fn trailing_garbage_after_the_object() {
     let good = tensor("w", "U8", "[1]", "[1]");
     json_ok(format!("{good}\n  \n").as_bytes());
     for tail in ["x", "{}", ",", "0"] {
-        let msg = json_err(&format!("{good} {tail}"));
-        assert!(msg.contains("trailing characters"), "{tail}: {msg}");
+        let (_, kind) = err_in(&format!("{good} {tail}"));
+        assert_eq!(
+            kind,
+            JsonErrorKind::Syntax {
+                offset: good.len() as u64 + 1,
+                what: "trailing characters".into()
+            },
+            "{tail}"
+        );
     }
     // A trailing comma inside is not JSON either.
-    json_err(&tensor("w", "U8", "[2]", "[1, 2,]"));
+    let (_, kind) = err_in(&tensor("w", "U8", "[2]", "[1, 2,]"));
+    assert!(
+        matches!(&kind, JsonErrorKind::Syntax { what, .. } if what == "trailing comma"),
+        "{kind:?}"
+    );
 }
 
 #[test]
 fn non_string_metadata_values() {
-    let msg =
-        json_err(r#"{"format": "modeltool.json/1", "metadata": {"epochs": 3}, "tensors": {}}"#);
+    let (_, kind) =
+        err_in(r#"{"format": "modeltool.json/1", "metadata": {"epochs": 3}, "tensors": {}}"#);
     assert!(
-        msg.contains("`epochs`") && msg.contains("not a string"),
-        "{msg}"
+        matches!(&kind, JsonErrorKind::BadValue { key: "metadata", reason, .. } if reason.contains("`epochs`") && reason.contains("not a string")),
+        "{kind:?}"
     );
 }
 
@@ -272,7 +414,16 @@ fn non_string_metadata_values() {
 fn not_json_at_all() {
     for text in ["", "   ", "[]", "\"modeltool.json/1\"", "{", "\u{feff}{}"] {
         let e = JsonModel::from_slice(text.as_bytes()).expect_err(text);
-        assert!(matches!(e, FormatError::Json(_)), "{text:?}: {e:?}");
+        assert!(
+            matches!(
+                &e,
+                FormatError::JsonModel(j) if matches!(
+                    j.kind,
+                    JsonErrorKind::Eof { .. } | JsonErrorKind::WrongType { offset: 0, .. } | JsonErrorKind::Syntax { .. }
+                )
+            ),
+            "{text:?}: {e:?}"
+        );
         JsonModel::read(text.as_bytes()).expect_err(text);
     }
 }

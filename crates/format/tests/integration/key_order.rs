@@ -143,8 +143,8 @@ fn errors_in_data_before_dtype_name_the_tensor() {
         let text = json_model(&format!(
             r#""w": {{"data": {data}, "dtype": "U8", "shape": {shape}}}"#
         ));
-        let msg = crate::common::json_err(&text);
-        assert!(msg.contains("tensor `w`"), "{data} {shape}: {msg}");
+        let (tensor, kind) = crate::common::json_err(&text);
+        assert_eq!(tensor.as_deref(), Some("w"), "{data} {shape}: {kind:?}");
     }
 }
 
