@@ -255,12 +255,22 @@ impl Layout {
         tensors: &[TensorMeta],
         metadata: &BTreeMap<String, String>,
     ) -> Result<Layout> {
+        Layout::with_header_sha256_digest(tensors, metadata).map(|(layout, _)| layout)
+    }
+
+    /// [`Layout::with_header_sha256`], also returning the header checksum
+    /// it wrote (so a writer need not parse its own header to learn it).
+    pub fn with_header_sha256_digest(
+        tensors: &[TensorMeta],
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(Layout, String)> {
         // Offsets do not depend on the metadata.
         let plan = Layout::new(tensors, &BTreeMap::new())?;
         let digest =
             Canonical::new(metadata, tensors.iter().zip(plan.offsets.iter().copied())).sha256();
+        drop(plan);
         let mut metadata = metadata.clone();
-        metadata.insert(keys::HEADER_SHA256.to_owned(), digest);
-        Layout::new(tensors, &metadata)
+        metadata.insert(keys::HEADER_SHA256.to_owned(), digest.clone());
+        Ok((Layout::new(tensors, &metadata)?, digest))
     }
 }

@@ -423,6 +423,10 @@ impl<'a> Job<'a> {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&layout.header)
             .map_err(LoadError::io(shown_as))?;
+        // Only the order and the length are needed from here on: a header
+        // of 100k tensors is not kept twice.
+        let (header_len, order) = (layout.header.len(), layout.order);
+        meta.checksums.clear();
         // A model held in memory (a JSON file) was hashed as it was read;
         // a file on disk is hashed as it streams by.
         let model = self.model;
@@ -434,7 +438,7 @@ impl<'a> Job<'a> {
         } else {
             vec![None; entries.len()]
         };
-        for &i in &layout.order {
+        for &i in &order {
             let e = entries[i];
             let to = self.target(e.meta.dtype);
             let known = known[i].take();
@@ -483,11 +487,13 @@ impl<'a> Job<'a> {
             self.report.data_bytes +=
                 metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
         }
-        let final_layout = Layout::with_header_sha256(&metas, &meta.to_safetensors())
-            .map_err(LoadError::format(shown_as))?;
+        let (final_layout, header_sha256) =
+            Layout::with_header_sha256_digest(&metas, &meta.to_safetensors())
+                .map_err(LoadError::format(shown_as))?;
+        drop(meta);
         assert_eq!(
             final_layout.header.len(),
-            layout.header.len(),
+            header_len,
             "checksums and the header checksum have a fixed length"
         );
         let mut file = out.into_inner().map_err(|e| LoadError::Io {
@@ -499,16 +505,7 @@ impl<'a> Job<'a> {
         file.write_all(&final_layout.header)
             .map_err(LoadError::io(shown_as))?;
         file.sync_all().map_err(LoadError::io(shown_as))?;
-        // The 8-byte length, then the JSON header (padded with spaces).
-        let header = serde_json::from_slice::<serde_json::Value>(&final_layout.header[8..])
-            .ok()
-            .and_then(|h| {
-                h[modeltool_format::METADATA_KEY][modeltool_format::keys::HEADER_SHA256]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .expect("a header written with its header checksum");
-        Ok(header)
+        Ok(header_sha256)
     }
 
     /// Writes the JSON model file to `out`; `output` is the name errors

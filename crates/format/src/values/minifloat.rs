@@ -173,32 +173,14 @@ impl Mini {
     }
 }
 
-/// `v` rounded to f32 toward zero, with the lowest bit set when that is
-/// inexact ("round to odd"). Rounding the result to nearest again, into a
-/// type with at least two bits less precision (F16, BF16), gives the same
-/// as rounding `v` to nearest directly: no double rounding.
-pub(super) fn f32_round_to_odd(v: f64) -> f32 {
-    let mut x = v as f32;
-    if !v.is_finite() {
-        return x;
-    }
-    if f64::from(x).abs() > v.abs() {
-        x = f32::from_bits(x.to_bits() - 1); // one step toward zero
-    }
-    if f64::from(x) != v {
-        x = f32::from_bits(x.to_bits() | 1);
-    }
-    x
-}
-
-/// The F16 nearest to `v` (ties to even). Not half's `f16::from_f64`,
-/// which drops the low 32 bits of the f64 before rounding (or goes through
-/// f32 with two roundings): rounding to odd keeps them as a sticky bit.
+/// The F16 bits nearest to `v` (ties to even), rounded once through
+/// [`crate::cast::f32_round_to_odd`]; not half's `f16::from_f64`, which drops
+/// the low bits of the f64 before rounding.
 pub(super) fn f16_from_f64(v: f64) -> u16 {
-    f16::from_f32(f32_round_to_odd(v)).to_bits()
+    crate::cast::f16_from_f64(v).to_bits()
 }
 
-/// The BF16 nearest to `v` (ties to even); see [`f16_from_f64`].
+/// The BF16 bits nearest to `v` (ties to even); see [`f16_from_f64`].
 pub(super) fn bf16_from_f64(v: f64) -> u16 {
-    bf16::from_f32(f32_round_to_odd(v)).to_bits()
+    crate::cast::bf16_from_f64(v).to_bits()
 }
