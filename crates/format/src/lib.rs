@@ -43,6 +43,7 @@ mod header_digest;
 mod json;
 mod json_read;
 mod number;
+pub mod pytorch;
 mod safetensors;
 mod strict_json;
 pub mod text;

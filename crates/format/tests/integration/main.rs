@@ -12,5 +12,7 @@ mod header_errors;
 mod hostile;
 mod json_errors;
 mod key_order;
+mod pytorch;
+mod pytorch_hostile;
 mod round_trip;
 mod safetensors_interop;
