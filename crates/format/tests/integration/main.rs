@@ -14,5 +14,6 @@ mod json_errors;
 mod key_order;
 mod pytorch;
 mod pytorch_hostile;
+mod pytorch_interop;
 mod round_trip;
 mod safetensors_interop;
