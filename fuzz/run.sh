@@ -7,7 +7,8 @@
 #   fuzz/run.sh -t 30 csv json_model several targets, 30 s each
 #   fuzz/run.sh --list               the target names
 #
-# Targets: safetensors_header, json_model, shard_index, architecture, csv
+# Targets: safetensors_header, json_model, shard_index, architecture, csv,
+# pickle
 # (fuzz/fuzz_targets/*.rs; each file says what it feeds and what it checks).
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
@@ -32,7 +33,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$(pwd)
 repo=$(cd .. && pwd)
 
-all_targets=(safetensors_header json_model shard_index architecture csv)
+all_targets=(safetensors_header json_model shard_index architecture csv pickle)
 
 # Longest input per target: room for every structure the parser knows (a
 # header with several tensors and metadata, a shard after the index, a
@@ -40,7 +41,7 @@ all_targets=(safetensors_header json_model shard_index architecture csv)
 max_len_of() {
     case "$1" in
         safetensors_header | json_model) echo 16384 ;;
-        shard_index | csv) echo 8192 ;;
+        shard_index | csv | pickle) echo 8192 ;;
         architecture) echo 4096 ;;
         *) return 1 ;;
     esac
@@ -101,6 +102,7 @@ seed() {
         safetensors_header) sources+=("$repo"/fixtures/*.safetensors) ;;
         json_model) sources+=("$repo"/fixtures/*.json) ;;
         csv) sources+=("$repo"/fixtures/*.csv) ;;
+        pickle) sources+=("$repo"/fixtures/pytorch/*.pt) ;;
     esac
     local s
     for s in "${sources[@]}"; do

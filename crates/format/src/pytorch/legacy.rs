@@ -44,7 +44,7 @@ fn class_element_size(class: &str) -> u64 {
 fn storage_refs(v: &Value, out: &mut BTreeMap<String, StorageRef>) {
     match v {
         Value::Storage(s) => {
-            out.entry(s.key.clone()).or_insert_with(|| s.clone());
+            out.entry(s.key.clone()).or_insert_with(|| (**s).clone());
         }
         Value::Tensor(t) => {
             out.entry(t.storage.key.clone())

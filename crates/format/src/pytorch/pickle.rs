@@ -322,8 +322,12 @@ pub fn parse_pickle(data: &[u8], opts: &PickleOptions<'_>) -> Result<Pickle, Pic
         opts,
     };
     let root = m.run()?;
-    let mut budget = MAX_VALUES;
+    // Measure first (cheap, no allocation per value): a few bytes that
+    // share one list a billion times fail here, before anything is copied.
     let mut on_path = vec![false; m.nodes.len()];
+    let mut measured = vec![None; m.nodes.len()];
+    m.measure(root, 0, &mut on_path, &mut measured)?;
+    let mut budget = MAX_VALUES;
     let value = m.expand(root, 0, &mut budget, &mut on_path)?;
     Ok(Pickle { value, len: m.pos })
 }
@@ -1219,6 +1223,54 @@ impl Machine<'_, '_> {
         }))
     }
 
+    /// The nodes `id` refers to.
+    fn children(&self, id: Id) -> Vec<Id> {
+        match &self.nodes[id] {
+            Node::List(items) | Node::Tuple(items) | Node::Set(items) => items.clone(),
+            Node::Dict(pairs) => pairs.iter().flat_map(|&(k, v)| [k, v]).collect(),
+            Node::Object { args, state, .. } => args.iter().copied().chain(*state).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The number of values and the height of the tree below `id` once
+    /// shared nodes are copied, memoised per node; refuses cycles, trees
+    /// deeper than [`MAX_DEPTH`] and larger than [`MAX_VALUES`]. Recursion
+    /// is bounded by `MAX_DEPTH`.
+    fn measure(
+        &self,
+        id: Id,
+        depth: usize,
+        on_path: &mut [bool],
+        memo: &mut [Option<(usize, usize)>],
+    ) -> Result<(usize, usize), PickleError> {
+        if depth > MAX_DEPTH {
+            return Err(PickleError::TooDeep { max: MAX_DEPTH });
+        }
+        if let Some((size, height)) = memo[id] {
+            if depth + height > MAX_DEPTH + 1 {
+                return Err(PickleError::TooDeep { max: MAX_DEPTH });
+            }
+            return Ok((size, height));
+        }
+        if on_path[id] {
+            return Err(PickleError::Recursive);
+        }
+        on_path[id] = true;
+        let (mut size, mut height) = (1usize, 1usize);
+        for c in self.children(id) {
+            let (s, h) = self.measure(c, depth + 1, on_path, memo)?;
+            size = size.saturating_add(s);
+            height = height.max(h + 1);
+            if size > MAX_VALUES {
+                return Err(PickleError::TooManyValues { max: MAX_VALUES });
+            }
+        }
+        on_path[id] = false;
+        memo[id] = Some((size, height));
+        Ok((size, height))
+    }
+
     /// The tree below `id`, with shared nodes copied, cycles refused and
     /// depth and size bounded.
     fn expand(
@@ -1265,7 +1317,7 @@ impl Machine<'_, '_> {
                 }
                 Value::Dict(out)
             }
-            Node::Class(g, _) => Value::Global(g.clone()),
+            Node::Class(g, _) => Value::Global(Box::new(g.clone())),
             Node::Object { class, args, state } => {
                 let args = seq(args, budget, on_path)?;
                 let state = match state {
@@ -1278,7 +1330,7 @@ impl Machine<'_, '_> {
                     state,
                 }))
             }
-            Node::Storage(s) => Value::Storage(s.clone()),
+            Node::Storage(s) => Value::Storage(Box::new(s.clone())),
             Node::Tensor(t) => Value::Tensor(t.clone()),
         };
         on_path[id] = false;

@@ -121,11 +121,11 @@ pub enum Value {
     /// A set or frozenset.
     Set(Vec<Value>),
     /// A reference to a recognised global, as data (`torch.float16`).
-    Global(Global),
+    Global(Box<Global>),
     /// An instance of an allowed class, never made.
     Object(Box<Object>),
     /// A storage reference.
-    Storage(StorageRef),
+    Storage(Box<StorageRef>),
     /// A tensor.
     Tensor(Box<RawTensor>),
 }
@@ -337,6 +337,12 @@ impl serde::Serialize for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_small() {
+        // A pickle may expand to MAX_VALUES of them.
+        assert!(std::mem::size_of::<Value>() <= 32);
+    }
 
     #[test]
     fn big_integers_in_decimal() {
