@@ -87,15 +87,18 @@ pub struct TorchTensor {
 }
 
 impl TorchTensor {
-    /// Number of elements.
+    /// Number of elements. Checked when the checkpoint was read; for a
+    /// tensor made by hand, saturating at `usize::MAX`.
     pub fn element_count(&self) -> usize {
-        // Checked when the checkpoint was read: the view fits its storage.
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |a, &n| a.checked_mul(n))
+            .unwrap_or(usize::MAX)
     }
 
-    /// Bytes of the contiguous copy.
+    /// Bytes of the contiguous copy (saturating, as [`TorchTensor::element_count`]).
     pub fn byte_len(&self) -> usize {
-        self.element_count() * self.dtype.bits() / 8
+        self.element_count().saturating_mul(self.dtype.bits() / 8)
     }
 
     /// Whether the view is already row-major contiguous: its bytes are one
@@ -114,19 +117,25 @@ impl TorchTensor {
     /// The bytes of its storage the view touches, `start..end` in storage
     /// byte coordinates: all a reader needs to fetch. Empty for an empty tensor.
     pub fn storage_range(&self) -> Range<u64> {
+        // Checked when the checkpoint was read; saturating for a tensor
+        // made by hand (whose copy then fails for want of bytes).
         let es = (self.dtype.bits() / 8) as u64;
+        let first = (self.storage_offset as u64).saturating_mul(es);
         if self.element_count() == 0 {
-            let at = self.storage_offset as u64 * es;
-            return at..at;
+            return first..first;
         }
-        let span: u64 = self
+        let span = self
             .shape
             .iter()
             .zip(&self.strides)
-            .map(|(&n, &s)| (n as u64 - 1) * s as u64)
-            .sum();
-        let first = self.storage_offset as u64;
-        first * es..(first + span + 1) * es
+            .fold(0u64, |acc, (&n, &s)| {
+                acc.saturating_add((n as u64 - 1).saturating_mul(s as u64))
+            });
+        first
+            ..span
+                .saturating_add(1)
+                .saturating_mul(es)
+                .saturating_add(first)
     }
 }
 

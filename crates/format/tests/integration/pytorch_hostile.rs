@@ -841,3 +841,23 @@ fn reading_one_small_tensor_of_a_large_file_touches_under_one_percent() {
     assert_eq!(got, want);
     assert!(read * 100 < len, "read {read} of {len} bytes");
 }
+
+#[test]
+fn storages_are_found_by_name_whatever_their_order_in_the_zip() {
+    // pytorch #143880 changed the order storages are written in; TorchScript
+    // puts them before data.pkl. Records are looked up by name, never by order.
+    let pkl = state_dict(&[
+        ("a", tensor("FloatStorage", "0", 2, 0, &[2], &[1])),
+        ("b", tensor("FloatStorage", "1", 3, 0, &[3], &[1])),
+    ]);
+    let (d0, d1) = (
+        f32s(2),
+        f32s(3).iter().map(|b| b ^ 0x40).collect::<Vec<_>>(),
+    );
+    let file = Zip::new(&[("m/data/1", &d1), ("m/data/0", &d0), ("m/data.pkl", &pkl)]).build();
+    let f = PytorchFile::parse(&file, &[]).unwrap();
+    let a = f.checkpoint.tensor("a").unwrap();
+    let b = f.checkpoint.tensor("b").unwrap();
+    assert_eq!(f.tensor_bytes(&file, a).unwrap(), d0);
+    assert_eq!(f.tensor_bytes(&file, b).unwrap(), d1);
+}
