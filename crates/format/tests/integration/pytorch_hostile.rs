@@ -431,6 +431,10 @@ fn state_dict(items: &[(&str, Vec<u8>)]) -> Vec<u8> {
 struct Zip {
     entries: Vec<(String, Vec<u8>)>,
     method: u16,
+    /// Write zip64 records (as torch does for files over 4 GB): the end
+    /// record's fields and every directory entry's offset as 0xffffffff,
+    /// the real values in zip64 fields.
+    zip64: bool,
 }
 
 impl Zip {
@@ -441,6 +445,7 @@ impl Zip {
                 .map(|(n, d)| (n.to_string(), d.to_vec()))
                 .collect(),
             method: 0,
+            zip64: false,
         }
     }
 
@@ -472,16 +477,44 @@ impl Zip {
             out.extend((csize as u32).to_le_bytes());
             out.extend((size as u32).to_le_bytes());
             out.extend((name.len() as u16).to_le_bytes());
-            out.extend([0; 12]);
-            out.extend((offsets[i] as u32).to_le_bytes());
+            out.extend((if self.zip64 { 12u16 } else { 0 }).to_le_bytes());
+            out.extend([0; 10]);
+            let offset = if self.zip64 {
+                u32::MAX
+            } else {
+                offsets[i] as u32
+            };
+            out.extend(offset.to_le_bytes());
             out.extend(name.as_bytes());
+            if self.zip64 {
+                out.extend(1u16.to_le_bytes());
+                out.extend(8u16.to_le_bytes());
+                out.extend(offsets[i].to_le_bytes());
+            }
         }
         let cd_len = out.len() as u64 - cd_start;
-        out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
-        out.extend((self.entries.len() as u16).to_le_bytes());
-        out.extend((self.entries.len() as u16).to_le_bytes());
-        out.extend((cd_len as u32).to_le_bytes());
-        out.extend((cd_start as u32).to_le_bytes());
+        let n = self.entries.len() as u64;
+        if self.zip64 {
+            let record = out.len() as u64;
+            out.extend([0x50, 0x4b, 0x06, 0x06]);
+            out.extend(44u64.to_le_bytes());
+            out.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            out.extend(n.to_le_bytes());
+            out.extend(n.to_le_bytes());
+            out.extend(cd_len.to_le_bytes());
+            out.extend(cd_start.to_le_bytes());
+            out.extend([0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0]);
+            out.extend(record.to_le_bytes());
+            out.extend(1u32.to_le_bytes());
+            out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+            out.extend([0xff; 8]);
+        } else {
+            out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
+            out.extend((n as u16).to_le_bytes());
+            out.extend((n as u16).to_le_bytes());
+            out.extend((cd_len as u32).to_le_bytes());
+            out.extend((cd_start as u32).to_le_bytes());
+        }
         out.extend([0, 0]);
         (out, offsets)
     }
@@ -860,4 +893,26 @@ fn storages_are_found_by_name_whatever_their_order_in_the_zip() {
     let b = f.checkpoint.tensor("b").unwrap();
     assert_eq!(f.tensor_bytes(&file, a).unwrap(), d0);
     assert_eq!(f.tensor_bytes(&file, b).unwrap(), d1);
+}
+
+#[test]
+fn zip64_records_are_read() {
+    // Checkpoints over 4 GB (most LLM shards) use zip64 end records and
+    // offsets; the layout is the same at any size.
+    let pkl = state_dict(&[("w", tensor("FloatStorage", "0", 3, 0, &[3], &[1]))]);
+    let data = f32s(3);
+    let mut z = Zip::new(&[("big/data.pkl", &pkl), ("big/data/0", &data)]);
+    z.zip64 = true;
+    let file = z.build();
+    let f = PytorchFile::parse(&file, &[]).unwrap();
+    assert_eq!(
+        f.tensor_bytes(&file, f.checkpoint.tensor("w").unwrap())
+            .unwrap(),
+        data
+    );
+    // A zip64 end record that is not where its locator says.
+    let mut bad = file.clone();
+    let n = bad.len();
+    bad[n - 22 - 20 + 8..n - 22 - 20 + 16].copy_from_slice(&7u64.to_le_bytes());
+    assert!(matches!(parse_err(&bad), PytorchError::ZipBadZip64 { .. }));
 }
