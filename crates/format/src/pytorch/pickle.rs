@@ -143,6 +143,11 @@ pub enum Known {
     Builtin,
     /// `copyreg._reconstructor(cls, base, state)`.
     Reconstructor,
+    /// `numpy.dtype` (kept as an object) and numpy's `scalar(dtype, bytes)`
+    /// (read as the number when the dtype is a plain one, as in `best_acc`).
+    NumpyDtype,
+    /// See [`Known::NumpyDtype`].
+    NumpyScalar,
     /// A class on the caller's allow-list, or a TorchScript `__torch__` class.
     Allowed,
 }
@@ -250,6 +255,8 @@ pub fn known(module: &str, name: &str) -> Option<Known> {
         ("builtins", "bytearray" | "bytes") => Known::Bytes,
         ("builtins", "slice" | "complex" | "range") => Known::Builtin,
         ("copyreg", "_reconstructor") => Known::Reconstructor,
+        ("numpy", "dtype") => Known::NumpyDtype,
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "scalar") => Known::NumpyScalar,
         _ => return None,
     })
 }
@@ -1131,11 +1138,24 @@ impl Machine<'_, '_> {
                     _ => Err(self.bad_args(&g, "its class is not a class".into())),
                 }
             }
-            Known::DataObject | Known::Builtin | Known::Allowed => Ok(Node::Object {
-                class: g,
-                args,
-                state: None,
-            }),
+            Known::NumpyScalar => {
+                arity(1..=2)?;
+                if let Some(n) = args.get(1).and_then(|&b| self.numpy_scalar(args[0], b)) {
+                    return Ok(n);
+                }
+                Ok(Node::Object {
+                    class: g,
+                    args,
+                    state: None,
+                })
+            }
+            Known::DataObject | Known::Builtin | Known::Allowed | Known::NumpyDtype => {
+                Ok(Node::Object {
+                    class: g,
+                    args,
+                    state: None,
+                })
+            }
             Known::Storage(_) | Known::Dtype | Known::TensorType => {
                 Err(PickleError::BadArguments {
                     offset: self.at as u64,
@@ -1144,6 +1164,50 @@ impl Machine<'_, '_> {
                 })
             }
         }
+    }
+
+    /// The number a numpy scalar of a plain little-endian dtype holds.
+    fn numpy_scalar(&self, dtype: Id, bytes: Id) -> Option<Node> {
+        let Node::Object { class, args, state } = &self.nodes[dtype] else {
+            return None;
+        };
+        if class.name != "dtype" {
+            return None;
+        }
+        let Node::Str(code) = &self.nodes[*args.first()?] else {
+            return None;
+        };
+        // The state tuple's second item is the byte order: `<`, `|` or `=`.
+        if let Some(Node::Tuple(st)) = state.map(|s| &self.nodes[s]) {
+            match st.get(1).map(|&o| &self.nodes[o]) {
+                Some(Node::Str(o)) if o == "<" || o == "|" || o == "=" => {}
+                _ => return None,
+            }
+        }
+        let Node::Bytes(b) = &self.nodes[bytes] else {
+            return None;
+        };
+        let arr = |n: usize| -> Option<[u8; 8]> {
+            let mut a = [0u8; 8];
+            (b.len() == n).then(|| a[..n].copy_from_slice(b))?;
+            Some(a)
+        };
+        let sext = |n: usize| -> Option<i64> {
+            let a = arr(n)?;
+            let shift = 64 - 8 * n as u32;
+            Some((i64::from_le_bytes(a) << shift) >> shift)
+        };
+        Some(match code.as_str() {
+            "f8" => Node::Float(f64::from_le_bytes(arr(8)?)),
+            "f4" => {
+                let a = arr(4)?;
+                Node::Float(f32::from_le_bytes([a[0], a[1], a[2], a[3]]).into())
+            }
+            "i8" | "i4" | "i2" | "i1" => Node::Int(sext(code[1..].parse().ok()?)?),
+            "u4" | "u2" | "u1" => Node::Int(i64::from_le_bytes(arr(code[1..].parse().ok()?)?)),
+            "b1" => Node::Bool(arr(1)?[0] != 0),
+            _ => return None,
+        })
     }
 
     fn build(&mut self, obj: Id, state: Id) -> Result<(), PickleError> {

@@ -281,6 +281,27 @@ fn torchscript_parameters_are_read_from_module_attributes() {
 }
 
 #[test]
+fn numpy_scalars_are_read_as_numbers() {
+    let (_, file) = check_against_manifest("numpy_values.pt");
+    let meta: BTreeMap<&str, &Value> = file
+        .checkpoint
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    assert_eq!(meta["best_acc"], &Value::Float(0.5));
+    assert_eq!(meta["step"], &Value::Int(-3));
+    assert_eq!(meta["f32"], &Value::Float(1.5));
+    assert_eq!(meta["flag"], &Value::Bool(true));
+    // A dtype stays an object (data, never made).
+    assert!(
+        matches!(meta["kind"], Value::Object(_)),
+        "{:?}",
+        meta["kind"]
+    );
+}
+
+#[test]
 fn parameters_are_marked() {
     let (_, file) = check_against_manifest("parameters.pt");
     assert!(file.checkpoint.tensor("p").unwrap().parameter);
