@@ -91,7 +91,7 @@ impl LegacyFile {
             Value::Int(1001) => {}
             other => {
                 return Err(PytorchError::LegacyProtocol {
-                    found: other.to_string(),
+                    found: crate::text::cut(&other.to_string(), 80).into_owned(),
                 });
             }
         }

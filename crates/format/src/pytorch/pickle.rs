@@ -1132,9 +1132,13 @@ impl Machine<'_, '_> {
                 arity(3..=3)?;
                 match &self.nodes[args[0]] {
                     Node::Class(_, Known::Allowed) => self.make(args[0], Vec::new()),
-                    Node::Class(c, _) => {
-                        Err(self.bad_args(&g, format!("`{c}` cannot be made this way")))
-                    }
+                    Node::Class(c, _) => Err(self.bad_args(
+                        &g,
+                        format!(
+                            "`{}` cannot be made this way",
+                            crate::text::Escaped(&c.dotted())
+                        ),
+                    )),
                     _ => Err(self.bad_args(&g, "its class is not a class".into())),
                 }
             }
@@ -1247,7 +1251,12 @@ impl Machine<'_, '_> {
                         .into(),
                 ));
             }
-            Some(other) => return Err(bad(format!("unknown type `{other}`"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "unknown type `{}`",
+                    crate::text::Escaped(other)
+                )));
+            }
             None => return Err(bad("its type is not a string".into())),
         }
         if !(5..=6).contains(&items.len()) {

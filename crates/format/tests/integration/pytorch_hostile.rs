@@ -916,3 +916,24 @@ fn zip64_records_are_read() {
     bad[n - 22 - 20 + 8..n - 22 - 20 + 16].copy_from_slice(&7u64.to_le_bytes());
     assert!(matches!(parse_err(&bad), PytorchError::ZipBadZip64 { .. }));
 }
+
+#[test]
+fn strings_from_the_file_reach_error_messages_escaped() {
+    // A global whose name carries a terminal escape: the message shows it
+    // as `\u{1b}`, never as the control character itself.
+    let bytes = pickle(&[op::PROTO2, &op::global("evil\u{1b}[2J", "x\u{202e}"), b"."]);
+    let msg = refused(&bytes, &[]).to_string();
+    assert!(
+        !msg.contains('\u{1b}') && !msg.contains('\u{202e}'),
+        "{msg}"
+    );
+    assert!(msg.contains("evil\\u{1b}[2J.x\\u{202e}"), "{msg}");
+    // A persistent id of an unknown type.
+    let pid = pickle(&[
+        op::PROTO2,
+        &op::tuple(&[op::unicode("\u{1b}]0;owned\u{7}")]),
+        b"Q.",
+    ]);
+    let msg = refused(&pid, &[]).to_string();
+    assert!(!msg.contains('\u{1b}') && !msg.contains('\u{7}'), "{msg}");
+}
