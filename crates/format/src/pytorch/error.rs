@@ -414,6 +414,12 @@ pub enum PytorchError {
         /// What it holds.
         found: String,
     },
+    /// The head given to [`super::LegacyFile::parse_head`] ends inside the pickles.
+    #[error("legacy stream: the first {have} bytes end inside its pickles; read more")]
+    LegacyHeadShort {
+        /// Bytes given.
+        have: u64,
+    },
     /// The legacy stream was written on a big-endian machine.
     #[error("legacy stream: written on a big-endian machine, which is not read")]
     LegacyBigEndian,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::checkpoint::Checkpoint;
+use super::error::PickleError;
 use super::error::PytorchError;
 use super::pickle::{PickleOptions, parse_pickle};
 use super::value::{StorageRef, Value};
@@ -28,6 +29,11 @@ pub struct LegacyFile {
     pub checkpoint: Checkpoint,
     /// Every storage's bytes in the file, by key.
     pub storages: BTreeMap<String, Range<u64>>,
+    /// Storages whose 8-byte element count lay beyond the head given to
+    /// [`LegacyFile::parse_head`]: key, the count's offset and the count the
+    /// pickle declares. Check each with [`LegacyFile::check_count`] before
+    /// trusting its range.
+    pub unchecked: Vec<(String, u64, u64)>,
 }
 
 /// Bytes per element of a storage class, for every class torch has.
@@ -68,8 +74,25 @@ fn storage_refs(v: &Value, out: &mut BTreeMap<String, StorageRef>) {
 }
 
 impl LegacyFile {
-    /// Reads a legacy stream from the whole file's bytes.
+    /// Reads a legacy stream from the whole file's bytes: every storage's
+    /// element count is checked.
     pub fn parse(file: &[u8], allow_globals: &[String]) -> Result<LegacyFile, PytorchError> {
+        let f = LegacyFile::parse_head(file, file.len() as u64, allow_globals)?;
+        debug_assert!(f.unchecked.is_empty());
+        Ok(f)
+    }
+
+    /// Reads a legacy stream from its first bytes (`head`) and the file's
+    /// length: the stream has no index, so the pickles come first and the
+    /// storages' places follow from their declared sizes. A head that ends
+    /// inside the pickles is [`PytorchError::LegacyHeadShort`]: read more
+    /// (double it) and call again. Counts past the head are listed in
+    /// [`LegacyFile::unchecked`].
+    pub fn parse_head(
+        file: &[u8],
+        file_len: u64,
+        allow_globals: &[String],
+    ) -> Result<LegacyFile, PytorchError> {
         let plain = PickleOptions::default();
         let opts = PickleOptions {
             allow_globals,
@@ -77,8 +100,17 @@ impl LegacyFile {
         };
         let mut pos = 0usize;
         let mut next = |what: &str, opts: &PickleOptions<'_>| {
-            let p = parse_pickle(&file[pos..], opts).map_err(|e| {
-                PytorchError::pickle(&format!("legacy stream, {what} at byte {pos}"), e)
+            let p = parse_pickle(&file[pos..], opts).map_err(|e| match e {
+                PickleError::NoStop { .. }
+                | PickleError::Truncated { .. }
+                | PickleError::DeclaredPastEnd { .. }
+                    if (file.len() as u64) < file_len =>
+                {
+                    PytorchError::LegacyHeadShort {
+                        have: file.len() as u64,
+                    }
+                }
+                e => PytorchError::pickle(&format!("legacy stream, {what} at byte {pos}"), e),
             })?;
             pos += p.len;
             Ok::<_, PytorchError>(p.value)
@@ -114,6 +146,7 @@ impl LegacyFile {
             }
         };
         let mut storages = BTreeMap::new();
+        let mut unchecked = Vec::new();
         let mut at = pos as u64;
         for k in keys {
             let key = match k {
@@ -135,30 +168,25 @@ impl LegacyFile {
                 offset: at,
                 reason,
             };
-            let start = usize::try_from(at).unwrap_or(usize::MAX);
-            let prefix = file
-                .get(start..start.saturating_add(8))
-                .ok_or_else(|| bad("the file ends before its size".into()))?;
-            let mut n = [0u8; 8];
-            n.copy_from_slice(prefix);
-            let numel = u64::from_le_bytes(n);
-            if numel != r.numel {
-                return Err(bad(format!(
-                    "it holds {numel} elements, the pickle declares {}",
-                    r.numel
-                )));
+            if at.saturating_add(8) > file_len {
+                return Err(bad("the file ends before its size".into()));
             }
-            let len = numel
+            let start = usize::try_from(at).unwrap_or(usize::MAX);
+            match file.get(start..start.saturating_add(8)) {
+                Some(prefix) => check_count(&key, at, prefix, r.numel)?,
+                None => unchecked.push((key.clone(), at, r.numel)),
+            }
+            let len = r
+                .numel
                 .checked_mul(class_element_size(&r.class))
                 .ok_or_else(|| bad("its size overflows".into()))?;
             let data = at + 8;
             let end = data
                 .checked_add(len)
-                .filter(|&e| e <= file.len() as u64)
+                .filter(|&e| e <= file_len)
                 .ok_or_else(|| {
                     bad(format!(
-                        "its {len} bytes run past the end of the file ({} bytes)",
-                        file.len()
+                        "its {len} bytes run past the end of the file ({file_len} bytes)"
                     ))
                 })?;
             if storages.insert(key.clone(), data..end).is_some() {
@@ -185,6 +213,36 @@ impl LegacyFile {
         Ok(LegacyFile {
             checkpoint,
             storages,
+            unchecked,
         })
     }
+
+    /// Checks a storage's 8-byte element count (read at the offset
+    /// [`LegacyFile::unchecked`] gives) against the pickle's.
+    pub fn check_count(&self, key: &str, count: &[u8]) -> Result<(), PytorchError> {
+        match self.unchecked.iter().find(|(k, _, _)| k == key) {
+            Some((_, at, numel)) => check_count(key, *at, count, *numel),
+            None => Ok(()),
+        }
+    }
+}
+
+fn check_count(key: &str, at: u64, count: &[u8], declared: u64) -> Result<(), PytorchError> {
+    let bad = |reason: String| PytorchError::LegacyStorage {
+        key: key.to_owned(),
+        offset: at,
+        reason,
+    };
+    let Some(bytes) = count.get(..8) else {
+        return Err(bad("fewer than 8 bytes of its size given".into()));
+    };
+    let mut n = [0u8; 8];
+    n.copy_from_slice(bytes);
+    let numel = u64::from_le_bytes(n);
+    if numel != declared {
+        return Err(bad(format!(
+            "it holds {numel} elements, the pickle declares {declared}"
+        )));
+    }
+    Ok(())
 }

@@ -364,3 +364,36 @@ fn a_reader_of_ranges_needs_only_the_tail_directory_pickle_and_its_storage() {
     let (b2, f2) = parse("views.pt");
     assert_eq!(got, f2.tensor_bytes(&b2, t).unwrap());
 }
+
+#[test]
+fn a_legacy_stream_can_be_read_from_its_head_and_checked_storage_by_storage() {
+    use modeltool_format::pytorch::LegacyFile;
+    let bytes = fixture("legacy.pt");
+    let whole = LegacyFile::parse(&bytes, &[]).unwrap();
+    let len = bytes.len() as u64;
+    // Grow the head until the pickles fit, as a reader of ranges would
+    // (by doubling; by 16 bytes here, to stop just past the pickles).
+    let mut have = 64usize;
+    let head = loop {
+        match LegacyFile::parse_head(&bytes[..have], len, &[]) {
+            Ok(h) => break h,
+            Err(PytorchError::LegacyHeadShort { have: h }) => {
+                assert_eq!(h, have as u64);
+                have += 16;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(have < bytes.len());
+    assert_eq!(head.storages, whole.storages);
+    assert_eq!(head.checkpoint, whole.checkpoint);
+    assert!(!head.unchecked.is_empty());
+    for (key, at, _) in &head.unchecked {
+        let at = *at as usize;
+        head.check_count(key, &bytes[at..at + 8]).unwrap();
+        assert!(matches!(
+            head.check_count(key, &[0xff; 8]),
+            Err(PytorchError::LegacyStorage { .. })
+        ));
+    }
+}
