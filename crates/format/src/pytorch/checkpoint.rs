@@ -115,15 +115,16 @@ impl TorchTensor {
     }
 
     /// The bytes of its storage the view touches, `start..end` in storage
-    /// byte coordinates: all a reader needs to fetch. Empty for an empty tensor.
+    /// byte coordinates: all a reader needs to fetch. `0..0` for an empty tensor.
     pub fn storage_range(&self) -> Range<u64> {
         // Checked when the checkpoint was read; saturating for a tensor
         // made by hand (whose copy then fails for want of bytes).
         let es = (self.dtype.bits() / 8) as u64;
-        let first = (self.storage_offset as u64).saturating_mul(es);
         if self.element_count() == 0 {
-            return first..first;
+            // Touches nothing, whatever its offset.
+            return 0..0;
         }
+        let first = (self.storage_offset as u64).saturating_mul(es);
         let span = self
             .shape
             .iter()

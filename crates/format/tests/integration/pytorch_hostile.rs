@@ -937,3 +937,68 @@ fn strings_from_the_file_reach_error_messages_escaped() {
     let msg = refused(&pid, &[]).to_string();
     assert!(!msg.contains('\u{1b}') && !msg.contains('\u{7}'), "{msg}");
 }
+
+#[test]
+fn mutated_checkpoints_give_errors_or_checked_tensors_never_panics() {
+    // A deterministic sweep beside the fuzz target: flip, insert and cut
+    // bytes of real checkpoints and their pickles; whatever is accepted
+    // must copy every tensor out to its contiguous size.
+    let mut seeds: Vec<Vec<u8>> = ["views.pt", "legacy.pt", "nested.pt", "torchscript.pt"]
+        .iter()
+        .map(|f| crate::pytorch::fixture(f))
+        .collect();
+    let dir = zip::Directory::from_file_bytes(&seeds[0]).unwrap();
+    let pkl = dir.entry("views/data.pkl").unwrap();
+    seeds.push(dir.entry_bytes(&seeds[0], pkl).unwrap().to_vec());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut accepted = 0;
+    const ROUNDS: usize = 3000;
+    for round in 0..ROUNDS {
+        let mut b = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rand() % 4 {
+            let at = (rand() as usize) % b.len();
+            match rand() % 4 {
+                0 => b[at] ^= 1 << (rand() % 8),
+                1 => b[at] = rand() as u8,
+                2 => b.insert(at, rand() as u8),
+                _ => b.truncate(at.max(1)),
+            }
+        }
+        if let Ok(f) = PytorchFile::parse(&b, &[]) {
+            accepted += 1;
+            for t in &f.checkpoint.tensors {
+                let bytes = f.tensor_bytes(&b, t).expect("an accepted tensor reads");
+                assert_eq!(bytes.len(), t.byte_len());
+            }
+        }
+        if let Ok(p) = parse_pickle(&b, &PickleOptions::default())
+            && let Ok(c) = Checkpoint::from_value(&p.value)
+        {
+            for t in &c.tensors {
+                let s = &c.storages[&t.storage];
+                assert!(t.storage_range().end <= s.nbytes, "{t:?} in {s:?}");
+            }
+        }
+    }
+    // Some flips land in tensor bytes or padding and are still valid files.
+    assert!(accepted > 0);
+}
+
+#[test]
+fn an_empty_view_touches_no_bytes_whatever_its_offset() {
+    // Found by the mutation sweep: an empty tensor at offset 100 of a
+    // 6-element storage claimed bytes 400..400, past the storage.
+    let pkl = state_dict(&[("e", tensor("FloatStorage", "0", 6, 100, &[0, 3], &[3, 1]))]);
+    let data = f32s(6);
+    let file = Zip::new(&[("x/data.pkl", &pkl), ("x/data/0", &data)]).build();
+    let f = PytorchFile::parse(&file, &[]).unwrap();
+    let e = f.checkpoint.tensor("e").unwrap();
+    assert_eq!(e.storage_range(), 0..0);
+    assert!(f.tensor_bytes(&file, e).unwrap().is_empty());
+}
