@@ -8,7 +8,7 @@
 #   fuzz/run.sh --list               the target names
 #
 # Targets: safetensors_header, json_model, shard_index, architecture, csv,
-# gguf_header
+# gguf_header, pickle
 # (fuzz/fuzz_targets/*.rs; each file says what it feeds and what it checks).
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
@@ -34,7 +34,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$(pwd)
 repo=$(cd .. && pwd)
 
-all_targets=(safetensors_header json_model shard_index architecture csv gguf_header)
+all_targets=(safetensors_header json_model shard_index architecture csv gguf_header pickle)
 
 # Longest input per target: room for every structure the parser knows (a
 # header with several tensors and metadata, a shard after the index, a
@@ -42,7 +42,7 @@ all_targets=(safetensors_header json_model shard_index architecture csv gguf_hea
 max_len_of() {
     case "$1" in
         safetensors_header | json_model | gguf_header) echo 16384 ;;
-        shard_index | csv) echo 8192 ;;
+        shard_index | csv | pickle) echo 8192 ;;
         architecture) echo 4096 ;;
         *) return 1 ;;
     esac
@@ -104,6 +104,7 @@ seed() {
         json_model) sources+=("$repo"/fixtures/*.json) ;;
         csv) sources+=("$repo"/fixtures/*.csv) ;;
         gguf_header) sources+=("$repo"/fixtures/gguf/*.gguf) ;;
+        pickle) sources+=("$repo"/fixtures/pytorch/*.pt) ;;
     esac
     local s
     for s in "${sources[@]}"; do

@@ -48,6 +48,7 @@ mod json_error;
 mod json_read;
 mod number;
 mod par;
+pub mod pytorch;
 mod safetensors;
 mod strict_json;
 pub mod text;

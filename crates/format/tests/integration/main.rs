@@ -16,5 +16,8 @@ mod header_errors;
 mod hostile;
 mod json_errors;
 mod key_order;
+mod pytorch;
+mod pytorch_hostile;
+mod pytorch_interop;
 mod round_trip;
 mod safetensors_interop;
