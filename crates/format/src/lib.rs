@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod arch;
 mod dtype;
 mod error;
 mod header_digest;

@@ -238,7 +238,10 @@ mod tests {
                 }
                 let c = cut(s, max);
                 assert!(width(&c) <= max, "cut {} > {max}: {c}", width(&c));
-                assert!(c.ends_with(&format!("({} chars)", s.chars().count())), "{max}: {c}");
+                assert!(
+                    c.ends_with(&format!("({} chars)", s.chars().count())),
+                    "{max}: {c}"
+                );
                 assert!(!c.chars().any(is_unsafe_char));
                 let m = middle(s, max);
                 assert!(width(&m) <= max, "middle {} > {max}: {m}", width(&m));
