@@ -60,7 +60,7 @@ pub const LAYER_TYPES: [&str; 8] = [
 /// assert_eq!("gelu".parse::<Activation>(), Ok(Activation::Gelu));
 /// assert!("swish".parse::<Activation>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// `max(0, x)`.
