@@ -227,7 +227,10 @@ pub enum ArchProblem {
     #[error("the architecture is not JSON: {0}")]
     Json(String),
     /// The architecture is not an object `{"layers": [...]}`.
-    #[error("the architecture is {}, not an object {{\"layers\": [...]}}", shown(.found))]
+    #[error(
+        "the architecture has no `layers` list: it is {}, not an object {{\"layers\": [...]}}",
+        shown(.found)
+    )]
     NotAnObject {
         /// The value found, as JSON text.
         found: String,
