@@ -308,8 +308,13 @@ fn parse_samples(samples: &[String], width: usize) -> anyhow::Result<Samples> {
     for (i, s) in samples.iter().enumerate() {
         let shown = Escaped(s);
         let row = parse_row(s).map_err(|bad| {
+            let what = if bad.parse::<f32>().is_ok() {
+                "a finite number"
+            } else {
+                "a number"
+            };
             anyhow!(
-                "sample {} (`{shown}`): `{}` is not a finite number",
+                "sample {} (`{shown}`): `{}` is not {what}",
                 i + 1,
                 Escaped(&bad)
             )
