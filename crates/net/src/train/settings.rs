@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Activation, NetError};
 
-/// Largest number of hidden layers [`train`] accepts.
+/// Largest number of hidden layers [`train`](super::train()) accepts.
 pub const MAX_HIDDEN_LAYERS: usize = 64;
 
 /// The widest hidden layer training accepts.
@@ -14,7 +14,7 @@ pub const MAX_WIDTH: usize = 1 << 16;
 /// The most parameters training accepts (it runs on one core in f64).
 pub const MAX_PARAMETERS: usize = 100_000_000;
 
-/// Settings for [`train`].
+/// Settings for [`train`](super::train()).
 ///
 /// The defaults fit small tabular data sets (tens to thousands of rows, a handful of columns)
 /// without tuning: two hidden layers of 16 tanh units, Adam at learning rate 0.01, mini-batches
