@@ -110,14 +110,15 @@ fn a_tanh_network_fits_a_curve_a_line_cannot() {
 fn batches_from_csv_and_safetensors_to_csv_and_safetensors() {
     let dir = tempdir();
     let d = dir.path();
-    std::fs::write(d.join("in.csv"), "height\n175\n160\n").unwrap();
+    std::fs::write(d.join("in.csv"), "height_cm\n175\n160\n").unwrap();
     let model = fixtures().join("height.json");
     let m = model.to_str().unwrap();
     let r = run_in(d, &["run", m, "--input", "in.csv", "--output", "out.csv"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The output CSV has a header row: the model's recorded target.
     assert_eq!(
         std::fs::read_to_string(d.join("out.csv")).unwrap(),
-        "65\n50\n"
+        "weight_kg\n65\n50\n"
     );
     let r = run_in(
         d,
@@ -319,4 +320,177 @@ fn run_refuses_damaged_parameters_with_exit_1() {
         1,
         &["h.json", "`0.weight`", "damaged"],
     );
+}
+
+/// `run model.json --input height_weight.csv` failed with "line 2 has 2 values; the model
+/// takes 1 inputs", though the model records `training.inputs: height_cm`: run read CSV with
+/// a second, hand-written reader that knew no column names.
+#[test]
+fn run_input_picks_columns_by_the_names_the_model_records() {
+    let dir = tempdir();
+    let d = dir.path();
+    copy_fixture(d, "height_weight.csv");
+    copy_fixture(d, "height.json");
+    // Inputs and targets: predictions beside targets, and the error.
+    let r = run_in(d, &["run", "height.json", "--input", "height_weight.csv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["predicted", "weight_kg", "weight_kg"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["60", "60"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["50", "50"]
+    );
+    assert_eq!(
+        lines[3],
+        "2 rows: mean squared error 0, mean absolute error 0"
+    );
+
+    // Columns in another order, an extra column, targets off the line.
+    std::fs::write(
+        d.join("more.csv"),
+        "weight_kg,name,height_cm\n61,a,170\n48,b,160\n",
+    )
+    .unwrap();
+    let r = run_in(
+        d,
+        &[
+            "run",
+            "height.json",
+            "--input",
+            "more.csv",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["inputs"], serde_json::json!(["height_cm"]));
+    assert_eq!(v["outputs"], serde_json::json!(["weight_kg"]));
+    assert_eq!(v["predictions"], serde_json::json!([[60.0], [50.0]]));
+    assert_eq!(v["targets"], serde_json::json!([[61.0], [48.0]]));
+    assert_eq!(v["error"]["mse"], 2.5);
+    assert_eq!(v["error"]["mae"], 1.5);
+
+    // Without the targets: predictions only; without a header: by position.
+    std::fs::write(d.join("in.csv"), "height_cm\n175\n").unwrap();
+    let r = run_in(d, &["run", "height.json", "--input", "in.csv"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "65\n"), "{}", r.stderr);
+    std::fs::write(d.join("bare.csv"), "175\n-10\n").unwrap();
+    let r = run_in(d, &["run", "height.json", "--input", "bare.csv"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "65\n-120\n"),
+        "{}",
+        r.stderr
+    );
+
+    // A header without the recorded input is refused, naming both.
+    std::fs::write(d.join("other.csv"), "height\n175\n").unwrap();
+    assert_error(
+        &run_in(d, &["run", "height.json", "--input", "other.csv"]),
+        2,
+        &["other.csv", "`height_cm`", "columns: height"],
+    );
+    // Column names from the file are escaped in errors.
+    std::fs::write(d.join("evil.csv"), "height_cm,x\u{1b}[2J\n1,2\nabc,3\n").unwrap();
+    let r = run_in(d, &["run", "height.json", "--input", "evil.csv"]);
+    assert_error(&r, 2, &["evil.csv", "line 3", "`abc`"]);
+    std::fs::write(d.join("evil.csv"), "x\u{1b}[2J\n1\n").unwrap();
+    let r = run_in(d, &["run", "height.json", "--input", "evil.csv"]);
+    assert_error(&r, 2, &["x\\u{1b}[2J"]);
+    assert!(!r.stderr.contains('\u{1b}'), "{}", r.stderr);
+}
+
+/// `run seq.safetensors 1,2,3 -1,0.5,2` and `-inf` failed as "unexpected argument".
+#[test]
+fn samples_may_be_negative_comma_lists() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A 3 -> 3 identity layer.
+    let eye = r#"{"format":"modeltool.json/1","tensors":{
+        "0.weight":{"dtype":"F32","shape":[3,3],"data":[1,0,0,0,1,0,0,0,1]}}}"#;
+    std::fs::write(d.join("eye.json"), eye).unwrap();
+    let r = run_in(d, &["run", "eye.json", "1,2,3", "-1,0.5,2"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "1,2,3\n-1,0.5,2\n"),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(d, &["run", "eye.json", "-1,-2,-3", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["predictions"], serde_json::json!([[-1.0, -2.0, -3.0]]));
+    assert_error(
+        &run_in(d, &["run", "eye.json", "1,2,3", "-inf,0,0"]),
+        2,
+        &["sample 2", "`-inf` is not a finite number"],
+    );
+    assert_error(
+        &run_in(d, &["run", "eye.json", "-1,2,3", "--bogus"]),
+        2,
+        &["unexpected argument", "--bogus"],
+    );
+    // Options after negative samples are still options.
+    let seq = r#"{"format":"modeltool.json/1","tensors":{
+        "0.weight":{"dtype":"F32","shape":[2,1],"data":[1.0,-1.0]},
+        "2.weight":{"dtype":"F32","shape":[1,2],"data":[1.0,1.0]}}}"#;
+    std::fs::write(d.join("seq.json"), seq).unwrap();
+    let r = run_in(
+        d,
+        &[
+            "run",
+            "seq.json",
+            "-3",
+            "--activation",
+            "relu",
+            "-2",
+            "--output",
+            "o.csv",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(d.join("o.csv")).unwrap(),
+        "output\n3\n2\n"
+    );
+}
+
+/// An encoder's checkpoint got "its 53 nn.Sequential-style linear layers need --activation",
+/// then with one "tensor names are not nn.Sequential-style": it is not a network `run` can
+/// execute, and that is said once, first.
+#[test]
+fn a_model_that_is_not_a_linear_stack_says_so_once() {
+    let dir = tempdir();
+    let d = dir.path();
+    let encoder = r#"{"format":"modeltool.json/1","tensors":{
+        "0.weight":{"dtype":"F32","shape":[1,1],"data":[1.0]},
+        "2.weight":{"dtype":"F32","shape":[1,1],"data":[1.0]},
+        "encoder.layer.0.attention.self.query.weight":{"dtype":"F32","shape":[1,1],"data":[1.0]}}}"#;
+    std::fs::write(d.join("enc.json"), encoder).unwrap();
+    for args in [
+        &["run", "enc.json", "1"][..],
+        &["run", "enc.json", "1", "--activation", "relu"],
+    ] {
+        let r = run_in(d, args);
+        assert_error(
+            &r,
+            2,
+            &[
+                "enc.json",
+                "not a network that can be run",
+                "encoder.layer.0.attention.self.query.weight",
+                "0.weight, 0.bias, 2.weight",
+            ],
+        );
+        assert!(!r.stderr.contains("--activation"), "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
 }

@@ -1,6 +1,9 @@
-//! The architecture parser, and building and running what it accepts.
+//! The architecture reader (`modeltool_format::arch`), and building and
+//! running what it accepts.
 //!
-//! `Architecture::from_json` and `from_value` must agree, an accepted
+//! `Architecture::from_json` and `from_value` must agree; the lenient
+//! reading (`arch::read`, the layer table's) must find a problem exactly
+//! when `from_value` refuses the value for a layer, and never panic; an accepted
 //! architecture must survive `to_json`, and `Network::build` must accept it
 //! whenever the tensors fit: every weight `[2, 2]`, every bias `[2]` (unless
 //! a name is used both as a weight and as a bias). The forward pass must
@@ -14,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
+use modeltool_format::arch;
 use modeltool_net::{Architecture, Layer, Network};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -126,7 +130,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let parsed = Architecture::from_json(text);
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
-        let from_value = Architecture::from_value(value);
+        let reading = arch::read(&value);
+        let first = reading.first_problem();
+        let from_value = Architecture::from_value(&value);
+        match (&first, &from_value) {
+            // The strict reader refuses the reading's first problem.
+            (Some(problem), Err(e)) => assert_eq!(problem, e),
+            (Some(problem), Ok(_)) => panic!("a problem {problem} but accepted"),
+            // No problem in the reading: only a whole-architecture rule may refuse it.
+            (None, _) => {}
+        }
         match (&parsed, &from_value) {
             (Ok(a), Ok(b)) => assert_eq!(a, b),
             (Err(_), Err(_)) => {}

@@ -7,6 +7,8 @@
 //! then the least-squares fit and a tiny Adam run (one hidden layer of 3,
 //! 2 epochs) must each give a network or an error, never a panic, and a
 //! network they give must run on the data (`run` with the same rows).
+//! Reading the same text as `run --input` does, picking the columns by
+//! name, must give the same values.
 #![no_main]
 
 use std::collections::HashSet;
@@ -50,6 +52,11 @@ fuzz_target!(|data: &[u8]| {
     if !targets.is_empty() {
         assert_eq!(set.target_names(), &targets[..]);
     }
+
+    let by_name = Dataset::for_network(csv, "fuzz.csv", d, set.input_names(), set.target_names())
+        .expect("the columns a data set was read with read again by name");
+    assert_eq!(by_name.inputs(), set.inputs());
+    assert_eq!(by_name.targets(), set.targets());
 
     if rows * (d + k) > MAX_TRAIN_VALUES {
         return;

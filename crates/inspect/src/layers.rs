@@ -1,19 +1,27 @@
 //! The architecture's layer table, torchinfo style: index, layer,
-//! in -> out, activation, parameters. The architecture is walked as plain
-//! JSON, so anything unexpected becomes a note instead of an error.
+//! in -> out, activation, parameters. The architecture is read by the
+//! format's one schema reader ([`modeltool_format::arch::read`]), which keeps
+//! going after a problem: what breaks the schema becomes a note on its row
+//! instead of an error, and nesting is read as deep as the schema allows.
 
 use std::collections::{BTreeSet, HashMap};
 
+use modeltool_format::arch::{self, Activation, LayerKind, LayerReading};
+use modeltool_format::text::Escaped;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::facts::{TensorFacts, element_count};
 
-/// The activations of the architecture schema (docs/FORMAT.md).
-pub const ACTIVATIONS: [&str; 6] = ["relu", "tanh", "sigmoid", "gelu", "identity", "softmax"];
-
-/// How deep `repeat` blocks may nest before the walk stops.
-const MAX_NESTING: usize = 32;
+/// The activations of the architecture schema (docs/FORMAT.md), softmax last.
+pub const ACTIVATIONS: [&str; 6] = [
+    Activation::ALL[0].name(),
+    Activation::ALL[1].name(),
+    Activation::ALL[2].name(),
+    Activation::ALL[3].name(),
+    Activation::ALL[4].name(),
+    "softmax",
+];
 
 /// The layers of an architecture, with widths taken from the tensors.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +33,7 @@ pub struct LayerTable {
     pub parameter_count: u64,
     /// Tensors of the file that no layer names.
     pub unused_tensors: Vec<String>,
-    /// Whatever did not fit the schema.
+    /// Whatever did not fit the schema as a whole.
     pub notes: Vec<String>,
 }
 
@@ -58,28 +66,26 @@ pub struct LayerRow {
 pub(crate) fn table(architecture: &Value, tensors: &[TensorFacts]) -> LayerTable {
     let by_name: HashMap<&str, &TensorFacts> =
         tensors.iter().map(|t| (t.meta.name.as_str(), t)).collect();
+    let reading = arch::read(architecture);
+    let mut notes: Vec<String> = reading.problems.iter().map(ToString::to_string).collect();
+    // The rules that need the whole architecture (softmax last, a linear
+    // layer somewhere, repeat counts), once every layer reads.
+    if reading.first_problem().is_none() {
+        let rules = reading
+            .clone()
+            .into_architecture()
+            .and_then(|a| a.validate());
+        if let Err(e) = rules {
+            notes.push(e.to_string());
+        }
+    }
     let mut walk = Walk {
         by_name,
         rows: Vec::new(),
         used: BTreeSet::new(),
-        notes: Vec::new(),
     };
-    let layers = match architecture {
-        Value::Array(list) => Some(list),
-        Value::Object(map) => map.get("layers").and_then(Value::as_array),
-        _ => None,
-    };
-    let parameter_count = match layers {
-        Some(list) => {
-            let mut width = None;
-            walk.list(list, "", 0, &mut width)
-        }
-        None => {
-            walk.notes
-                .push("the architecture has no `layers` list".to_owned());
-            0
-        }
-    };
+    let mut width = None;
+    let parameter_count = walk.list(&reading.layers, &mut width);
     let unused_tensors = tensors
         .iter()
         .filter(|t| !walk.used.contains(t.meta.name.as_str()))
@@ -89,87 +95,120 @@ pub(crate) fn table(architecture: &Value, tensors: &[TensorFacts]) -> LayerTable
         rows: walk.rows,
         parameter_count,
         unused_tensors,
-        notes: walk.notes,
+        notes,
     }
 }
 
 struct Walk<'a> {
     by_name: HashMap<&'a str, &'a TensorFacts>,
     rows: Vec<LayerRow>,
-    used: BTreeSet<&'a str>,
-    notes: Vec<String>,
+    used: BTreeSet<String>,
+}
+
+fn note(notes: Vec<String>) -> Option<String> {
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 impl<'a> Walk<'a> {
     /// Walks one list of layers; `width` carries the current width through
     /// it. Returns the parameters used.
-    fn list(
-        &mut self,
-        layers: &'a [Value],
-        prefix: &str,
-        depth: usize,
-        width: &mut Option<u64>,
-    ) -> u64 {
+    fn list(&mut self, layers: &[LayerReading], width: &mut Option<u64>) -> u64 {
         let mut total = 0u64;
         // The row an activation may fold into: the previous layer at this
         // level, if it has no activation yet.
         let mut open: Option<usize> = None;
-        for (i, layer) in layers.iter().enumerate() {
-            let index = if prefix.is_empty() {
-                i.to_string()
-            } else {
-                format!("{prefix}.{i}")
+        for layer in layers {
+            let mut notes: Vec<String> = layer.problems.iter().map(ToString::to_string).collect();
+            let activation = match &layer.kind {
+                LayerKind::Activation(a) => Some(a.name()),
+                LayerKind::Softmax => Some("softmax"),
+                _ => None,
             };
-            let ty = layer.get("type").and_then(Value::as_str);
-            if let Some(act) = ty.filter(|t| ACTIVATIONS.contains(t)) {
+            if let Some(act) = activation {
                 match open.take() {
-                    Some(r) => self.rows[r].activation = Some(act.to_owned()),
+                    Some(r) => {
+                        let row = &mut self.rows[r];
+                        row.activation = Some(act.to_owned());
+                        if let Some(old) = row.note.take() {
+                            notes.insert(0, old);
+                        }
+                        row.note = note(notes);
+                    }
                     None => self.rows.push(LayerRow {
-                        index,
-                        depth,
+                        index: layer.at.clone(),
+                        depth: layer.depth,
                         layer: act.to_owned(),
                         input: *width,
                         output: *width,
                         activation: None,
                         parameter_count: 0,
                         times: None,
-                        note: None,
+                        note: note(notes),
                     }),
                 }
                 continue;
             }
-            let params = match ty {
-                Some("linear") => self.linear(layer, index, depth, width),
-                Some("repeat") => self.repeat(layer, index, depth, width),
-                _ => self.unknown(layer, ty, index, depth, width),
+            let params = match &layer.kind {
+                LayerKind::Linear { weight, bias } => {
+                    self.linear(layer, weight.as_deref(), bias.as_deref(), notes, width)
+                }
+                LayerKind::Repeat { times, layers } => {
+                    self.repeat(layer, *times, layers, notes, width)
+                }
+                LayerKind::Unknown {
+                    type_name,
+                    weight,
+                    bias,
+                } => {
+                    let (w, b) = (
+                        self.tensor(weight.as_deref(), "weight", &mut notes),
+                        self.tensor(bias.as_deref(), "bias", &mut notes),
+                    );
+                    let input = *width;
+                    *width = w.and_then(|w| match w.meta.shape[..] {
+                        [out, _] => Some(out as u64),
+                        _ => None,
+                    });
+                    let params = parameters(w, b);
+                    self.rows.push(LayerRow {
+                        index: layer.at.clone(),
+                        depth: layer.depth,
+                        layer: type_name.clone().unwrap_or_else(|| "?".to_owned()),
+                        input,
+                        output: *width,
+                        activation: None,
+                        parameter_count: params,
+                        times: None,
+                        note: note(notes),
+                    });
+                    params
+                }
+                LayerKind::Activation(_) | LayerKind::Softmax => {
+                    unreachable!("activations are folded above")
+                }
             };
             total = total.saturating_add(params);
-            open = (ty != Some("repeat")).then(|| self.rows.len() - 1);
+            let is_repeat = matches!(layer.kind, LayerKind::Repeat { .. });
+            open = (!is_repeat).then(|| self.rows.len() - 1);
         }
         total
     }
 
-    /// Looks up the tensor a layer's `key` names, marking it used.
+    /// Looks up the tensor a layer names as its `role`, marking it used.
     fn tensor(
         &mut self,
-        layer: &'a Value,
-        key: &str,
+        name: Option<&str>,
+        role: &str,
         notes: &mut Vec<String>,
     ) -> Option<&'a TensorFacts> {
-        let name = match layer.get(key)? {
-            Value::String(s) => s.as_str(),
-            other => {
-                notes.push(format!("`{key}` is {other}, not a tensor name"));
-                return None;
-            }
-        };
+        let name = name?;
         match self.by_name.get(name) {
             Some(t) => {
-                self.used.insert(name);
+                self.used.insert(name.to_owned());
                 Some(*t)
             }
             None => {
-                notes.push(format!("{key} `{name}` is not in the file"));
+                notes.push(format!("{role} `{}` is not in the file", Escaped(name)));
                 None
             }
         }
@@ -177,17 +216,14 @@ impl<'a> Walk<'a> {
 
     fn linear(
         &mut self,
-        layer: &'a Value,
-        index: String,
-        depth: usize,
+        layer: &LayerReading,
+        weight: Option<&str>,
+        bias: Option<&str>,
+        mut notes: Vec<String>,
         width: &mut Option<u64>,
     ) -> u64 {
-        let mut notes = Vec::new();
-        let weight = self.tensor(layer, "weight", &mut notes);
-        let bias = self.tensor(layer, "bias", &mut notes);
-        if layer.get("weight").is_none() {
-            notes.push("no `weight`".to_owned());
-        }
+        let weight = self.tensor(weight, "weight", &mut notes);
+        let bias = self.tensor(bias, "bias", &mut notes);
         let (mut input, mut output) = (None, None);
         if let Some(w) = weight {
             match w.meta.shape[..] {
@@ -196,7 +232,7 @@ impl<'a> Walk<'a> {
                 }
                 ref shape => notes.push(format!(
                     "weight `{}` has shape {shape:?}, not [out, in]",
-                    w.meta.name
+                    Escaped(&w.meta.name)
                 )),
             }
         }
@@ -204,7 +240,8 @@ impl<'a> Walk<'a> {
             if b.meta.shape[..] != [out as usize] {
                 notes.push(format!(
                     "bias `{}` has shape {:?}, not [{out}]",
-                    b.meta.name, b.meta.shape
+                    Escaped(&b.meta.name),
+                    b.meta.shape
                 ));
             }
         }
@@ -218,47 +255,34 @@ impl<'a> Walk<'a> {
         if output.is_some() {
             *width = output;
         }
-        let params = [weight, bias]
-            .into_iter()
-            .flatten()
-            .fold(0u64, |acc, t| acc.saturating_add(element_count(&t.meta)));
+        let params = parameters(weight, bias);
         self.rows.push(LayerRow {
-            index,
-            depth,
+            index: layer.at.clone(),
+            depth: layer.depth,
             layer: "linear".to_owned(),
             input,
             output,
             activation: None,
             parameter_count: params,
             times: None,
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            note: note(notes),
         });
         params
     }
 
     fn repeat(
         &mut self,
-        layer: &'a Value,
-        index: String,
-        depth: usize,
+        layer: &LayerReading,
+        times: Option<u64>,
+        inner: &[LayerReading],
+        mut notes: Vec<String>,
         width: &mut Option<u64>,
     ) -> u64 {
-        let mut notes = Vec::new();
-        let times = match layer.get("times") {
-            Some(t) => t.as_u64().or_else(|| {
-                notes.push(format!("`times` is {t}, not a count"));
-                None
-            }),
-            None => {
-                notes.push("no `times`".to_owned());
-                None
-            }
-        };
         let row = self.rows.len();
         let input = *width;
         self.rows.push(LayerRow {
-            index: index.clone(),
-            depth,
+            index: layer.at.clone(),
+            depth: layer.depth,
             layer: "repeat".to_owned(),
             input,
             output: None,
@@ -267,19 +291,7 @@ impl<'a> Walk<'a> {
             times,
             note: None,
         });
-        let params = match layer.get("layers").and_then(Value::as_array) {
-            Some(_) if depth >= MAX_NESTING => {
-                notes.push(format!(
-                    "repeats nested deeper than {MAX_NESTING} are not shown"
-                ));
-                0
-            }
-            Some(inner) => self.list(inner, &index, depth + 1, width),
-            None => {
-                notes.push("no `layers` list".to_owned());
-                0
-            }
-        };
+        let params = self.list(inner, width);
         if let (Some(i), Some(o), Some(t)) = (input, *width, times) {
             if t > 1 && i != o {
                 notes.push(format!(
@@ -290,45 +302,77 @@ impl<'a> Walk<'a> {
         let r = &mut self.rows[row];
         r.output = *width;
         r.parameter_count = params;
-        r.note = (!notes.is_empty()).then(|| notes.join("; "));
+        r.note = note(notes);
         params
     }
+}
 
-    fn unknown(
-        &mut self,
-        layer: &'a Value,
-        ty: Option<&str>,
-        index: String,
-        depth: usize,
-        width: &mut Option<u64>,
-    ) -> u64 {
-        let mut notes = vec![match (ty, layer) {
-            (Some(t), _) => format!("unknown layer type `{t}`"),
-            (None, Value::Object(_)) => "no `type`".to_owned(),
-            (None, other) => format!("{other} is not a layer object"),
-        }];
-        let weight = self.tensor(layer, "weight", &mut notes);
-        let bias = self.tensor(layer, "bias", &mut notes);
-        let input = *width;
-        *width = weight.and_then(|w| match w.meta.shape[..] {
-            [out, _] => Some(out as u64),
-            _ => None,
-        });
-        let params = [weight, bias]
-            .into_iter()
-            .flatten()
-            .fold(0u64, |acc, t| acc.saturating_add(element_count(&t.meta)));
-        self.rows.push(LayerRow {
-            index,
-            depth,
-            layer: ty.unwrap_or("?").to_owned(),
-            input,
-            output: *width,
-            activation: None,
-            parameter_count: params,
-            times: None,
-            note: Some(notes.join("; ")),
-        });
-        params
+/// Elements of a layer's weight and bias.
+fn parameters(weight: Option<&TensorFacts>, bias: Option<&TensorFacts>) -> u64 {
+    [weight, bias]
+        .into_iter()
+        .flatten()
+        .fold(0u64, |acc, t| acc.saturating_add(element_count(&t.meta)))
+}
+
+#[cfg(test)]
+mod tests {
+    use modeltool_format::{Dtype, TensorMeta};
+    use serde_json::json;
+
+    use super::*;
+
+    fn facts(name: &str, shape: &[usize]) -> TensorFacts {
+        TensorFacts {
+            meta: TensorMeta {
+                name: name.into(),
+                dtype: Dtype::F32,
+                shape: shape.to_vec(),
+            },
+            file: 0,
+            offset: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The table used to accept what the runner refuses: it had its own
+    /// reading of the schema. Now a rule of the schema that every layer
+    /// passes but the whole breaks (a softmax not last) is a note.
+    #[test]
+    fn a_rule_the_runner_refuses_is_a_note() {
+        let tensors = [facts("w", &[2, 2])];
+        let arch = json!({"layers": [
+            {"type": "linear", "weight": "w"},
+            {"type": "softmax"},
+            {"type": "linear", "weight": "w"}
+        ]});
+        let t = table(&arch, &tensors);
+        assert_eq!(
+            t.notes,
+            ["layer 1: softmax is only allowed as the last top-level layer"]
+        );
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(t.rows[0].activation.as_deref(), Some("softmax"));
+
+        let fine = json!({"layers": [{"type": "linear", "weight": "w"}, {"type": "softmax"}]});
+        assert!(table(&fine, &tensors).notes.is_empty());
+    }
+
+    #[test]
+    fn names_from_the_file_in_notes_are_escaped() {
+        let arch = json!({"layers": [
+            {"type": "linear", "weight": "gone\u{1b}[2J"},
+            {"type": "conv\u{202e}"}
+        ]});
+        let t = table(&arch, &[]);
+        let notes: Vec<&str> = t.rows.iter().filter_map(|r| r.note.as_deref()).collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .all(|n| !n.contains('\u{1b}') && !n.contains('\u{202e}')),
+            "{notes:?}"
+        );
+        assert!(notes[0].contains("gone\\u{1b}[2J"), "{notes:?}");
     }
 }

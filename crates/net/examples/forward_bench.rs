@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use modeltool_net::{Activation, Architecture, NetError, Network};
+use modeltool_net::{Activation, NetError, Network, sequential_architecture};
 
 fn main() -> Result<(), NetError> {
     let args: Vec<usize> = std::env::args()
@@ -19,7 +19,7 @@ fn main() -> Result<(), NetError> {
     let names: Vec<String> = (0..layers)
         .flat_map(|l| [format!("{}.weight", 2 * l), format!("{}.bias", 2 * l)])
         .collect();
-    let arch = Architecture::from_sequential(&names, Activation::Relu)?;
+    let arch = sequential_architecture(&names, Activation::Relu)?;
     // Small deterministic values; the timing does not depend on them.
     let mut state = 1u32;
     let mut next = move || {
@@ -29,10 +29,13 @@ fn main() -> Result<(), NetError> {
     let scale = 1.0 / (width as f32).sqrt();
     let net = Network::build(&arch, |name| {
         if name.ends_with("weight") {
-            let values = (0..width * width).map(|_| next() * scale).collect();
+            let values: Vec<f32> = (0..width * width).map(|_| next() * scale).collect();
             Some((vec![width, width], values))
         } else {
-            Some((vec![width], (0..width).map(|_| next()).collect()))
+            Some((
+                vec![width],
+                (0..width).map(|_| next()).collect::<Vec<f32>>(),
+            ))
         }
     })?;
     let input: Vec<f32> = (0..batch * width).map(|i| (i % 97) as f32 / 97.0).collect();

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use modeltool_format::text::Escaped;
+
 use crate::NetError;
 
 /// A table of numbers split into input columns and target columns.
@@ -94,115 +96,120 @@ impl Dataset {
         source_name: &str,
         targets: &[String],
     ) -> Result<Dataset, NetError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(reader);
-        let mut records = reader.records();
-        let header = match records.next() {
-            None => {
-                return Err(NetError::CsvEmpty {
-                    source_name: source_name.to_owned(),
-                });
-            }
-            Some(record) => record.map_err(|e| csv_error(source_name, e))?,
-        };
-        let names: Vec<String> = header.iter().map(str::to_owned).collect();
-        let header_error = |message: String| NetError::CsvHeader {
-            source_name: source_name.to_owned(),
-            message,
-        };
-        if names.iter().all(|n| n.parse::<f64>().is_ok()) {
-            return Err(header_error(
-                "the first line holds numbers, not column names; add a header row".into(),
-            ));
-        }
-        // Column index by name: one lookup per name, so a header of many
-        // thousands of columns costs linear time, not quadratic.
-        let mut column_of: HashMap<&str, usize> = HashMap::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            if column_of.insert(name, i).is_some() {
+        read_csv(reader, source_name, |header, header_error| {
+            let names = match header {
+                Header::Names(names) => names,
+                Header::Unnamed(_) => {
+                    return Err(header_error(
+                        "the first line holds numbers, not column names; add a header row".into(),
+                    ));
+                }
+            };
+            let column_of = index_columns(names, header_error)?;
+            if names.len() < 2 {
                 return Err(header_error(format!(
-                    "column `{name}` appears twice in the header"
+                    "the header has {} column; at least one input column and one target column are needed",
+                    names.len()
                 )));
             }
-        }
-        if names.len() < 2 {
-            return Err(header_error(format!(
-                "the header has {} column; at least one input column and one target column are needed",
-                names.len()
-            )));
-        }
-
-        let mut is_target = vec![false; names.len()];
-        let target_columns: Vec<usize> = if targets.is_empty() {
-            is_target[names.len() - 1] = true;
-            vec![names.len() - 1]
-        } else {
-            let mut columns = Vec::with_capacity(targets.len());
-            for target in targets {
-                let column = *column_of.get(target.as_str()).ok_or_else(|| {
-                    NetError::UnknownTargetColumn {
-                        source_name: source_name.to_owned(),
-                        column: target.clone(),
-                        available: names.join(", "),
-                    }
-                })?;
-                if is_target[column] {
-                    return Err(header_error(format!(
-                        "target column `{target}` is named twice"
-                    )));
-                }
-                is_target[column] = true;
-                columns.push(column);
-            }
-            columns
-        };
-        let input_columns: Vec<usize> = (0..names.len()).filter(|&c| !is_target[c]).collect();
-        if input_columns.is_empty() {
-            return Err(header_error(
-                "every column is a target; at least one input column is needed".into(),
-            ));
-        }
-
-        let mut inputs = Vec::new();
-        let mut target_values = Vec::new();
-        let mut values = vec![0f64; names.len()];
-        for record in records {
-            let record = record.map_err(|e| csv_error(source_name, e))?;
-            let line = record.position().map_or(0, csv::Position::line);
-            if record.len() != names.len() {
-                return Err(NetError::CsvRagged {
-                    source_name: source_name.to_owned(),
-                    line,
-                    fields: record.len(),
-                    header: names.len(),
-                });
-            }
-            for (column, field) in record.iter().enumerate() {
-                values[column] = field
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| NetError::CsvNotNumber {
-                        source_name: source_name.to_owned(),
-                        line,
-                        column: names[column].clone(),
-                        value: field.to_owned(),
+            let mut is_target = vec![false; names.len()];
+            let target_columns: Vec<usize> = if targets.is_empty() {
+                is_target[names.len() - 1] = true;
+                vec![names.len() - 1]
+            } else {
+                let mut columns = Vec::with_capacity(targets.len());
+                for target in targets {
+                    let column = *column_of.get(target.as_str()).ok_or_else(|| {
+                        NetError::UnknownTargetColumn {
+                            source_name: source_name.to_owned(),
+                            column: target.clone(),
+                            available: names.join(", "),
+                        }
                     })?;
+                    if is_target[column] {
+                        return Err(header_error(format!(
+                            "target column `{}` is named twice",
+                            Escaped(target)
+                        )));
+                    }
+                    is_target[column] = true;
+                    columns.push(column);
+                }
+                columns
+            };
+            let input_columns: Vec<usize> = (0..names.len()).filter(|&c| !is_target[c]).collect();
+            if input_columns.is_empty() {
+                return Err(header_error(
+                    "every column is a target; at least one input column is needed".into(),
+                ));
             }
-            inputs.extend(input_columns.iter().map(|&c| values[c]));
-            target_values.extend(target_columns.iter().map(|&c| values[c]));
-        }
-        let pick = |columns: &[usize]| columns.iter().map(|&c| names[c].clone()).collect();
-        Dataset::new(
-            source_name,
-            pick(&input_columns),
-            pick(&target_columns),
-            inputs,
-            target_values,
-        )
+            Ok((input_columns, target_columns))
+        })
+    }
+
+    /// Reads CSV samples for a network of `width` inputs: the columns `run --input` reads.
+    ///
+    /// When `inputs` names the columns the model was trained on, a header row must hold them
+    /// and they are read by name, in that order; the `targets` columns are read too when the
+    /// header holds all of them (to compare predictions with them), and other columns are
+    /// ignored. Otherwise, or when the file has no header row (its first line is numbers),
+    /// every row must hold exactly `width` values, all inputs, and there are no targets
+    /// ([`Dataset::target_width`] is 0).
+    ///
+    /// ```
+    /// use modeltool_net::Dataset;
+    /// let csv = "id,height_cm,weight_kg\n7,170,60\n8,160,50\n";
+    /// let names = |s: &str| vec![s.to_owned()];
+    /// let data = Dataset::for_network(csv.as_bytes(), "d.csv", 1, &names("height_cm"), &names("weight_kg"))?;
+    /// assert_eq!((data.inputs(), data.targets()), (&[170.0, 160.0][..], &[60.0, 50.0][..]));
+    /// let plain = Dataset::for_network("175\n-3\n".as_bytes(), "d.csv", 1, &[], &[])?;
+    /// assert_eq!((plain.inputs(), plain.target_width()), (&[175.0, -3.0][..], 0));
+    /// # Ok::<(), modeltool_net::NetError>(())
+    /// ```
+    pub fn for_network<R: Read>(
+        reader: R,
+        source_name: &str,
+        width: usize,
+        inputs: &[String],
+        targets: &[String],
+    ) -> Result<Dataset, NetError> {
+        let by_position = |fields: usize| {
+            if fields == width {
+                Ok(((0..width).collect(), Vec::new()))
+            } else {
+                Err(NetError::CsvWidth {
+                    source_name: source_name.to_owned(),
+                    found: fields,
+                    width,
+                })
+            }
+        };
+        read_csv(reader, source_name, |header, header_error| {
+            let names = match header {
+                Header::Unnamed(fields) => return by_position(fields),
+                Header::Names(names) if inputs.is_empty() => return by_position(names.len()),
+                Header::Names(names) => names,
+            };
+            let column_of = index_columns(names, header_error)?;
+            let input_columns = inputs
+                .iter()
+                .map(|name| {
+                    column_of.get(name.as_str()).copied().ok_or_else(|| {
+                        NetError::MissingInputColumn {
+                            source_name: source_name.to_owned(),
+                            column: name.clone(),
+                            available: names.join(", "),
+                            wanted: inputs.join(", "),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<usize>, NetError>>()?;
+            let target_columns: Option<Vec<usize>> = targets
+                .iter()
+                .map(|name| column_of.get(name.as_str()).copied())
+                .collect();
+            Ok((input_columns, target_columns.unwrap_or_default()))
+        })
     }
 
     /// Where the data came from (a path or a name given by the caller).
@@ -240,10 +247,205 @@ impl Dataset {
         self.input_names.len()
     }
 
-    /// Number of target columns.
+    /// Number of target columns (0 for samples read without their targets, see
+    /// [`Dataset::for_network`]).
     pub fn target_width(&self) -> usize {
         self.target_names.len()
     }
+}
+
+/// How far predictions are from their targets, in the targets' units.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PredictionError {
+    /// Mean squared error over every row and target column.
+    pub mse: f64,
+    /// Mean absolute error over every row and target column.
+    pub mae: f64,
+}
+
+impl Dataset {
+    /// The error of `predicted` (row-major `[rows, target_width]`, e.g. a network's output on
+    /// [`Dataset::inputs`]) against the targets; `None` when there are no targets or the
+    /// lengths differ.
+    ///
+    /// ```
+    /// use modeltool_net::Dataset;
+    /// let data = Dataset::new("d", vec!["x".into()], vec!["y".into()], vec![1.0, 2.0], vec![3.0, 5.0])?;
+    /// let e = data.prediction_error(&[4.0, 5.0]).expect("targets");
+    /// assert_eq!((e.mse, e.mae), (0.5, 0.5));
+    /// # Ok::<(), modeltool_net::NetError>(())
+    /// ```
+    pub fn prediction_error(&self, predicted: &[f32]) -> Option<PredictionError> {
+        if self.targets.is_empty() || predicted.len() != self.targets.len() {
+            return None;
+        }
+        let (mut squared, mut absolute) = (0f64, 0f64);
+        for (&p, &t) in predicted.iter().zip(&self.targets) {
+            let d = f64::from(p) - t;
+            squared += d * d;
+            absolute += d.abs();
+        }
+        let n = self.targets.len() as f64;
+        Some(PredictionError {
+            mse: squared / n,
+            mae: absolute / n,
+        })
+    }
+}
+
+/// Writes rows of `width` values as CSV: a header row of `names` (quoted where CSV needs it),
+/// then one line per row, each value in the shortest form that reads back to the same f32.
+///
+/// ```
+/// let mut out = Vec::new();
+/// modeltool_net::write_csv(&mut out, &["y".to_owned(), "a,b".to_owned()], &[1.5, -2.0, 0.1, 3.0], 2)?;
+/// assert_eq!(String::from_utf8(out).unwrap(), "y,\"a,b\"\n1.5,-2\n0.1,3\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_csv(
+    out: &mut impl std::io::Write,
+    names: &[String],
+    values: &[f32],
+    width: usize,
+) -> std::io::Result<()> {
+    {
+        let mut header = csv::Writer::from_writer(&mut *out);
+        header.write_record(names).map_err(std::io::Error::other)?;
+        header.flush()?;
+    }
+    let mut line = String::new();
+    for row in values.chunks(width.max(1)) {
+        line.clear();
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&v.to_string());
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The first line of a CSV file: column names, or (when it holds only numbers) a first row
+/// of data with this many fields.
+enum Header<'h> {
+    Names(&'h [String]),
+    Unnamed(usize),
+}
+
+/// Input and target column indices.
+type Picked = (Vec<usize>, Vec<usize>);
+
+/// Column index by name: one lookup per name, so a header of many thousands of columns costs
+/// linear time, not quadratic. A name that appears twice is an error.
+fn index_columns<'n>(
+    names: &'n [String],
+    header_error: &dyn Fn(String) -> NetError,
+) -> Result<HashMap<&'n str, usize>, NetError> {
+    let mut column_of: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if column_of.insert(name, i).is_some() {
+            return Err(header_error(format!(
+                "column `{}` appears twice in the header",
+                Escaped(name)
+            )));
+        }
+    }
+    Ok(column_of)
+}
+
+/// Reads a CSV file: its first line, then (after `pick` chose the input and target columns
+/// from it) every row, parsing the chosen fields. A first line of numbers is a first row of
+/// data, its columns unnamed (`pick` says whether that is allowed).
+fn read_csv<R: Read>(
+    reader: R,
+    source_name: &str,
+    pick: impl FnOnce(Header<'_>, &dyn Fn(String) -> NetError) -> Result<Picked, NetError>,
+) -> Result<Dataset, NetError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let mut records = reader.records();
+    let first = match records.next() {
+        None => {
+            return Err(NetError::CsvEmpty {
+                source_name: source_name.to_owned(),
+            });
+        }
+        Some(record) => record.map_err(|e| csv_error(source_name, e))?,
+    };
+    let header_error = |message: String| NetError::CsvHeader {
+        source_name: source_name.to_owned(),
+        message,
+    };
+    let unnamed = first.iter().all(|n| n.parse::<f64>().is_ok());
+    let (names, pending): (Vec<String>, Option<csv::StringRecord>) = if unnamed {
+        let names = (1..=first.len()).map(|i| format!("column {i}")).collect();
+        (names, Some(first))
+    } else {
+        (first.iter().map(str::to_owned).collect(), None)
+    };
+    let header = if unnamed {
+        Header::Unnamed(names.len())
+    } else {
+        Header::Names(&names)
+    };
+    let (input_columns, target_columns) = pick(header, &header_error)?;
+
+    let mut inputs = Vec::new();
+    let mut targets = Vec::new();
+    let rows = pending.into_iter().map(Ok).chain(records);
+    let mut count = 0usize;
+    for record in rows {
+        let record = record.map_err(|e| csv_error(source_name, e))?;
+        let line = record.position().map_or(0, csv::Position::line);
+        if record.len() != names.len() {
+            return Err(NetError::CsvRagged {
+                source_name: source_name.to_owned(),
+                line,
+                fields: record.len(),
+                header: names.len(),
+            });
+        }
+        let value = |column: usize| {
+            let field = &record[column];
+            field
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| NetError::CsvNotNumber {
+                    source_name: source_name.to_owned(),
+                    line,
+                    column: names[column].clone(),
+                    value: field.to_owned(),
+                })
+        };
+        for &c in &input_columns {
+            inputs.push(value(c)?);
+        }
+        for &c in &target_columns {
+            targets.push(value(c)?);
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(NetError::CsvNoRows {
+            source_name: source_name.to_owned(),
+        });
+    }
+    let pick_names = |columns: &[usize]| columns.iter().map(|&c| names[c].clone()).collect();
+    Ok(Dataset {
+        source_name: source_name.to_owned(),
+        input_names: pick_names(&input_columns),
+        target_names: pick_names(&target_columns),
+        inputs,
+        targets,
+        rows: count,
+    })
 }
 
 fn csv_error(source_name: &str, error: csv::Error) -> NetError {

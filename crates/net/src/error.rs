@@ -2,28 +2,83 @@
 
 use std::path::PathBuf;
 
+use modeltool_format::Dtype;
+use modeltool_format::arch::ArchError;
+use modeltool_format::text::Escaped;
+use modeltool_loader::LoadError;
+
 /// Everything that can go wrong while describing, building, running or training a network.
 ///
-/// Messages are sentence fragments without a leading `error:`; the caller adds that.
+/// Messages are sentence fragments without a leading `error:`; the caller adds that. Names
+/// that came from a file (tensor names, CSV column names, field values) are escaped and
+/// bounded with [`modeltool_format::text`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
-    /// The architecture JSON could not be parsed (syntax, unknown field or unknown layer type).
-    #[error("architecture is not valid JSON for this schema: {0}")]
-    ArchitectureJson(#[source] serde_json::Error),
-
-    /// The architecture parsed but breaks a rule (softmax not last, bad `times`, nesting too deep, ...).
+    /// The architecture breaks the schema (docs/FORMAT.md, "Architecture").
     #[error("invalid architecture: {0}")]
-    InvalidArchitecture(String),
+    Architecture(#[from] ArchError),
 
-    /// No architecture was stored and the tensor names do not follow `nn.Sequential` naming.
+    /// An error about a model file, with the file's path in front.
+    #[error("{}: {source}", path.display())]
+    InModel {
+        /// The model.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<NetError>,
+    },
+
+    /// Reading the model's tensors failed (a damaged tensor among them).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+
+    /// No architecture is stored and the tensors are not a stack of linear layers: the model
+    /// is not a network `run` can execute.
     #[error(
-        "no architecture stored and tensor names are not nn.Sequential-style ({0}); pass a model with an architecture"
+        "this model is not a network that can be run: it stores no architecture, and its tensor names are not nn.Sequential-style linear layers (`{}` {reason}). Runnable models store an architecture (docs/FORMAT.md, \"Architecture\"), or hold only `0.weight, 0.bias, 2.weight, ...` linear layers",
+        Escaped(.example)
     )]
-    NotSequential(String),
+    NotRunnable {
+        /// One tensor name that does not fit.
+        example: String,
+        /// Why it does not fit.
+        reason: &'static str,
+    },
+
+    /// No architecture is stored and the tensor names do not follow `nn.Sequential` naming.
+    #[error("tensor names are not nn.Sequential-style: `{}` {reason}", Escaped(.name))]
+    NotSequential {
+        /// The name that does not fit.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// An `nn.Sequential`-style stack of several linear layers, with no activation given.
+    #[error(
+        "no architecture stored; its {layers} nn.Sequential-style linear layers need an activation between them (--activation relu, tanh, sigmoid, gelu or identity)"
+    )]
+    NeedsActivation {
+        /// Number of linear layers.
+        layers: usize,
+    },
+
+    /// An activation was given for a model that stores its own architecture.
+    #[error("the file stores its architecture; an activation applies only to files without one")]
+    ActivationNotApplicable,
+
+    /// A tensor the network needs is not of a float dtype.
+    #[error("tensor `{}` is {dtype}, not a float dtype a network can run", Escaped(.name))]
+    NotFloat {
+        /// The tensor.
+        name: String,
+        /// Its dtype.
+        dtype: Dtype,
+    },
 
     /// A tensor named by the architecture is not among the parameters.
-    #[error("layer {layer} needs tensor `{name}`, which is not in the parameters")]
+    #[error("layer {layer} needs tensor `{}`, which is not in the parameters", Escaped(.name))]
     MissingTensor {
         /// Position of the layer, e.g. `2` or `3.1` for the second layer inside a repeat at 3.
         layer: String,
@@ -32,7 +87,7 @@ pub enum NetError {
     },
 
     /// A tensor has the wrong number of dimensions, a zero dimension, or the wrong length.
-    #[error("layer {layer}: tensor `{name}` has shape {shape:?}, {problem}")]
+    #[error("layer {layer}: tensor `{}` has shape {shape:?}, {problem}", Escaped(.name))]
     TensorShape {
         /// Position of the layer.
         layer: String,
@@ -46,7 +101,8 @@ pub enum NetError {
 
     /// A linear layer's input width does not match the width produced before it.
     #[error(
-        "layer {layer}: linear `{weight}` takes {found} inputs, but the layers before it produce {expected}"
+        "layer {layer}: linear `{}` takes {found} inputs, but the layers before it produce {expected}",
+        Escaped(.weight)
     )]
     WidthMismatch {
         /// Position of the layer.
@@ -87,6 +143,19 @@ pub enum NetError {
         found: usize,
     },
 
+    /// A forward pass would return more values than it may hold at once.
+    #[error(
+        "{batch} samples of {width} outputs are more than {max} values; run the input in parts"
+    )]
+    TooManyOutputs {
+        /// Batch size asked for.
+        batch: usize,
+        /// The network's output width.
+        width: usize,
+        /// The most values one pass returns.
+        max: usize,
+    },
+
     /// A data file could not be opened or read.
     #[error("{source_name}: {source}")]
     Io {
@@ -116,9 +185,7 @@ pub enum NetError {
     },
 
     /// The CSV has a header but no data rows.
-    #[error(
-        "{source_name}: the header is there but there are no data rows; training needs at least 1 row (2 or more to fit a slope, more rows than input columns for a unique linear fit)"
-    )]
+    #[error("{source_name}: the header is there but there are no data rows")]
     CsvNoRows {
         /// The file or source name.
         source_name: String,
@@ -138,7 +205,11 @@ pub enum NetError {
     },
 
     /// A field is not a finite number.
-    #[error("{source_name}: line {line}, column `{column}`: `{value}` is not a number")]
+    #[error(
+        "{source_name}: line {line}, column `{}`: `{}` is not a number",
+        Escaped(.column),
+        Escaped(.value)
+    )]
     CsvNotNumber {
         /// The file or source name.
         source_name: String,
@@ -155,13 +226,15 @@ pub enum NetError {
     CsvHeader {
         /// The file or source name.
         source_name: String,
-        /// What is wrong.
+        /// What is wrong (names in it already escaped).
         message: String,
     },
 
     /// A target column asked for is not in the header.
     #[error(
-        "{source_name}: there is no column `{column}` to use as a target (columns: {available})"
+        "{source_name}: there is no column `{}` to use as a target (columns: {})",
+        Escaped(.column),
+        Escaped(.available)
     )]
     UnknownTargetColumn {
         /// The file or source name.
@@ -172,17 +245,81 @@ pub enum NetError {
         available: String,
     },
 
+    /// A column the network takes as input (by the name the model records) is not in the header.
+    #[error(
+        "{source_name}: there is no column `{}`, which the model takes as input (columns: {}; the model takes {})",
+        Escaped(.column),
+        Escaped(.available),
+        Escaped(.wanted)
+    )]
+    MissingInputColumn {
+        /// The file or source name.
+        source_name: String,
+        /// The missing column.
+        column: String,
+        /// The header's columns, comma separated.
+        available: String,
+        /// The input columns the model records, comma separated.
+        wanted: String,
+    },
+
+    /// Rows of a CSV whose columns cannot be picked by name have the wrong number of values.
+    #[error("{source_name}: rows have {found} values; the model takes {width} inputs")]
+    CsvWidth {
+        /// The file or source name.
+        source_name: String,
+        /// Values per row.
+        found: usize,
+        /// The network's input width.
+        width: usize,
+    },
+
     /// A training setting is out of range.
     #[error("invalid training setting: {0}")]
     InvalidConfig(String),
 
-    /// The training loss became NaN or infinite.
+    /// Adam's training loss became NaN or infinite.
     #[error(
         "training diverged at epoch {epoch} (the loss is no longer finite); try a smaller learning rate"
     )]
     Diverged {
         /// 1-based epoch at which it happened.
         epoch: usize,
+    },
+
+    /// The data holds values beyond the range of f32, in which networks run.
+    #[error(
+        "{source_name}: values near {largest:e} do not fit in 32-bit floats, in which the network computes; rescale the columns (e.g. other units)"
+    )]
+    ValuesTooLarge {
+        /// The file or source name.
+        source_name: String,
+        /// The largest magnitude in the data.
+        largest: f64,
+    },
+
+    /// The least-squares line does not fit in f32, or its error is not finite.
+    #[error(
+        "least squares: the fitted line's weights or predictions do not fit in 32-bit floats (data values near {largest:e}); rescale the columns, e.g. to other units"
+    )]
+    LeastSquaresOverflow {
+        /// The largest magnitude in the data.
+        largest: f64,
+    },
+
+    /// Fewer independent rows than the parameters of a line: the fit is not unique.
+    #[error(
+        "{source_name}: least squares cannot fit {parameters} parameters (a weight per input column and a bias) from {independent} independent rows ({rows} rows); add rows that differ, or drop a constant or duplicated input column"
+    )]
+    Underdetermined {
+        /// The file or source name.
+        source_name: String,
+        /// Rows in the data.
+        rows: usize,
+        /// Rows that are linearly independent (with the bias column).
+        independent: usize,
+        /// Parameters of the line per target: inputs + 1.
+        parameters: usize,
     },
 
     /// A linear algebra routine failed to converge.
@@ -197,4 +334,27 @@ pub enum NetError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl NetError {
+    /// The loader's error inside, when the failure was reading the model (a damaged tensor
+    /// is [`LoadError::is_check_failure`]); the binary maps it to its own exit code.
+    pub fn load_error(&self) -> Option<&LoadError> {
+        match self {
+            NetError::Load(e) => Some(e),
+            NetError::InModel { source, .. } => source.load_error(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn in_model(self, path: &std::path::Path) -> NetError {
+        match self {
+            // The loader's errors name the file already.
+            e @ (NetError::Load(_) | NetError::InModel { .. }) => e,
+            e => NetError::InModel {
+                path: path.to_owned(),
+                source: Box::new(e),
+            },
+        }
+    }
 }

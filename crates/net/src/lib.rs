@@ -1,9 +1,14 @@
 //! Run and train small feed-forward networks stored in modeltool parameter files.
 //!
-//! This crate knows nothing about file formats: [`Network::build`] receives each tensor through
-//! a closure, and [`train::train`] returns trained tensors as plain data
-//! ([`train::NamedTensor`]). The architecture JSON below is stored inside model files; see
-//! `docs/FORMAT.md` in the repository.
+//! [`Network::from_model`] builds the network a model file stores (its architecture, see
+//! `docs/FORMAT.md`, "Architecture", or its `nn.Sequential`-style tensor names), borrowing
+//! the tensors from the open model; [`Network::build`] takes an [`Architecture`] and the
+//! tensors through a closure. [`train::train`] fits a network to a [`Dataset`] read from CSV
+//! and returns its tensors as plain data ([`train::NamedTensor`]), with the `training.*`
+//! record a model file keeps of it ([`train::Provenance`]).
+//!
+//! The architecture schema itself (its types, and the one reader of it) belongs to the file
+//! format: [`modeltool_format::arch`], re-exported here.
 //!
 //! # Example
 //!
@@ -32,52 +37,26 @@
 //! # Ok::<(), modeltool_net::NetError>(())
 //! ```
 //!
-//! # Architecture JSON
-//!
-//! ```json
-//! {"layers": [
-//!   {"type": "linear", "weight": "0.weight", "bias": "0.bias"},
-//!   {"type": "tanh"},
-//!   {"type": "repeat", "times": 3, "layers": [
-//!     {"type": "linear", "weight": "block.weight", "bias": "block.bias"},
-//!     {"type": "relu"}
-//!   ]},
-//!   {"type": "linear", "weight": "out.weight"},
-//!   {"type": "softmax"}
-//! ]}
-//! ```
-//!
-//! The top level is an object with exactly one field, `layers`, a list applied first to last.
-//! Each layer is an object whose `type` is one of:
-//!
-//! | `type` | other fields | meaning |
-//! | --- | --- | --- |
-//! | `linear` | `weight` (string, required), `bias` (string, optional) | `y = x Wᵀ + b`; the named tensors have shapes `[out, in]` and `[out]` |
-//! | `relu` | none | `max(0, x)` |
-//! | `tanh` | none | `tanh(x)` |
-//! | `sigmoid` | none | `1 / (1 + e^-x)` |
-//! | `gelu` | none | exact GELU `x·Φ(x) = x/2·(1 + erf(x/√2))` (PyTorch's default, not the tanh approximation) |
-//! | `identity` | none | `x` |
-//! | `softmax` | none | softmax over each sample's outputs; only as the very last top-level layer |
-//! | `repeat` | `times` (integer 1 to 4096), `layers` (non-empty list) | apply `layers` `times` times with the same tensors; the block must map width `w` to `w`; nested at most 16 deep |
-//!
-//! Unknown fields and unknown types are rejected. At least one `linear` layer is required. The
-//! input width is the `in` of the first linear layer; every later linear layer's `in` must
-//! equal the width before it. A tensor name may be used by several layers (they share it).
-//! Layers are referred to in errors by position: `2` is the third top-level layer, `2.1` the
-//! second layer inside the repeat block at `2`.
+//! `examples/run_model.rs` opens a model file, builds its network and runs it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod arch;
 mod data;
 mod error;
+mod model;
 mod network;
 mod plot;
+mod sequential;
 pub mod train;
 
-pub use arch::{Activation, Architecture, Layer, MAX_REPEAT_DEPTH, MAX_REPEAT_TIMES};
+pub use data::{Dataset, PredictionError, write_csv};
 pub use error::NetError;
+pub use model::model_architecture;
+pub use modeltool_format::arch::{
+    self, Activation, Architecture, Layer, MAX_LAYER_APPLICATIONS, MAX_REPEAT_DEPTH,
+    MAX_REPEAT_TIMES,
+};
 pub use network::Network;
 pub use plot::{loss_svg, plot_loss_svg};
+pub use sequential::sequential_architecture;

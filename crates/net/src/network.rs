@@ -7,8 +7,16 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-use crate::arch::position;
 use crate::{Activation, Architecture, Layer, NetError};
+
+/// Position of the `index`-th layer inside a block at `prefix`, as shown in error messages.
+fn position(prefix: &str, index: usize) -> String {
+    if prefix.is_empty() {
+        index.to_string()
+    } else {
+        format!("{prefix}.{index}")
+    }
+}
 
 /// Matrix products with at least this many multiply-adds use all rayon threads.
 const PARALLEL_MACS: usize = 1 << 20;
@@ -19,9 +27,9 @@ const CHUNK: usize = 1 << 13;
 
 /// One tensor the network holds.
 #[derive(Debug, Clone)]
-struct Param {
+struct Param<'a> {
     name: String,
-    values: Vec<f32>,
+    values: Cow<'a, [f32]>,
 }
 
 /// A checked, runnable layer. Tensors are referred to by index into `Network::params`, so a
@@ -44,11 +52,13 @@ enum Op {
 
 /// A feed-forward network whose tensors have been looked up and whose shapes have been checked.
 ///
-/// Built once by [`Network::build`], after which [`Network::forward`] cannot fail on shapes.
+/// Built once by [`Network::build`] or [`Network::from_model`], after which
+/// [`Network::forward`] cannot fail on shapes. The tensors may be borrowed (`'a`), e.g.
+/// from the memory map of the model they were read from.
 #[derive(Debug, Clone)]
-pub struct Network {
+pub struct Network<'a> {
     architecture: Architecture,
-    params: Vec<Param>,
+    params: Vec<Param<'a>>,
     ops: Vec<Op>,
     input_width: usize,
     output_width: usize,
@@ -64,15 +74,19 @@ const CHUNK_VALUES: usize = 1 << 26;
 const MAX_VALUES: usize = 1 << 31;
 
 /// State threaded through [`Builder::block`].
-struct Builder<F> {
+struct Builder<'a, F> {
     lookup: F,
-    params: Vec<Param>,
+    params: Vec<Param<'a>>,
     by_name: HashMap<String, (usize, Vec<usize>)>,
     /// Width of the network's input, known once the first linear layer is seen.
     input_width: Option<usize>,
 }
 
-impl<F: FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>> Builder<F> {
+impl<'a, V, F> Builder<'a, F>
+where
+    V: Into<Cow<'a, [f32]>>,
+    F: FnMut(&str) -> Option<(Vec<usize>, V)>,
+{
     /// Fetches a tensor once and returns its index and shape.
     fn fetch(&mut self, layer: &str, name: &str) -> Result<(usize, Vec<usize>), NetError> {
         if let Some((index, shape)) = self.by_name.get(name) {
@@ -82,6 +96,7 @@ impl<F: FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>> Builder<F> {
             layer: layer.to_owned(),
             name: name.to_owned(),
         })?;
+        let values: Cow<'a, [f32]> = values.into();
         let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if count != Some(values.len()) {
             return Err(NetError::TensorShape {
@@ -200,17 +215,18 @@ impl<F: FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>> Builder<F> {
     }
 }
 
-impl Network {
+impl<'a> Network<'a> {
     /// Checks `arch` and looks up each tensor it names through `params`, which returns the
-    /// tensor's shape and its values in row-major order, or `None` when there is no such tensor.
+    /// tensor's shape and its values in row-major order (a `Vec<f32>`, or a borrowed
+    /// `&'a [f32]` the network keeps without copying), or `None` when there is no such tensor.
     ///
     /// Each distinct name is asked for once. Weights must be 2-d `[out, in]` with no zero
     /// dimension, biases 1-d `[out]`, each linear layer's `in` must equal the width before it,
     /// and repeat blocks must keep their width; every violation is an error naming the layer.
-    pub fn build(
+    pub fn build<V: Into<Cow<'a, [f32]>>>(
         arch: &Architecture,
-        params: impl FnMut(&str) -> Option<(Vec<usize>, Vec<f32>)>,
-    ) -> Result<Network, NetError> {
+        params: impl FnMut(&str) -> Option<(Vec<usize>, V)>,
+    ) -> Result<Network<'a>, NetError> {
         arch.validate()?;
         let mut builder = Builder {
             lookup: params,
@@ -260,6 +276,15 @@ impl Network {
         self.params.iter().map(|p| p.name.as_str())
     }
 
+    /// Names of the tensors the network borrows rather than holds a copy of (from a model:
+    /// F32 tensors whose bytes are aligned in the file's memory map or in the parsed JSON).
+    pub fn borrowed_tensors(&self) -> impl Iterator<Item = &str> {
+        self.params
+            .iter()
+            .filter(|p| matches!(p.values, Cow::Borrowed(_)))
+            .map(|p| p.name.as_str())
+    }
+
     /// Runs the network on `batch` rows: `input` is row-major `[batch, input_width]`, the result
     /// is row-major `[batch, output_width]`.
     ///
@@ -281,10 +306,11 @@ impl Network {
         let out_len = batch
             .checked_mul(self.output_width)
             .filter(|&n| n <= MAX_VALUES)
-            .ok_or_else(|| NetError::InvalidConfig(format!(
-                "{batch} samples of {} outputs are more than {MAX_VALUES} values; run the input in parts",
-                self.output_width
-            )))?;
+            .ok_or(NetError::TooManyOutputs {
+                batch,
+                width: self.output_width,
+                max: MAX_VALUES,
+            })?;
         // Rows in bounded groups, so that the widest layer's activations stay
         // within CHUNK_VALUES however large the batch.
         let rows = (CHUNK_VALUES / self.max_width.max(1)).max(1);
@@ -301,7 +327,7 @@ impl Network {
         Ok(out)
     }
 
-    fn run<'a>(&self, ops: &[Op], mut x: Cow<'a, [f32]>, batch: usize) -> Cow<'a, [f32]> {
+    fn run<'x>(&self, ops: &[Op], mut x: Cow<'x, [f32]>, batch: usize) -> Cow<'x, [f32]> {
         for op in ops {
             match op {
                 Op::Linear {
@@ -311,7 +337,7 @@ impl Network {
                     outputs,
                 } => {
                     let w = &self.params[*weight].values;
-                    let b = bias.map(|b| self.params[b].values.as_slice());
+                    let b = bias.map(|b| &*self.params[b].values);
                     x = Cow::Owned(linear(&x, batch, *inputs, *outputs, w, b));
                 }
                 Op::Activation(act) => apply_activation(*act, x.to_mut()),
@@ -442,7 +468,7 @@ mod tests {
         .expect("valid");
         let wide = 4096;
         let net = Network::build(&arch, |name| match name {
-            "in" => Some((vec![1, 1], vec![1.0])),
+            "in" => Some((vec![1, 1], vec![1.0f32])),
             "up" => Some((vec![wide, 1], vec![1.0; wide])),
             "down" => Some((vec![1, wide], vec![1.0 / wide as f32; wide])),
             _ => None,

@@ -1,7 +1,10 @@
 //! Behaviour of modeltool-net through its public API.
 
-use modeltool_net::train::{Dataset, TrainConfig, train};
-use modeltool_net::{Activation, Architecture, Layer, NetError, Network, loss_svg, plot_loss_svg};
+use modeltool_net::train::{Dataset, Provenance, TrainConfig, TrainWarning, train};
+use modeltool_net::{
+    Activation, Architecture, Layer, NetError, Network, loss_svg, plot_loss_svg,
+    sequential_architecture,
+};
 
 type Tensors = Vec<(&'static str, Vec<usize>, Vec<f32>)>;
 
@@ -100,10 +103,11 @@ fn least_squares_finds_the_best_fit() {
     );
 }
 
+/// A one-row CSV "trained 2 parameters on 1 rows" and picked b = y; a constant column got
+/// weight 0 out of the many lines that fit equally well. Neither is determined by the rows.
 #[test]
-fn rank_deficient_inputs_get_the_minimum_norm_solution() {
-    // Column `c` is constant: it gets weight 0; one row gives W = 0, b = y.
-    let data = Dataset::new(
+fn an_underdetermined_line_is_refused() {
+    let constant_column = Dataset::new(
         "d",
         names(&["x", "c"]),
         names(&["y"]),
@@ -111,15 +115,138 @@ fn rank_deficient_inputs_get_the_minimum_norm_solution() {
         vec![2.0, 4.0, 6.0],
     )
     .expect("valid");
-    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
-    assert_eq!(trained.tensors[0].values, [2.0, 0.0]);
-    assert!(trained.tensors[1].values[0].abs() < 1e-6);
+    let one = Dataset::from_csv_reader("x,y\n3,7\n".as_bytes(), "one.csv", &[]).expect("valid");
+    let duplicated = Dataset::new(
+        "dup",
+        names(&["x"]),
+        names(&["y"]),
+        vec![2.0, 2.0, 2.0],
+        vec![1.0, 2.0, 3.0],
+    )
+    .expect("valid");
+    for (data, rows, independent, parameters) in [
+        (&constant_column, 3, 2, 3),
+        (&one, 1, 1, 2),
+        (&duplicated, 3, 1, 2),
+    ] {
+        let err = train(data, &TrainConfig::linear(), &mut |_, _| {}).expect_err("refused");
+        assert!(
+            matches!(err, NetError::Underdetermined { rows: r, independent: i, parameters: p, .. }
+                if (r, i, p) == (rows, independent, parameters)),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with(data.source_name()), "{text}");
+        assert!(!text.contains("learning rate"), "{text}");
+    }
+    // Enough independent rows: the constant column dropped, the same data fits.
+    let fixed = Dataset::new(
+        "d",
+        names(&["x"]),
+        names(&["y"]),
+        vec![1.0, 2.0, 3.0],
+        vec![2.0, 4.0, 6.0],
+    )
+    .expect("valid");
+    let trained = train(&fixed, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    assert_eq!(trained.tensors[0].values, [2.0]);
+}
 
-    let one =
-        Dataset::new("one", names(&["x"]), names(&["y"]), vec![3.0], vec![7.0]).expect("valid");
-    let trained = train(&one, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
-    assert_eq!(trained.tensors[0].values, [0.0]);
-    assert_eq!(trained.tensors[1].values, [7.0]);
+/// Least squares on values near 1e300 said "training diverged ... try a smaller learning
+/// rate", a setting it does not have.
+#[test]
+fn values_beyond_f32_are_refused_without_speaking_of_a_learning_rate() {
+    let data = Dataset::from_csv_reader(
+        "x,y\n1e300,1\n2e300,2\n3e300,3\n".as_bytes(),
+        "huge.csv",
+        &[],
+    )
+    .expect("finite f64");
+    let err = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect_err("beyond f32");
+    assert!(matches!(err, NetError::ValuesTooLarge { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("huge.csv") && text.contains("e300"), "{text}");
+    assert!(
+        !text.contains("learning rate") && !text.contains("diverged"),
+        "{text}"
+    );
+}
+
+/// `train` ignored `--epochs` without `--hidden` in silence.
+#[test]
+fn settings_least_squares_does_not_use_are_warnings() {
+    let data = parabola();
+    let config = TrainConfig {
+        epochs: 50,
+        lr: 0.5,
+        ..TrainConfig::linear()
+    };
+    let trained = train(&data, &config, &mut |_, _| {}).expect("trains");
+    assert_eq!(
+        trained.warnings,
+        [
+            TrainWarning::NotUsedByLeastSquares { setting: "epochs" },
+            TrainWarning::NotUsedByLeastSquares {
+                setting: "learning rate"
+            },
+        ]
+    );
+    assert!(trained.warnings[0].to_string().contains("least squares"));
+    let plain = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    assert!(plain.warnings.is_empty());
+    let mlp = TrainConfig {
+        epochs: 5,
+        batch: 500,
+        ..TrainConfig::default()
+    };
+    let trained = train(&data, &mlp, &mut |_, _| {}).expect("trains");
+    assert_eq!(
+        trained.warnings,
+        [TrainWarning::BatchLargerThanData {
+            batch: 500,
+            rows: 50
+        }]
+    );
+}
+
+#[test]
+fn provenance_records_data_method_and_columns() {
+    let data = Dataset::from_csv_reader(
+        "height_cm,weight_kg\n170,60\n160,50\n".as_bytes(),
+        "hw.csv",
+        &[],
+    )
+    .expect("valid");
+    let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("trains");
+    let meta = Provenance::new("hw.csv", "00ff", &data, &trained).to_metadata();
+    let pairs: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("training.data", "hw.csv"),
+            ("training.data_sha256", "00ff"),
+            ("training.epochs", "0"),
+            ("training.final_loss", "0"),
+            ("training.inputs", "height_cm"),
+            ("training.method", "least squares"),
+            ("training.rows", "2"),
+            ("training.targets", "weight_kg"),
+        ]
+    );
+    let config = TrainConfig {
+        epochs: 3,
+        hidden: vec![2],
+        seed: 9,
+        ..TrainConfig::default()
+    };
+    let trained = train(&parabola(), &config, &mut |_, _| {}).expect("trains");
+    let meta = Provenance::new("p.csv", "", &parabola(), &trained).to_metadata();
+    assert_eq!(meta["training.method"], "adam, lr 0.01, batch 32, seed 9");
+    assert_eq!(meta["training.epochs"], "3");
+    assert_eq!(
+        Provenance::columns(&meta),
+        (vec!["x".to_owned()], vec!["y".to_owned()])
+    );
 }
 
 // ---------------------------------------------------------------- training a network
@@ -173,7 +300,7 @@ fn parabola_needs_a_nonlinear_network() {
     assert_eq!(trained.architecture.layers[1], Layer::Tanh);
     // The stored architecture is the nn.Sequential one.
     assert_eq!(
-        Architecture::from_sequential(
+        sequential_architecture(
             &trained
                 .tensors
                 .iter()
@@ -526,7 +653,7 @@ fn architecture_json_round_trips_and_rejects_mistakes() {
     let cases = [
         (
             r#"{"layers":[{"type":"conv","weight":"w"}]}"#,
-            "unknown variant `conv`",
+            "layer 0: unknown layer type `conv`",
         ),
         (
             r#"{"layers":[{"type":"linear","weight":"w","scale":2}]}"#,
@@ -538,11 +665,11 @@ fn architecture_json_round_trips_and_rejects_mistakes() {
         ),
         (
             r#"{"layers":[{"type":"linear"}]}"#,
-            "missing field `weight`",
+            "layer 0: linear has no `weight` tensor name",
         ),
         (
             r#"{"layers":[{"type":"linear","weight":"w"},{"type":"softmax"},{"type":"relu"}]}"#,
-            "softmax is only allowed as the last layer, but it is layer 1",
+            "layer 1: softmax is only allowed as the last top-level layer",
         ),
         (
             r#"{"layers":[{"type":"linear","weight":"w"},{"type":"repeat","times":0,"layers":[{"type":"relu"}]}]}"#,
@@ -569,15 +696,12 @@ fn architecture_json_round_trips_and_rejects_mistakes() {
     let err = Architecture { layers: inner }
         .validate()
         .expect_err("too deep");
-    assert!(
-        err.to_string().contains("nested more than 16 deep"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("nested deeper than 16"), "{err}");
 }
 
 #[test]
 fn from_sequential_orders_numerically() {
-    let arch = Architecture::from_sequential(
+    let arch = sequential_architecture(
         &names(&[
             "10.weight",
             "2.bias",
@@ -600,23 +724,22 @@ fn from_sequential_orders_numerically() {
         ]
     );
     let no_bias =
-        Architecture::from_sequential(&names(&["0.weight"]), Activation::Tanh).expect("sequential");
+        sequential_architecture(&names(&["0.weight"]), Activation::Tanh).expect("sequential");
     assert_eq!(no_bias.layers, [linear("0.weight", None)]);
 
-    let err = Architecture::from_sequential(&names(&["0.weight", "encoder.w"]), Activation::Relu)
+    let err = sequential_architecture(&names(&["0.weight", "encoder.w"]), Activation::Relu)
         .expect_err("not sequential");
     assert_eq!(
         err.to_string(),
-        "no architecture stored and tensor names are not nn.Sequential-style (`encoder.w` is not `<index>.weight` or `<index>.bias`); pass a model with an architecture"
+        "tensor names are not nn.Sequential-style: `encoder.w` is not `<index>.weight` or `<index>.bias`"
     );
-    let err = Architecture::from_sequential(&names(&["0.weight", "2.bias"]), Activation::Relu)
+    let err = sequential_architecture(&names(&["0.weight", "2.bias"]), Activation::Relu)
         .expect_err("bias alone");
     assert!(
-        err.to_string()
-            .contains("`2.bias` has no matching `2.weight`"),
+        err.to_string().contains("`2.bias` has no matching weight"),
         "{err}"
     );
-    assert!(Architecture::from_sequential(&[], Activation::Relu).is_err());
+    assert!(sequential_architecture(&[], Activation::Relu).is_err());
 }
 
 // ---------------------------------------------------------------- CSV
@@ -646,9 +769,10 @@ fn csv_errors_name_line_and_column() {
         csv_error("", &[]),
         "data.csv: the file is empty; expected a header row and at least one data row"
     );
-    assert!(csv_error("a,b\n", &[]).starts_with(
-        "data.csv: the header is there but there are no data rows; training needs at least 1 row"
-    ));
+    assert!(
+        csv_error("a,b\n", &[])
+            .starts_with("data.csv: the header is there but there are no data rows")
+    );
     assert_eq!(
         csv_error("a,b\n1,2\n", &["c"]),
         "data.csv: there is no column `c` to use as a target (columns: a, b)"
@@ -731,7 +855,7 @@ fn nested_repeats_are_capped_by_the_layers_they_would_run() {
     for _ in 0..4 {
         block = serde_json::json!([{"type": "repeat", "times": 4096, "layers": block}]);
     }
-    let err = modeltool_net::Architecture::from_value(serde_json::json!({ "layers": block }))
+    let err = modeltool_net::Architecture::from_value(&serde_json::json!({ "layers": block }))
         .expect_err("4096^4 layer runs per pass is refused");
     assert!(
         err.to_string().contains("more than 1000000 layers"),
@@ -739,7 +863,7 @@ fn nested_repeats_are_capped_by_the_layers_they_would_run() {
     );
     // One level of the same repeat is fine.
     let ok = serde_json::json!({"layers": [{"type": "repeat", "times": 4096, "layers": [{"type": "linear", "weight": "w"}]}]});
-    assert!(modeltool_net::Architecture::from_value(ok).is_ok());
+    assert!(modeltool_net::Architecture::from_value(&ok).is_ok());
 }
 
 #[test]
@@ -760,5 +884,178 @@ fn training_refuses_widths_and_sizes_it_cannot_hold() {
             err.to_string().contains("at most") || err.to_string().contains("more than"),
             "{hidden:?}: {err}"
         );
+    }
+}
+
+// ---------------------------------------------------------------- networks from model files
+
+mod from_model {
+    use std::path::{Path, PathBuf};
+
+    use modeltool_format::{Dtype, ModelMetadata, TensorMeta};
+    use modeltool_loader::save::write_model;
+    use modeltool_loader::{Model, OpenOptions};
+    use modeltool_net::{Activation, Architecture, NetError, Network};
+
+    fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> (TensorMeta, Vec<u8>) {
+        let meta = TensorMeta {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape: shape.to_vec(),
+        };
+        (meta, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    /// nn.Sequential(Linear(1, 2), ReLU(), Linear(2, 1)): |x| + 0.5 with relu.
+    fn sequential() -> Vec<(TensorMeta, Vec<u8>)> {
+        vec![
+            f32_tensor("0.weight", &[2, 1], &[1.0, -1.0]),
+            f32_tensor("0.bias", &[2], &[0.0, 0.0]),
+            f32_tensor("2.weight", &[1, 2], &[1.0, 1.0]),
+            f32_tensor("2.bias", &[1], &[0.5]),
+        ]
+    }
+
+    fn write(
+        dir: &Path,
+        name: &str,
+        tensors: &[(TensorMeta, Vec<u8>)],
+        arch: Option<&Architecture>,
+    ) -> PathBuf {
+        let path = dir.join(name);
+        let meta = ModelMetadata {
+            architecture: arch.map(Architecture::to_value),
+            ..Default::default()
+        };
+        write_model(&path, tensors, &meta, false).expect("writes");
+        path
+    }
+
+    fn open(path: &Path) -> Model {
+        Model::open(path, OpenOptions::default()).expect("opens")
+    }
+
+    #[test]
+    fn a_mapped_f32_model_runs_on_borrowed_weights() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write(dir.path(), "seq.safetensors", &sequential(), None);
+        let model = open(&path);
+        let net = Network::from_model(&model, Some(Activation::Relu)).expect("builds");
+        assert_eq!(net.forward(&[3.0, -2.0], 2).expect("runs"), [3.5, 2.5]);
+        let borrowed: Vec<&str> = net.borrowed_tensors().collect();
+        assert_eq!(borrowed, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+
+        // F16 is converted (and so copied); the result is the same.
+        let half: Vec<(TensorMeta, Vec<u8>)> = sequential()
+            .into_iter()
+            .map(|(mut meta, bytes)| {
+                meta.dtype = Dtype::F16;
+                let values = bytes
+                    .chunks_exact(4)
+                    .flat_map(|c| {
+                        let v = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+                        half::f16::from_f32(v).to_le_bytes()
+                    })
+                    .collect();
+                (meta, values)
+            })
+            .collect();
+        let path = write(dir.path(), "half.safetensors", &half, None);
+        let model = open(&path);
+        let net = Network::from_model(&model, Some(Activation::Relu)).expect("builds");
+        assert_eq!(net.forward(&[3.0], 1).expect("runs"), [3.5]);
+        assert_eq!(net.borrowed_tensors().count(), 0);
+    }
+
+    #[test]
+    fn a_stored_architecture_runs_and_refuses_an_activation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let arch = modeltool_net::sequential_architecture(
+            &["0.weight", "0.bias", "2.weight", "2.bias"].map(String::from),
+            Activation::Relu,
+        )
+        .expect("sequential");
+        let path = write(dir.path(), "arch.json", &sequential(), Some(&arch));
+        let model = open(&path);
+        let net = Network::from_model(&model, None).expect("builds");
+        assert_eq!(net.forward(&[-4.0], 1).expect("runs"), [4.5]);
+        let err = Network::from_model(&model, Some(Activation::Tanh)).expect_err("refused");
+        assert!(
+            matches!(&err, NetError::InModel { source, .. } if matches!(**source, NetError::ActivationNotApplicable)),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
+    }
+
+    /// An encoder got "its 53 nn.Sequential-style linear layers need --activation" and, with
+    /// one, "tensor names are not nn.Sequential-style": the first thing to say is that it is
+    /// not a network that can be run, whatever the activation.
+    #[test]
+    fn a_model_that_is_not_a_linear_stack_says_so_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut tensors = sequential();
+        tensors.push(f32_tensor(
+            "encoder.layer.0.attention.self.query.weight",
+            &[2, 2],
+            &[0.0; 4],
+        ));
+        let path = write(dir.path(), "encoder.safetensors", &tensors, None);
+        let model = open(&path);
+        for activation in [None, Some(Activation::Relu)] {
+            let err = Network::from_model(&model, activation).expect_err("not runnable");
+            let NetError::InModel { source, .. } = &err else {
+                panic!("{err:?}");
+            };
+            assert!(matches!(**source, NetError::NotRunnable { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(text.contains("is not a network that can be run"), "{text}");
+            assert!(
+                text.contains("encoder.layer.0.attention.self.query.weight"),
+                "{text}"
+            );
+            assert!(text.contains("0.weight, 0.bias, 2.weight"), "{text}");
+            assert!(!text.contains("activation"), "{text}");
+        }
+        // A stack of several linear layers needs an activation; one layer does not.
+        let path = write(dir.path(), "seq.safetensors", &sequential(), None);
+        let err = Network::from_model(&open(&path), None).expect_err("needs activation");
+        assert!(
+            err.to_string()
+                .contains("2 nn.Sequential-style linear layers"),
+            "{err}"
+        );
+        let one = write(dir.path(), "one.safetensors", &sequential()[..2], None);
+        let one = open(&one);
+        let net = Network::from_model(&one, None).expect("one layer");
+        assert_eq!(net.forward(&[2.0], 1).expect("runs"), [2.0, -2.0]);
+    }
+
+    #[test]
+    fn a_damaged_parameter_is_refused_as_the_loaders_check_failure() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write(dir.path(), "seq.json", &sequential(), None);
+        let text = std::fs::read_to_string(&path).expect("reads");
+        let damaged = text.replacen("[1.0,1.0]", "[1.0,2.0]", 1);
+        assert_ne!(damaged, text, "the fixture holds 2.weight as written");
+        std::fs::write(&path, damaged).expect("writes");
+        let model = open(&path);
+        let err = Network::from_model(&model, Some(Activation::Relu)).expect_err("damaged");
+        let load = err.load_error().expect("the loader's error");
+        assert!(load.is_check_failure(), "{load}");
+        assert!(err.to_string().contains("2.weight"), "{err}");
+    }
+
+    #[test]
+    fn tensor_names_in_errors_are_escaped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tensors = vec![f32_tensor("0.weight\u{1b}[2J", &[1, 1], &[1.0])];
+        let path = write(dir.path(), "evil.safetensors", &tensors, None);
+        let err = Network::from_model(&open(&path), None).expect_err("not sequential");
+        let text = err.to_string();
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("0.weight\\u{1b}[2J"), "{text}");
     }
 }

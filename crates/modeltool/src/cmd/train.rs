@@ -4,10 +4,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
+use modeltool_format::text::cut;
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex};
 use modeltool_loader::save::{model_format, stage_model};
 use modeltool_loader::write::Outputs;
-use modeltool_net::train::{Dataset, TrainConfig, train};
+use modeltool_net::train::{Dataset, Provenance, TrainConfig, train};
 use modeltool_net::{Activation, loss_svg};
 use serde::Serialize;
 
@@ -72,6 +73,8 @@ struct TrainReport {
     parameters: usize,
     epochs: usize,
     final_loss: f64,
+    /// Settings given that this method does not use.
+    warnings: Vec<String>,
 }
 
 /// Runs the command.
@@ -123,39 +126,20 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
     let data_bytes =
         std::fs::read(&args.data).map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
-    let epochs = if config.hidden.is_empty() {
-        0
-    } else {
-        config.epochs
-    };
-    let mut meta = ModelMetadata {
-        architecture: Some(serde_json::from_str(&trained.architecture.to_json())?),
-        ..Default::default()
-    };
-    let user = &mut meta.user;
+    let epochs = trained.method.epochs();
     let data_name = args
         .data
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    user.insert("training.data".into(), data_name);
-    user.insert("training.data_sha256".into(), sha256_hex(&data_bytes));
-    user.insert("training.rows".into(), data.rows().to_string());
-    user.insert("training.inputs".into(), data.input_names().join(","));
-    user.insert("training.targets".into(), data.target_names().join(","));
-    user.insert(
-        "training.method".into(),
-        if epochs == 0 {
-            "least squares".into()
-        } else {
-            format!(
-                "adam, lr {}, batch {}, seed {}",
-                config.lr, config.batch, config.seed
-            )
-        },
-    );
-    user.insert("training.epochs".into(), epochs.to_string());
-    user.insert("training.final_loss".into(), trained.final_loss.to_string());
+    // How the model was made, recorded in it (`training.*`): built by the
+    // net crate, which owns what those keys mean.
+    let provenance = Provenance::new(&data_name, &sha256_hex(&data_bytes), &data, &trained);
+    let meta = ModelMetadata {
+        architecture: Some(trained.architecture.to_value()),
+        user: provenance.to_metadata(),
+        ..Default::default()
+    };
     let tensors: Vec<(TensorMeta, Vec<u8>)> = trained
         .tensors
         .iter()
@@ -179,14 +163,18 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     outputs.commit()?;
 
+    for warning in &trained.warnings {
+        eprintln!("warning: {warning}");
+    }
     let report = TrainReport {
         model: args.out.display().to_string(),
         rows: data.rows(),
         inputs: data.input_names().to_vec(),
         targets: data.target_names().to_vec(),
-        parameters: trained.tensors.iter().map(|t| t.values.len()).sum(),
+        parameters: trained.parameter_count(),
         epochs,
         final_loss: trained.final_loss,
+        warnings: trained.warnings.iter().map(ToString::to_string).collect(),
     };
     match args.format {
         Format::Json => {
@@ -204,8 +192,8 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 "trained {} parameters on {} rows ({} -> {}) by {how}",
                 report.parameters,
                 report.rows,
-                report.inputs.join(","),
-                report.targets.join(",")
+                cut(&report.inputs.join(","), 60),
+                cut(&report.targets.join(","), 60)
             )?;
             writeln!(
                 out,
