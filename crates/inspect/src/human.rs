@@ -105,6 +105,12 @@ fn plural(n: u64, thing: &str) -> String {
     format!("{} {thing}{s}", thousands(n))
 }
 
+/// `N more things`, or `1 more thing`, the number with separators.
+fn and_more(n: u64, thing: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} more {thing}{s}", thousands(n))
+}
+
 /// `22,713,728 (22.7M)`, or just `78` where the short form adds nothing.
 fn exact_and_short(n: u64) -> String {
     if n < 1000 {
@@ -210,8 +216,8 @@ impl Report<'_> {
                 ),
             )?;
             let mut items = vec![format!(
-                "{} elements in {}, not parameters:",
-                thousands(b.element_count),
+                "{} in {}, not parameters:",
+                plural(b.element_count, "element"),
                 plural(b.tensor_count, "tensor")
             )];
             let shown: Vec<String> = b
@@ -267,8 +273,8 @@ impl Report<'_> {
                     s,
                     "quant state",
                     format!(
-                        "{} elements in {}, not parameters",
-                        thousands(q.state_elements),
+                        "{} in {}, not parameters",
+                        plural(q.state_elements, "element"),
                         plural(q.state_tensors, "tensor")
                     ),
                 )?;
@@ -478,8 +484,8 @@ impl Report<'_> {
         }
         if hidden > 0 {
             s.line(&format!(
-                "  ... and {} more (--format json has them all)",
-                plural(hidden as u64, "row")
+                "  ... and {} (--format json has them all)",
+                and_more(hidden as u64, "row")
             ))?;
         }
         Ok(())
@@ -548,8 +554,8 @@ impl Report<'_> {
         }
         if self.tensors.len() > shown {
             s.line(&format!(
-                "  ... and {} more (--limit 0 lists them all)",
-                plural((self.tensors.len() - shown) as u64, "tensor")
+                "  ... and {} (--limit 0 lists them all)",
+                and_more((self.tensors.len() - shown) as u64, "tensor")
             ))?;
         }
         Ok(())
@@ -649,8 +655,8 @@ impl Report<'_> {
         }
         if self.metadata.len() > METADATA_CAP {
             s.line(&format!(
-                "  ... and {} more (--format json has them all)",
-                plural((self.metadata.len() - METADATA_CAP) as u64, "key")
+                "  ... and {} (--format json has them all)",
+                and_more((self.metadata.len() - METADATA_CAP) as u64, "key")
             ))?;
         }
         Ok(())
@@ -742,8 +748,8 @@ fn layer_table(t: &LayerTable, s: &mut Screen<'_>) -> io::Result<()> {
     }
     if t.rows.len() > rows.len() {
         s.line(&format!(
-            "  ... and {} more (--format json has them all)",
-            plural((t.rows.len() - rows.len()) as u64, "layer")
+            "  ... and {} (--format json has them all)",
+            and_more((t.rows.len() - rows.len()) as u64, "layer")
         ))?;
     }
     s.line(&format!(
@@ -769,7 +775,7 @@ fn layer_table(t: &LayerTable, s: &mut Screen<'_>) -> io::Result<()> {
         }
         let n = t.unused_tensors.len() as u64;
         s.wrap(
-            &format!("  {} no layer names: ", plural(n, "tensor")),
+            &format!("  {} that no layer names: ", plural(n, "tensor")),
             4,
             &items,
             ", ",

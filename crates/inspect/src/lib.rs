@@ -55,6 +55,7 @@ mod error;
 mod facts;
 pub mod growth;
 mod human;
+pub mod json;
 mod layers;
 mod quant;
 mod report;

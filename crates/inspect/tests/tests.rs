@@ -1,5 +1,6 @@
 //! Integration tests of modeltool-inspect, built into one binary.
 
+mod bounds;
 mod growth;
 mod layers;
 mod report;

@@ -41,7 +41,7 @@ pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Report::from_model(&model, &options).with_path(args.input.input.display().to_string());
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            modeltool_inspect::json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
         }
         Format::Human => report.render_human(out)?,
