@@ -179,8 +179,12 @@ impl Report<'_> {
         self.metadata_section(s)
     }
 
+    /// One line of the summary: the key, then `items` joined by `, `,
+    /// wrapped at spaces.
     fn key(&self, s: &mut Screen<'_>, k: &str, items: &[String]) -> io::Result<()> {
-        s.wrap(&format!("  {k:<KEY$}"), 2 + KEY, items, ", ")
+        let text = items.join(", ");
+        let words: Vec<String> = text.split(' ').map(str::to_owned).collect();
+        s.wrap(&format!("  {k:<KEY$}"), 2 + KEY, &words, " ")
     }
 
     fn summary(&self, s: &mut Screen<'_>) -> io::Result<()> {
@@ -282,10 +286,7 @@ impl Report<'_> {
             key(
                 s,
                 "unpacked",
-                format!(
-                    "{} parameters",
-                    exact_and_short(q.parameters_total(self.parameter_count))
-                ),
+                format!("{} parameters", exact_and_short(q.parameters)),
             )?;
         }
         if let Some(c) = self.config.as_ref().filter(|c| !c.is_empty()) {

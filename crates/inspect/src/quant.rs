@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use modeltool_format::{Dtype, TensorMeta};
 use serde::Serialize;
 
+use crate::buffers::buffer_kind;
 use crate::facts::element_count;
 use crate::source::Source;
 
@@ -23,6 +24,10 @@ pub struct Quantization {
     pub state_tensors: u64,
     /// Their stored elements.
     pub state_elements: u64,
+    /// The model's parameters: packed weights counted as the parameters
+    /// they hold (unrecognised packings as stored), quantization state and
+    /// buffers left out.
+    pub parameters: u64,
 }
 
 /// Weights stored with one packing.
@@ -40,21 +45,6 @@ pub struct Packing {
     /// The parameters they hold (null when the layout is unrecognised:
     /// then only the stored elements are known).
     pub parameters: Option<u64>,
-}
-
-impl Quantization {
-    /// The model's parameters with packed weights counted as the
-    /// parameters they hold and quantization state left out, from the
-    /// count of stored elements. Unrecognised packings count as stored.
-    pub fn parameters_total(&self, stored: u64) -> u64 {
-        let mut n = stored.saturating_sub(self.state_elements);
-        for p in &self.packings {
-            if let Some(params) = p.parameters {
-                n = n.saturating_sub(p.stored_elements).saturating_add(params);
-            }
-        }
-        n
-    }
 }
 
 /// What one tensor is, found from its name and its siblings.
@@ -79,20 +69,34 @@ pub(crate) fn recognise(src: Source<'_>) -> Option<Quantization> {
     let get = |base: &str, suffix: &str| by_name.get(format!("{base}{suffix}").as_str()).copied();
 
     let mut packings: BTreeMap<(&'static str, Option<u32>), Packing> = BTreeMap::new();
-    let mut state = (0u64, 0u64);
-    let mut add_state = |m: &TensorMeta| {
-        state.0 += 1;
-        state.1 = state.1.saturating_add(element_count(m));
+    let (mut state, mut parameters) = ((0u64, 0u64), 0u64);
+    // Quantization state: GPTQ/AWQ's siblings of a `qweight`, the
+    // `SCB` and `weight_format` of an int8 weight, and everything under a
+    // bitsandbytes 4-bit weight (`X.weight.absmax`, `X.weight.quant_map`,
+    // `X.weight.quant_state.bitsandbytes__nf4`, ...).
+    let is_bnb4 = |weight: &str| {
+        by_name.get(weight).is_some_and(|w| w.dtype == Dtype::U8)
+            && ["nf4", "fp4"]
+                .iter()
+                .any(|k| get(weight, &format!(".quant_state.bitsandbytes__{k}")).is_some())
+    };
+    let is_state = |name: &str| {
+        let sibling = |suffixes: &[&str], of: &str| {
+            suffixes.iter().any(|s| {
+                name.strip_suffix(s)
+                    .is_some_and(|base| get(base, of).is_some())
+            })
+        };
+        sibling(&["qzeros", "scales", "g_idx"], "qweight")
+            || sibling(&["SCB", "weight_format"], "weight")
+            || name
+                .rfind(".weight.")
+                .is_some_and(|at| is_bnb4(&name[..at + ".weight".len()]))
     };
     for i in 0..src.len() {
         let meta = src.meta(i);
         let name = meta.name.as_str();
         let found = if let Some(base) = name.strip_suffix("qweight") {
-            for s in ["qzeros", "scales", "g_idx"] {
-                if let Some(m) = get(base, s) {
-                    add_state(m);
-                }
-            }
             Some(gptq(
                 meta,
                 get(base, "g_idx"),
@@ -118,11 +122,7 @@ pub(crate) fn recognise(src: Source<'_>) -> Option<Quantization> {
                 })
         } else if meta.dtype == Dtype::I8 && (name == "weight" || name.ends_with(".weight")) {
             let base = name.strip_suffix("weight").unwrap_or(name);
-            get(base, "SCB").map(|scb| {
-                add_state(scb);
-                if let Some(f) = get(base, "weight_format") {
-                    add_state(f);
-                }
+            get(base, "SCB").map(|_| {
                 let stored = element_count(meta);
                 Found {
                     scheme: "bitsandbytes int8",
@@ -132,37 +132,33 @@ pub(crate) fn recognise(src: Source<'_>) -> Option<Quantization> {
                 }
             })
         } else {
-            // The state of a bitsandbytes 4-bit weight: `X.weight.absmax`,
-            // `X.weight.quant_map`, `X.weight.quant_state.bitsandbytes__nf4`.
-            if let Some(at) = name.rfind(".weight.") {
-                let weight = &name[..at + ".weight".len()];
-                let packed = by_name.get(weight).is_some_and(|w| w.dtype == Dtype::U8)
-                    && ["nf4", "fp4"]
-                        .iter()
-                        .any(|k| get(weight, &format!(".quant_state.bitsandbytes__{k}")).is_some());
-                if packed {
-                    add_state(meta);
-                }
-            }
             None
         };
-        if let Some(f) = found {
-            let p = packings
-                .entry((f.scheme, f.bits))
-                .or_insert_with(|| Packing {
-                    scheme: f.scheme.to_owned(),
-                    bits: f.bits,
-                    tensors: 0,
-                    stored_elements: 0,
-                    parameters: Some(0),
-                });
-            p.tensors += 1;
-            p.stored_elements = p.stored_elements.saturating_add(f.stored);
-            p.parameters = match (p.parameters, f.parameters) {
-                (Some(a), Some(b)) => Some(a.saturating_add(b)),
-                _ => None,
-            };
-        }
+        let Some(f) = found else {
+            if is_state(name) {
+                state.0 += 1;
+                state.1 = state.1.saturating_add(element_count(meta));
+            } else if buffer_kind(meta).is_none() {
+                parameters = parameters.saturating_add(element_count(meta));
+            }
+            continue;
+        };
+        parameters = parameters.saturating_add(f.parameters.unwrap_or(f.stored));
+        let p = packings
+            .entry((f.scheme, f.bits))
+            .or_insert_with(|| Packing {
+                scheme: f.scheme.to_owned(),
+                bits: f.bits,
+                tensors: 0,
+                stored_elements: 0,
+                parameters: Some(0),
+            });
+        p.tensors += 1;
+        p.stored_elements = p.stored_elements.saturating_add(f.stored);
+        p.parameters = match (p.parameters, f.parameters) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            _ => None,
+        };
     }
     if packings.is_empty() {
         return None;
@@ -171,6 +167,7 @@ pub(crate) fn recognise(src: Source<'_>) -> Option<Quantization> {
         packings: packings.into_values().collect(),
         state_tensors: state.0,
         state_elements: state.1,
+        parameters,
     })
 }
 

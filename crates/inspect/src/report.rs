@@ -629,7 +629,7 @@ impl<'m> Report<'m> {
         // as the parameters they hold.
         let model_parameters = quantization
             .as_ref()
-            .map_or(parameter_count, |q| q.parameters_total(parameter_count));
+            .map_or(parameter_count, |q| q.parameters);
         let sizes_at = [("f32", 8u64), ("f16/bf16", 4), ("int8", 2), ("4-bit", 1)]
             .into_iter()
             .map(|(precision, half_bytes)| SizeAt {

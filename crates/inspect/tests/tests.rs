@@ -3,6 +3,7 @@
 mod bounds;
 mod growth;
 mod layers;
+mod quant;
 mod report;
 mod tree;
 mod util;
