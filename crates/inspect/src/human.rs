@@ -37,9 +37,13 @@ const WRAP_LINES: usize = 4;
 /// Columns of the screen used at most, whatever COLUMNS says.
 pub const MAX_COLUMNS: usize = 400;
 
-/// Lines the human view takes at most, besides the tensor table's rows
-/// (at most the tensor limit, plus one heading per file).
-pub const MAX_LINES: usize = 260;
+/// Lines the human view takes at most, besides the tensor table (its
+/// heading lines, at most the tensor limit of rows, one line per file).
+/// The sum of every section's cap: the title, 10 warnings, the summary
+/// (each item wrapped on at most 4 lines, 22 dtypes, 11 packings), 40 tree
+/// rows, 40 layer rows with their notes, the size section and 20 metadata
+/// entries.
+pub const MAX_LINES: usize = 400;
 
 /// A writer that holds every line to `cols` columns: a line wider than that
 /// is cut with `…`. The text it is given is already escaped.
