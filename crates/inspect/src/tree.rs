@@ -102,8 +102,10 @@ fn cmp_parts(a: &str, b: &str) -> Ordering {
 
 /// A name part that is a canonical decimal index (`7`, not `07`).
 fn index_of(part: &str) -> Option<u64> {
-    let n: u64 = part.parse().ok()?;
-    (n.to_string() == part).then_some(n)
+    let canonical = !part.is_empty()
+        && part.bytes().all(|b| b.is_ascii_digit())
+        && (part == "0" || !part.starts_with('0'));
+    if canonical { part.parse().ok() } else { None }
 }
 
 /// A set of dtypes, listed by name.
