@@ -77,21 +77,35 @@ fn prefix_end(name: &str, k: usize) -> usize {
     if k == 0 {
         return 0;
     }
-    if k >= parts(name) {
+    if k >= MAX_PARTS {
         return name.len();
     }
-    name.match_indices('.')
+    name.bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b'.')
         .nth(k - 1)
         .map_or(name.len(), |(i, _)| i)
 }
 
-/// Part `d` of `name` (counting from 0), if it has that many.
+/// Part `d` of `name` (counting from 0), if it has that many: one scan.
 fn part(name: &str, d: usize) -> Option<&str> {
-    if d >= parts(name) {
-        return None;
+    let bytes = name.as_bytes();
+    let (mut start, mut k) = (0, 0);
+    loop {
+        let dot = if k == MAX_PARTS - 1 {
+            None
+        } else {
+            bytes[start..].iter().position(|&b| b == b'.')
+        };
+        match dot {
+            Some(i) if k < d => {
+                start += i + 1;
+                k += 1;
+            }
+            Some(i) => return name.get(start..start + i),
+            None => return (k == d).then(|| &name[start..]),
+        }
     }
-    let start = if d == 0 { 0 } else { prefix_end(name, d) + 1 };
-    name.get(start..prefix_end(name, d + 1))
 }
 
 /// Orders names part by part, so that every group of names sharing their
