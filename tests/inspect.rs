@@ -479,3 +479,27 @@ fn early_closed_pipe_exits_quietly_for_json() {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
 }
+
+#[test]
+fn columns_widen_the_view_and_80_is_the_least() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("bert.safetensors"), bert_like(2)).unwrap();
+    let width = |cols: &str| -> usize {
+        let r: Run = Command::new(bin())
+            .args(["inspect", "bert.safetensors", "--tensors"])
+            .current_dir(d)
+            .env("COLUMNS", cols)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.lines().map(|l| l.chars().count()).max().unwrap()
+    };
+    let narrow = width("80");
+    assert!(narrow <= 80, "{narrow}");
+    // Names shortened at 80 columns are whole on a wider screen.
+    let wide = width("200");
+    assert!(wide > 80 && wide <= 200, "{wide}");
+    assert!(width("20") <= 80);
+}
