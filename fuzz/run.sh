@@ -8,7 +8,7 @@
 #   fuzz/run.sh --list               the target names
 #
 # Targets: safetensors_header, json_model, shard_index, architecture, csv,
-# gguf_header, pickle
+# gguf_header, pickle, inspect_human
 # (fuzz/fuzz_targets/*.rs; each file says what it feeds and what it checks).
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
@@ -34,14 +34,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 fuzz_dir=$(pwd)
 repo=$(cd .. && pwd)
 
-all_targets=(safetensors_header json_model shard_index architecture csv gguf_header pickle)
+all_targets=(safetensors_header json_model shard_index architecture csv gguf_header pickle inspect_human)
 
 # Longest input per target: room for every structure the parser knows (a
 # header with several tensors and metadata, a shard after the index, a
 # CSV with a few hundred values) while keeping executions fast.
 max_len_of() {
     case "$1" in
-        safetensors_header | json_model | gguf_header) echo 16384 ;;
+        safetensors_header | json_model | gguf_header | inspect_human) echo 16384 ;;
         shard_index | csv | pickle) echo 8192 ;;
         architecture) echo 4096 ;;
         *) return 1 ;;
@@ -100,7 +100,7 @@ seed() {
     mkdir -p "$corpus"
     local sources=("$fuzz_dir/seeds/$target" "$fuzz_dir/regressions/$target")
     case "$target" in
-        safetensors_header) sources+=("$repo"/fixtures/*.safetensors) ;;
+        safetensors_header | inspect_human) sources+=("$repo"/fixtures/*.safetensors) ;;
         json_model) sources+=("$repo"/fixtures/*.json) ;;
         csv) sources+=("$repo"/fixtures/*.csv) ;;
         gguf_header) sources+=("$repo"/fixtures/gguf/*.gguf) ;;

@@ -57,11 +57,22 @@ fn assert_snapshot(name: &str, actual: &str) {
     );
 }
 
+/// Runs modeltool with `args` in `dir` on an 80-column screen.
+fn run_80(dir: &Path, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap()
+        .into()
+}
+
 /// Runs `modeltool inspect ARGS` in the fixtures folder and checks success.
 fn inspect_fixture(args: &[&str]) -> Run {
     let mut all = vec!["inspect"];
     all.extend_from_slice(args);
-    let r = run_in(&fixtures(), &all);
+    let r = run_80(&fixtures(), &all);
     assert_eq!(r.code, 0, "inspect {args:?}: {}", r.stderr);
     assert!(r.stderr.is_empty(), "inspect {args:?}: {}", r.stderr);
     r
@@ -313,7 +324,7 @@ fn repeated_blocks_collapse_into_one_row() {
     let dir = tempdir();
     let d = dir.path();
     std::fs::write(d.join("bert.safetensors"), bert_like(6)).unwrap();
-    let r = run_in(d, &["inspect", "bert.safetensors"]);
+    let r = run_80(d, &["inspect", "bert.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let block = 8 * 8 + 8 + 32 * 8 + 8 * 32;
     assert!(
@@ -324,8 +335,9 @@ fn repeated_blocks_collapse_into_one_row() {
     );
     assert!(!r.stdout.contains("encoder.layer.0"), "{}", r.stdout);
     assert!(
-        r.stdout
-            .contains("buffers           16 in 1 tensor, not parameters: embeddings.position_ids (integer table)"),
+        r.stdout.contains(
+            "  buffers           16 elements in 1 tensor, not parameters:\n                      embeddings.position_ids (integer table)\n"
+        ),
         "{}",
         r.stdout
     );
@@ -387,10 +399,11 @@ fn depth_1_shows_fewer_lines_than_the_default() {
 fn tensors_flag_lists_every_tensor() {
     let plain = inspect_fixture(&["multi_dtype.safetensors"]);
     let listed = inspect_fixture(&["multi_dtype.safetensors", "--tensors"]);
-    assert!(!plain.stdout.contains("\nTensors\n"));
+    let heading = "\nTensors (offsets from the start of each file's data, as in its header)\n";
+    assert!(!plain.stdout.contains(heading));
     let table: Vec<&str> = listed
         .stdout
-        .split("\nTensors\n")
+        .split(heading)
         .nth(1)
         .unwrap()
         .lines()
@@ -465,4 +478,28 @@ fn early_closed_pipe_exits_quietly_for_json() {
     let r = closed_pipe(&["--format", "json"]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
+}
+
+#[test]
+fn columns_widen_the_view_and_80_is_the_least() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("bert.safetensors"), bert_like(2)).unwrap();
+    let width = |cols: &str| -> usize {
+        let r: Run = Command::new(bin())
+            .args(["inspect", "bert.safetensors", "--tensors"])
+            .current_dir(d)
+            .env("COLUMNS", cols)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.lines().map(|l| l.chars().count()).max().unwrap()
+    };
+    let narrow = width("80");
+    assert!(narrow <= 80, "{narrow}");
+    // Names shortened at 80 columns are whole on a wider screen.
+    let wide = width("200");
+    assert!(wide > 80 && wide <= 200, "{wide}");
+    assert!(width("20") <= 80);
 }

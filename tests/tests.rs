@@ -9,6 +9,7 @@
 mod util;
 
 mod cli;
+mod escapes;
 mod faults;
 mod inspect;
 mod interop;

@@ -17,8 +17,13 @@ use modeltool_format::{Dtype, TensorMeta};
 ///   statistics.
 pub fn buffer_kind(meta: &TensorMeta) -> Option<&'static str> {
     let last = meta.name.rsplit('.').next().unwrap_or(&meta.name);
-    let ends_with_part =
-        |suffix: &str| meta.name == suffix || meta.name.ends_with(&format!(".{suffix}"));
+    let ends_with_part = |suffix: &str| {
+        meta.name == suffix
+            || meta
+                .name
+                .strip_suffix(suffix)
+                .is_some_and(|rest| rest.ends_with('.'))
+    };
     if meta.dtype == Dtype::BOOL {
         return Some("boolean mask");
     }

@@ -36,7 +36,8 @@ fn mlp_with_repeat() -> modeltool_inspect::ModelFacts {
 
 #[test]
 fn layer_table_from_an_architecture() {
-    let report = inspect(&mlp_with_repeat(), &InspectOptions::default());
+    let mlp = mlp_with_repeat();
+    let report = inspect(&mlp, &InspectOptions::default());
     let table = report.layers.as_ref().expect("an architecture");
     let rows: Vec<_> = table
         .rows

@@ -1,7 +1,9 @@
 //! Integration tests of modeltool-inspect, built into one binary.
 
+mod bounds;
 mod growth;
 mod layers;
+mod quant;
 mod report;
 mod tree;
 mod util;

@@ -7,7 +7,7 @@ use crate::util::{bert_layer, meta, minilm, minilm_metas, safetensors_facts};
 
 fn tree_of(metas: Vec<modeltool_format::TensorMeta>) -> Vec<TreeNode> {
     let facts = safetensors_facts("m.safetensors", metas, Default::default(), None);
-    inspect(&facts, &InspectOptions::default()).tree
+    inspect(&facts, &InspectOptions::default()).tree()
 }
 
 fn labels(nodes: &[TreeNode]) -> Vec<&str> {
@@ -16,7 +16,8 @@ fn labels(nodes: &[TreeNode]) -> Vec<&str> {
 
 #[test]
 fn six_identical_layers_collapse_into_one_row() {
-    let tree = inspect(&minilm(), &InspectOptions::default()).tree;
+    let facts = minilm();
+    let tree = inspect(&facts, &InspectOptions::default()).tree();
     assert_eq!(
         labels(&tree),
         ["embeddings", "encoder.layer.[0-5]", "pooler.dense"]
@@ -117,12 +118,12 @@ fn depth_limits_the_tree() {
         &facts,
         &InspectOptions {
             depth: Some(1),
-            tensors: false,
+            ..InspectOptions::default()
         },
     );
-    assert!(shallow.tree.iter().all(|n| n.children.is_empty()));
+    assert!(shallow.tree().iter().all(|n| n.children.is_empty()));
     let full = inspect(&facts, &InspectOptions::default());
-    let query = &full.tree[1].children[0].children[0].children[0];
+    let query = &full.tree()[1].children[0].children[0].children[0];
     assert_eq!(query.label, "query");
     assert_eq!(query.children[0].shape, Some(vec![384, 384]));
 }

@@ -1,9 +1,10 @@
 //! `modeltool inspect MODEL`: what is in a model file, from headers alone.
+//! The report is built by `modeltool_inspect::Report::from_model`; this
+//! module parses the arguments and picks the view.
 
 use std::io::Write;
 
-use modeltool_inspect::{FileFacts, InspectOptions, ModelFacts, TensorFacts, inspect};
-use modeltool_loader::{Model, ModelKind};
+use modeltool_inspect::{InspectOptions, Report, TENSOR_ROW_LIMIT, screen_columns};
 
 use crate::{Format, InputArgs};
 
@@ -15,63 +16,32 @@ pub struct InspectArgs {
     /// Levels of the module tree to show (default: as many as fit one screen).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     depth: Option<u16>,
-    /// List every tensor with dtype, shape, count, bytes and offset.
+    /// List the tensors with dtype, shape, bytes and offset (the first
+    /// 200; see --limit).
     #[arg(long)]
     tensors: bool,
+    /// How many tensors --tensors lists; 0 lists every one.
+    #[arg(long, value_name = "N", default_value_t = TENSOR_ROW_LIMIT)]
+    limit: usize,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
 
-/// The facts the inspect crate needs, taken from an opened model's headers.
-pub fn facts(model: &Model, shown_as: &str) -> ModelFacts {
-    let kind = match model.kind() {
-        ModelKind::Safetensors => "safetensors",
-        ModelKind::Json => "json",
-        ModelKind::Sharded { .. } => "sharded",
-    };
-    let json = matches!(model.kind(), ModelKind::Json);
-    ModelFacts {
-        path: shown_as.to_owned(),
-        kind: kind.to_owned(),
-        files: model
-            .files()
-            .iter()
-            .map(|f| FileFacts {
-                path: f.path.display().to_string(),
-                file_bytes: f.file_len,
-                header_bytes: f.header_bytes,
-            })
-            .collect(),
-        tensors: model
-            .entries()
-            .iter()
-            .map(|e| TensorFacts {
-                meta: e.meta.clone(),
-                file: e.file,
-                offset: if json { 0 } else { e.range.0 },
-                bytes: e.byte_len(),
-            })
-            .collect(),
-        metadata: model.metadata().user.clone(),
-        architecture: model.metadata().architecture.clone(),
-    }
-}
-
 /// Runs the command.
 pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let model = super::open(&args.input)?;
-    let facts = facts(&model, &args.input.input.display().to_string());
-    let report = inspect(
-        &facts,
-        &InspectOptions {
-            depth: args.depth.map(usize::from),
-            tensors: args.tensors,
-        },
-    );
+    let options = InspectOptions {
+        depth: args.depth.map(usize::from),
+        tensors: args.tensors,
+        tensor_limit: (args.limit > 0).then_some(args.limit),
+        columns: screen_columns(),
+    };
+    let report =
+        Report::from_model(&model, &options).with_path(args.input.input.display().to_string());
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            modeltool_inspect::json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
         }
         Format::Human => report.render_human(out)?,

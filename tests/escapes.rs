@@ -1,0 +1,434 @@
+//! Escape injection: files whose tensor names, metadata keys and values,
+//! layer types, shard file names and CSV column names carry terminal
+//! controls (ESC sequences, `\r`, U+202E and friends), run through every
+//! command. The raw bytes written to stdout and stderr must hold no control,
+//! format or bidi character but `\n`; `--format json` must parse and hold
+//! the exact original strings. And every command's human output on the
+//! shipped fixtures fits 80 columns.
+//!
+//! Commands other than `inspect` are made safe on their own branches; a
+//! test here that still fails before those are merged is marked
+//! `#[ignore = "fixed on merge: ..."]`.
+
+use std::path::Path;
+use std::process::Command;
+
+use modeltool_format::text::{is_unsafe_char, width};
+use serde_json::{Value, json};
+
+use crate::util::{Run, bin, fixtures, tempdir};
+
+/// Strings a hostile file may carry, each with a different trick.
+const NASTY: [&str; 6] = [
+    "\u{1b}[2J\u{1b}[H",
+    "ok\rFAILED",
+    "\u{202e}gnp.exe",
+    "bell\u{7}\u{8}\u{9b}31m",
+    "zero\u{200b}width\u{2066}isolate",
+    "line\nbreak",
+];
+
+/// Runs modeltool with `args` in `dir` on an 80-column screen.
+fn run(dir: &Path, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap()
+        .into()
+}
+
+/// Asserts that neither stream of `r` holds a control, format or bidi
+/// character other than `\n`.
+fn assert_clean(what: &str, r: &Run) {
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if let Some((at, c)) = text
+            .char_indices()
+            .find(|&(_, c)| c != '\n' && is_unsafe_char(c))
+        {
+            let from = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            panic!(
+                "{what}: {stream} holds {c:?} at byte {at}, in the line {:?}",
+                &text[from..text[at..].find('\n').map_or(text.len(), |i| at + i)]
+            );
+        }
+    }
+    assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+}
+
+/// A safetensors file of `tensors` (name, shape, f32 values) and metadata.
+fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)], metadata: &Value) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".to_owned(), metadata.clone());
+    let mut data = Vec::new();
+    for (name, shape, values) in tensors {
+        let start = data.len();
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.clone(),
+            json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut header = serde_json::to_string(&header).unwrap();
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// The metadata of the hostile files: a nasty key and value per string.
+fn nasty_metadata(architecture: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    for (i, s) in NASTY.iter().enumerate() {
+        m.insert(format!("key{i}{s}"), json!(format!("value{s}")));
+    }
+    m.insert(
+        "modeltool.architecture".to_owned(),
+        json!(architecture.to_string()),
+    );
+    Value::Object(m)
+}
+
+/// A line y = 2x + 1 whose other tensors, metadata and (when
+/// `bad_layer`) one layer type are hostile.
+fn write_models(d: &Path, bad_layer: bool) {
+    let mut layers = vec![json!({"type": "linear", "weight": "0.weight", "bias": "0.bias"})];
+    if bad_layer {
+        layers.push(json!({"type": format!("relu{}", NASTY[0])}));
+        layers.push(json!({"type": format!("x{}", NASTY[2])}));
+    }
+    let arch = json!({ "layers": layers });
+    let mut tensors = vec![
+        ("0.weight".to_owned(), vec![1, 1], vec![2.0]),
+        ("0.bias".to_owned(), vec![1], vec![1.0]),
+    ];
+    for (i, s) in NASTY.iter().enumerate() {
+        tensors.push((format!("extra{i}.{s}"), vec![2], vec![0.5, 0.25]));
+    }
+    let name = if bad_layer {
+        "nasty_layer.safetensors"
+    } else {
+        "nasty.safetensors"
+    };
+    std::fs::write(d.join(name), safetensors(&tensors, &nasty_metadata(&arch))).unwrap();
+}
+
+/// A sharded checkpoint of the nasty model whose shard files have nasty
+/// names: made by `convert`, then renamed.
+fn write_shards(d: &Path) {
+    let r = run(
+        d,
+        &[
+            "convert",
+            "nasty.safetensors",
+            "shards",
+            "--max-shard-size",
+            "24B",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let index_path = d.join("shards/model.safetensors.index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut renamed = std::collections::BTreeMap::new();
+    for (name, file) in index["weight_map"].as_object_mut().unwrap() {
+        let old = file.as_str().unwrap().to_owned();
+        let n = renamed.len();
+        let new = renamed
+            .entry(old.clone())
+            .or_insert_with(|| format!("shard{n}{}.safetensors", NASTY[n % 3]))
+            .clone();
+        let _ = name;
+        *file = json!(new);
+    }
+    for (old, new) in &renamed {
+        std::fs::rename(d.join("shards").join(old), d.join("shards").join(new)).unwrap();
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Every string of NASTY is somewhere in `v`, exactly.
+fn assert_exact(what: &str, v: &Value) {
+    let text = v.to_string();
+    for s in NASTY {
+        let encoded = serde_json::to_string(s).unwrap();
+        let inner = &encoded[1..encoded.len() - 1];
+        assert!(text.contains(inner), "{what}: {s:?} is not in the JSON");
+    }
+}
+
+#[test]
+fn inspect_escapes_every_string_from_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    write_models(d, true);
+    write_models(d, false);
+    write_shards(d);
+    let r = run(d, &["convert", "nasty.safetensors", "nasty.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for model in [
+        "nasty.safetensors",
+        "nasty_layer.safetensors",
+        "nasty.json",
+        "shards",
+    ] {
+        for extra in [&[][..], &["--tensors"], &["--depth", "9"]] {
+            let mut args = vec!["inspect", model];
+            args.extend_from_slice(extra);
+            let r = run(d, &args);
+            assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+            assert_clean(&format!("{args:?}"), &r);
+            assert!(r.stdout.contains("\\u{1b}[2J"), "{args:?}: {}", r.stdout);
+        }
+        let r = run(d, &["inspect", model, "--format", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_clean(&format!("inspect {model} --format json"), &r);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_exact(model, &v);
+        for (i, s) in NASTY.iter().enumerate() {
+            assert_eq!(v["metadata"][format!("key{i}{s}")], format!("value{s}"));
+        }
+    }
+    // The shard file names, escaped in the human view, exact in the JSON.
+    let r = run(d, &["inspect", "shards", "--tensors"]);
+    assert!(r.stdout.contains("shard0\\u{1b}[2J"), "{}", r.stdout);
+    let v: Value =
+        serde_json::from_str(&run(d, &["inspect", "shards", "--format", "json"]).stdout).unwrap();
+    assert!(v["files"].as_array().unwrap().iter().any(|f| {
+        f["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("\u{1b}[2J\u{1b}[H.safetensors")
+    }));
+}
+
+#[test]
+#[ignore = "fixed on merge: verify's report escapes names and metadata (verify engineer)"]
+fn verify_escapes_every_string_from_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    write_models(d, true);
+    write_models(d, false);
+    write_shards(d);
+    for model in ["nasty.safetensors", "nasty_layer.safetensors", "shards"] {
+        let r = run(d, &["verify", model]);
+        assert_clean(&format!("verify {model}"), &r);
+        let r = run(d, &["verify", model, "--format", "json"]);
+        assert_clean(&format!("verify {model} --format json"), &r);
+        let _: Value = serde_json::from_str(&r.stdout).unwrap();
+    }
+    // A damaged file: the error names the tensor.
+    let mut bytes = std::fs::read(d.join("nasty.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    std::fs::write(d.join("damaged.safetensors"), bytes).unwrap();
+    let r = run(d, &["verify", "damaged.safetensors"]);
+    assert_clean("verify damaged", &r);
+}
+
+#[test]
+fn convert_escapes_every_string_from_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    write_models(d, true);
+    write_models(d, false);
+    write_shards(d);
+    for (from, to) in [
+        ("nasty.safetensors", "out.json"),
+        ("nasty_layer.safetensors", "out2.safetensors"),
+        ("shards", "joined.safetensors"),
+        ("nasty.safetensors", "more_shards"),
+    ] {
+        let r = run(d, &["convert", from, to]);
+        assert_clean(&format!("convert {from} {to}"), &r);
+    }
+    // Converted, the strings are kept exactly.
+    let v: Value = serde_json::from_slice(&std::fs::read(d.join("out.json")).unwrap()).unwrap();
+    assert_exact("out.json", &v);
+}
+
+#[test]
+#[ignore = "fixed on merge: run's errors escape layer types and names (net engineer)"]
+fn run_escapes_every_string_from_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    write_models(d, true);
+    write_models(d, false);
+    let r = run(d, &["run", "nasty.safetensors", "3"]);
+    assert_clean("run nasty", &r);
+    let r = run(d, &["run", "nasty_layer.safetensors", "3"]);
+    assert_ne!(r.code, 0, "an unknown layer type cannot run");
+    assert_clean("run nasty_layer", &r);
+}
+
+#[test]
+#[ignore = "fixed on merge: train's messages escape CSV column names (net engineer)"]
+fn train_escapes_csv_column_names() {
+    let dir = tempdir();
+    let d = dir.path();
+    let header = format!("height{},weight{}", NASTY[0], NASTY[2]);
+    std::fs::write(d.join("nasty.csv"), format!("{header}\n170,60\n160,50\n")).unwrap();
+    let r = run(d, &["train", "nasty.csv", "--out", "m.json"]);
+    assert_clean("train nasty.csv", &r);
+    // A target column that is not there names the columns that are.
+    let r = run(
+        d,
+        &["train", "nasty.csv", "--out", "n.json", "--target", "x"],
+    );
+    assert_clean("train --target x", &r);
+    // A row with a bad number names its column.
+    std::fs::write(
+        d.join("bad.csv"),
+        format!("{header}\n170,60\n16\u{1b}[2J0,50\n"),
+    )
+    .unwrap();
+    let r = run(d, &["train", "bad.csv", "--out", "b.json"]);
+    assert_clean("train bad.csv", &r);
+    let r = run(
+        d,
+        &[
+            "train",
+            "nasty.csv",
+            "--out",
+            "p.json",
+            "--hidden",
+            "2",
+            "--epochs",
+            "1",
+        ],
+    );
+    assert_clean("train --hidden", &r);
+}
+
+#[test]
+#[ignore = "fixed on merge: growth escapes the folder and chart paths it prints (writes engineer)"]
+fn growth_escapes_the_paths_it_prints() {
+    let dir = tempdir();
+    let d = dir.path();
+    let keep = format!("keep{}", NASTY[0]);
+    let svg = format!("chart{}.svg", NASTY[2]);
+    let r = run(d, &["growth", "--keep", &keep, "--svg", &svg]);
+    assert_clean("growth", &r);
+}
+
+/// Every line of both streams of `r` is at most 80 columns.
+fn assert_fits(what: &str, r: &Run) {
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        for l in text.lines() {
+            assert!(
+                width(l) <= 80,
+                "{what}: a {}-column {stream} line: {l}",
+                width(l)
+            );
+        }
+    }
+}
+
+#[test]
+fn inspect_output_on_the_fixtures_fits_80_columns() {
+    let f = fixtures();
+    for model in ["multi_dtype.safetensors", "height.json"] {
+        for extra in [&[][..], &["--tensors"], &["--depth", "9"]] {
+            let mut args = vec!["inspect", model];
+            args.extend_from_slice(extra);
+            let r = run(&f, &args);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_fits(&format!("{args:?}"), &r);
+        }
+    }
+    // A BERT-shaped checkpoint, sharded, with its tensor list.
+    let dir = tempdir();
+    let d = dir.path();
+    let mut tensors = vec![(
+        "embeddings.word_embeddings.weight".to_owned(),
+        vec![50, 8],
+        vec![0.0; 400],
+    )];
+    for i in 0..6 {
+        for part in [
+            "attention.self.query.weight",
+            "attention.output.LayerNorm.weight",
+            "intermediate.dense.weight",
+        ] {
+            tensors.push((
+                format!("encoder.layer.{i}.{part}"),
+                vec![8, 8],
+                vec![0.0; 64],
+            ));
+        }
+    }
+    std::fs::write(
+        d.join("bert.safetensors"),
+        safetensors(&tensors, &json!({})),
+    )
+    .unwrap();
+    let r = run(
+        d,
+        &[
+            "convert",
+            "bert.safetensors",
+            "bert-shards",
+            "--max-shard-size",
+            "1KB",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for model in ["bert.safetensors", "bert-shards"] {
+        for extra in [&[][..], &["--tensors"], &["--depth", "9"]] {
+            let mut args = vec!["inspect", model];
+            args.extend_from_slice(extra);
+            let r = run(d, &args);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_fits(&format!("{args:?}"), &r);
+        }
+    }
+}
+
+#[test]
+#[ignore = "fixed on merge: verify, convert, run and train fit 80 columns (their engineers)"]
+fn every_command_on_the_fixtures_fits_80_columns() {
+    let dir = tempdir();
+    let d = dir.path();
+    for name in [
+        "multi_dtype.safetensors",
+        "height.json",
+        "height_weight.csv",
+        "square.csv",
+    ] {
+        std::fs::copy(fixtures().join(name), d.join(name)).unwrap();
+    }
+    for args in [
+        &["verify", "multi_dtype.safetensors"][..],
+        &["verify", "height.json"],
+        &["convert", "multi_dtype.safetensors", "m.json"],
+        &[
+            "convert",
+            "height.json",
+            "h-shards",
+            "--max-shard-size",
+            "1KB",
+        ],
+        &["run", "height.json", "175", "160"],
+        &["train", "height_weight.csv", "--out", "t.json"],
+        &[
+            "train",
+            "square.csv",
+            "--out",
+            "s.json",
+            "--hidden",
+            "4",
+            "--epochs",
+            "2",
+        ],
+        &["growth", "--keep", "g"],
+    ] {
+        let r = run(d, args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert_fits(&format!("{args:?}"), &r);
+    }
+}
