@@ -253,7 +253,6 @@ fn convert_escapes_every_string_from_the_file() {
 }
 
 #[test]
-#[ignore = "fixed on merge: run's errors escape layer types and names (net engineer)"]
 fn run_escapes_every_string_from_the_file() {
     let dir = tempdir();
     let d = dir.path();
@@ -267,7 +266,6 @@ fn run_escapes_every_string_from_the_file() {
 }
 
 #[test]
-#[ignore = "fixed on merge: train's messages escape CSV column names (net engineer)"]
 fn train_escapes_csv_column_names() {
     let dir = tempdir();
     let d = dir.path();
@@ -306,7 +304,6 @@ fn train_escapes_csv_column_names() {
 }
 
 #[test]
-#[ignore = "fixed on merge: growth escapes the folder and chart paths it prints (writes engineer)"]
 fn growth_escapes_the_paths_it_prints() {
     let dir = tempdir();
     let d = dir.path();

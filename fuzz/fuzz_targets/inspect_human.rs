@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use modeltool_format::text::{is_unsafe_char, width};
 use modeltool_format::{Header, ModelMetadata};
 use modeltool_inspect::{
-    FileFacts, InspectOptions, MAX_LINES, ModelFacts, Report, TensorFacts, json,
+    FileFacts, InspectOptions, MAX_LINES, ModelFacts, Report, TensorFacts,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(lines <= MAX_LINES + rows, "{lines} lines");
 
         let mut json_out = Vec::new();
-        json::to_writer_pretty(&mut json_out, &report).expect("write to a Vec");
+        modeltool_format::text::write_json(&mut json_out, &report).expect("write to a Vec");
         let text = String::from_utf8(json_out).expect("JSON is UTF-8");
         assert!(!text.chars().any(|c| c != '\n' && is_unsafe_char(c)));
         let value: serde_json::Value = serde_json::from_str(&text).expect("the JSON report parses");

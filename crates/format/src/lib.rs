@@ -50,6 +50,7 @@ mod json_read;
 mod number;
 mod par;
 pub mod pytorch;
+mod safe_json;
 mod safetensors;
 mod strict_json;
 pub mod text;

@@ -11,8 +11,8 @@
 //! terminal columns, ending it with `…` and its full length; [`middle`] keeps
 //! both ends of a long name (`encoder.layer.0…attention.output.dense.weight`).
 //! [`Escaped`] does the same inside `format!` for error messages. JSON output
-//! does not use these: serde_json escapes control characters itself and the
-//! values stay exact.
+//! stays exact: [`write_json`] writes the same characters as `\uXXXX`
+//! escapes, which every JSON parser reads back as the original string.
 //!
 //! ```
 //! use modeltool_format::text::{cut, escape, middle};
@@ -29,6 +29,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use unicode_width::UnicodeWidthChar;
+
+pub use crate::safe_json::write_json;
 
 /// Whether `c` must not reach a terminal as itself: C0 and C1 controls,
 /// DEL, the line and paragraph separators, and the invisible format

@@ -5,7 +5,7 @@
 //! cargo run -p modeltool-inspect --example report -- MODEL [--json]
 //! ```
 
-use modeltool_inspect::{InspectOptions, Report, json, screen_columns};
+use modeltool_inspect::{InspectOptions, Report, screen_columns};
 use modeltool_loader::{Model, OpenOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = Report::from_model(&model, &options);
     let mut out = std::io::stdout().lock();
     if std::env::args().any(|a| a == "--json") {
-        json::to_writer_pretty(&mut out, &report)?;
+        modeltool_format::text::write_json(&mut out, &report)?;
     } else {
         report.render_human(&mut out)?;
     }

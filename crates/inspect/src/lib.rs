@@ -55,7 +55,6 @@ mod error;
 mod facts;
 pub mod growth;
 mod human;
-pub mod json;
 mod layers;
 mod quant;
 mod report;

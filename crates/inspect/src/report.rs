@@ -457,7 +457,7 @@ impl<'m> Report<'m> {
                 .map(|e| TensorFacts {
                     meta: e.meta.clone(),
                     file: e.file,
-                    offset: if json { 0 } else { e.range.0 },
+                    offset: if json { 0 } else { e.offset().unwrap_or(0) },
                     bytes: e.byte_len(),
                 })
                 .collect();
@@ -472,6 +472,11 @@ impl<'m> Report<'m> {
             layers,
             options,
         );
+        // What the loader noticed while opening (an index whose total_size
+        // disagrees with its shards, ...): shown, not fatal.
+        report
+            .warnings
+            .extend(model.warnings().iter().map(ToString::to_string));
         let folder = model
             .files()
             .first()

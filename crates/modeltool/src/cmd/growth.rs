@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use modeltool_format::text::Escaped;
 use modeltool_inspect::growth::{GrowthReport, default_points, measure_into, render_table, svg};
 use modeltool_loader::write::Outputs;
 
@@ -48,7 +49,8 @@ pub fn run(args: GrowthArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let dir = match &args.keep {
         Some(d) => {
             if std::fs::symlink_metadata(d).is_err() {
-                std::fs::create_dir(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
+                std::fs::create_dir(d)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", Escaped(&d.to_string_lossy())))?;
                 made = Some(d.clone());
             }
             d.clone()
@@ -78,13 +80,12 @@ pub fn run(args: GrowthArgs, out: &mut impl Write) -> anyhow::Result<()> {
     };
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &GrowthReport { points })?;
-            writeln!(out)?;
+            super::print_json(out, &GrowthReport { points })?;
         }
         Format::Human => {
             render_table(&points, out)?;
             if let Some(svg) = &args.svg {
-                writeln!(out, "chart written to {}", svg.display())?;
+                writeln!(out, "chart written to {}", Escaped(&svg.to_string_lossy()))?;
             }
         }
     }

@@ -40,10 +40,7 @@ pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let report =
         Report::from_model(&model, &options).with_path(args.input.input.display().to_string());
     match args.format {
-        Format::Json => {
-            modeltool_inspect::json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
-        }
+        Format::Json => super::print_json(out, &report)?,
         Format::Human => report.render_human(out)?,
     }
     Ok(())

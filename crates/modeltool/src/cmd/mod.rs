@@ -40,3 +40,15 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar.set_message(what.to_owned());
     bar
 }
+
+/// Prints a report as pretty JSON and a newline. Strings from a file stay
+/// exact; the characters that could drive a terminal (controls, bidi
+/// overrides) are written as `\uXXXX` escapes ([`modeltool_format::text::write_json`]).
+pub fn print_json(
+    out: &mut impl std::io::Write,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    modeltool_format::text::write_json(&mut *out, report)?;
+    writeln!(out)?;
+    Ok(())
+}

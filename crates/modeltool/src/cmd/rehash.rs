@@ -26,8 +26,7 @@ pub fn run(args: RehashArgs, out: &mut impl Write) -> anyhow::Result<()> {
     bar.finish_and_clear();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+            super::print_json(out, &report)?;
         }
         Format::Human => print_human(&report, out)?,
     }

@@ -3,33 +3,30 @@
 //! serde_json escapes the C0 controls in strings but writes DEL, the C1
 //! controls and the bidi and zero-width characters (U+202E, U+2066,
 //! U+200B, ...) as themselves: `modeltool inspect --format json` on a
-//! hostile file would reorder what the terminal shows. [`to_writer_pretty`]
+//! hostile file would reorder what the terminal shows. [`write_json`]
 //! writes those as `\uXXXX` escapes instead, which every JSON parser reads
 //! back as the same string.
 
 use std::io::{self, Write};
 
-use modeltool_format::text::is_unsafe_char;
+use crate::text::is_unsafe_char;
 use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 /// Writes `value` as pretty JSON, every [unsafe
-/// character](modeltool_format::text::is_unsafe_char) in a string written
+/// character](is_unsafe_char) in a string written
 /// as a `\uXXXX` escape.
 ///
 /// ```
 /// let mut out = Vec::new();
-/// modeltool_inspect::json::to_writer_pretty(&mut out, &["\u{202e}txt.exe", "\u{1b}[2J"])?;
+/// modeltool_format::text::write_json(&mut out, &["\u{202e}txt.exe", "\u{1b}[2J"])?;
 /// let text = String::from_utf8(out)?;
 /// assert_eq!(text, "[\n  \"\\u202etxt.exe\",\n  \"\\u001b[2J\"\n]");
 /// let back: Vec<String> = serde_json::from_str(&text)?;
 /// assert_eq!(back, ["\u{202e}txt.exe", "\u{1b}[2J"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn to_writer_pretty<W: Write, T: Serialize + ?Sized>(
-    out: W,
-    value: &T,
-) -> serde_json::Result<()> {
+pub fn write_json<W: Write, T: Serialize + ?Sized>(out: W, value: &T) -> serde_json::Result<()> {
     let mut ser =
         serde_json::Serializer::with_formatter(out, SafeFormatter(PrettyFormatter::new()));
     value.serialize(&mut ser)
