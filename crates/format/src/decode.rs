@@ -182,13 +182,13 @@ mod tests {
         assert_eq!(one(Dtype::F8_E4M3FNUZ, &[0x40]), [1.0]);
         assert_eq!(one(Dtype::F8_E5M2FNUZ, &[0x40]), [1.0]);
         assert_eq!(one(Dtype::F4, &[0x21, 0xf7]), [0.5, 1.0, 6.0, -6.0]);
-        // F6_E2M3: 1.0 is 0b001000; E3M2: 1.0 is 0b011000 (bias 3).
+        // F6_E2M3: 1.0 is 0b001000; E3M2: 1.0 is 0b001100 (bias 3).
         let w: u32 = 0b001000 | 0b011111 << 6 | 0b100000 << 18;
         assert_eq!(
             one(Dtype::F6_E2M3, &w.to_le_bytes()[..3]),
             [1.0, 7.5, 0.0, -0.0]
         );
-        assert_eq!(one(Dtype::F6_E3M2, &[0b011000, 0, 0]), [1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(one(Dtype::F6_E3M2, &[0b001100, 0, 0]), [1.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]
