@@ -1,0 +1,142 @@
+//! Accumulating one tensor's figures over pieces of it.
+
+use modeltool_format::Dtype;
+
+use crate::hist::Hist;
+
+/// Figures of the values seen so far. Moments are over the finite values,
+/// in f64: each block's mean and sum of squared deviations computed in
+/// two passes, blocks combined with Chan et al.'s pairwise update, which
+/// is how pieces read on different threads merge too.
+#[derive(Debug, Clone)]
+pub(crate) struct Acc {
+    pub values: u64,
+    pub finite: u64,
+    pub mean: f64,
+    pub m2: f64,
+    pub min: f64,
+    pub max: f64,
+    pub zeros: u64,
+    pub nan: u64,
+    pub pos_inf: u64,
+    pub neg_inf: u64,
+    pub subnormal: u64,
+    /// Exact extremes of integer dtypes (f64 rounds beyond 2^53).
+    pub int_min: i128,
+    pub int_max: i128,
+    pub hist: Option<Hist>,
+}
+
+impl Acc {
+    pub(crate) fn new(histogram: bool) -> Acc {
+        Acc {
+            values: 0,
+            finite: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            zeros: 0,
+            nan: 0,
+            pos_inf: 0,
+            neg_inf: 0,
+            subnormal: 0,
+            int_min: i128::MAX,
+            int_max: i128::MIN,
+            hist: histogram.then(Hist::new),
+        }
+    }
+
+    /// Adds a block of values (a few thousand: both passes run in cache).
+    pub(crate) fn add_block(&mut self, xs: &[f64], min_normal: f64) {
+        let mut b = Acc::new(false);
+        b.values = xs.len() as u64;
+        let mut sum = 0.0;
+        for &x in xs {
+            if x.is_finite() {
+                sum += x;
+                b.finite += 1;
+                b.min = b.min.min(x);
+                b.max = b.max.max(x);
+                let a = x.abs();
+                if a == 0.0 {
+                    b.zeros += 1;
+                } else if a < min_normal {
+                    b.subnormal += 1;
+                }
+            } else if x.is_nan() {
+                b.nan += 1;
+            } else if x > 0.0 {
+                b.pos_inf += 1;
+            } else {
+                b.neg_inf += 1;
+            }
+        }
+        if b.finite > 0 {
+            b.mean = sum / b.finite as f64;
+            let mean = b.mean;
+            b.m2 = xs
+                .iter()
+                .filter(|x| x.is_finite())
+                .map(|&x| (x - mean) * (x - mean))
+                .sum();
+            if let Some(h) = &mut self.hist {
+                xs.iter().filter(|x| x.is_finite()).for_each(|&x| h.add(x));
+            }
+        }
+        self.merge(&b);
+    }
+
+    /// Takes in the exact extremes of integer values.
+    pub(crate) fn add_ints(&mut self, dtype: Dtype, bytes: &[u8]) {
+        let (lo, hi) = int_range(dtype, bytes);
+        self.int_min = self.int_min.min(lo);
+        self.int_max = self.int_max.max(hi);
+    }
+
+    /// Chan et al.: combines the figures of two disjoint sets of values.
+    pub(crate) fn merge(&mut self, o: &Acc) {
+        let n = self.finite + o.finite;
+        if o.finite > 0 {
+            let (na, nb) = (self.finite as f64, o.finite as f64);
+            let delta = o.mean - self.mean;
+            self.mean += delta * nb / n as f64;
+            self.m2 += o.m2 + delta * delta * na * nb / n as f64;
+        }
+        self.finite = n;
+        self.values += o.values;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.zeros += o.zeros;
+        self.nan += o.nan;
+        self.pos_inf += o.pos_inf;
+        self.neg_inf += o.neg_inf;
+        self.subnormal += o.subnormal;
+        self.int_min = self.int_min.min(o.int_min);
+        self.int_max = self.int_max.max(o.int_max);
+        if let (Some(h), Some(oh)) = (&mut self.hist, &o.hist) {
+            h.merge(oh);
+        }
+    }
+}
+
+/// The smallest and largest integer in `bytes` of an integer dtype.
+fn int_range(dtype: Dtype, bytes: &[u8]) -> (i128, i128) {
+    fn fold<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> i128) -> (i128, i128) {
+        bytes
+            .chunks_exact(N)
+            .map(|c| f(c.try_into().expect("N bytes")))
+            .fold((i128::MAX, i128::MIN), |(l, h), v| (l.min(v), h.max(v)))
+    }
+    match dtype {
+        Dtype::BOOL | Dtype::U8 => fold(bytes, |c: [u8; 1]| c[0].into()),
+        Dtype::I8 => fold(bytes, |c: [u8; 1]| (c[0] as i8).into()),
+        Dtype::I16 => fold(bytes, |c| i16::from_le_bytes(c).into()),
+        Dtype::U16 => fold(bytes, |c| u16::from_le_bytes(c).into()),
+        Dtype::I32 => fold(bytes, |c| i32::from_le_bytes(c).into()),
+        Dtype::U32 => fold(bytes, |c| u32::from_le_bytes(c).into()),
+        Dtype::I64 => fold(bytes, |c| i64::from_le_bytes(c).into()),
+        Dtype::U64 => fold(bytes, |c| u64::from_le_bytes(c).into()),
+        _ => (i128::MAX, i128::MIN),
+    }
+}
