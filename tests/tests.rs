@@ -14,4 +14,5 @@ mod inspect;
 mod interop;
 mod loader_cli;
 mod run_train;
+mod stats;
 mod tutorial;

@@ -119,7 +119,11 @@ fn table(dtype: Dtype) -> &'static [f64] {
         } else {
             1 << (e_bits + m_bits)
         };
-        let codes = if kind == Kind::E8m0 { 256 } else { sign_bit * 2 };
+        let codes = if kind == Kind::E8m0 {
+            256
+        } else {
+            sign_bit * 2
+        };
         (0..codes)
             .map(|code| {
                 let mag = code & (sign_bit - 1);
@@ -174,9 +178,15 @@ mod tests {
 
     #[test]
     fn small_floats_decode_to_their_spec_values() {
-        assert_eq!(one(Dtype::F8_E4M3, &[0x7e, 0x01, 0xb8]), [448.0, 2f64.powi(-9), -1.0]);
+        assert_eq!(
+            one(Dtype::F8_E4M3, &[0x7e, 0x01, 0xb8]),
+            [448.0, 2f64.powi(-9), -1.0]
+        );
         assert!(one(Dtype::F8_E4M3, &[0x7f])[0].is_nan());
-        assert_eq!(one(Dtype::F8_E5M2, &[0x7b, 0xfc]), [57344.0, f64::NEG_INFINITY]);
+        assert_eq!(
+            one(Dtype::F8_E5M2, &[0x7b, 0xfc]),
+            [57344.0, f64::NEG_INFINITY]
+        );
         assert_eq!(one(Dtype::F8_E8M0, &[0x7f, 0x00]), [1.0, 2f64.powi(-127)]);
         assert!(one(Dtype::F8_E4M3FNUZ, &[0x80])[0].is_nan());
         assert_eq!(one(Dtype::F8_E4M3FNUZ, &[0x40]), [1.0]);
@@ -195,7 +205,10 @@ mod tests {
     fn wide_types_decode_little_endian() {
         assert_eq!(one(Dtype::I64, &(-5i64).to_le_bytes()), [-5.0]);
         assert_eq!(one(Dtype::BF16, &[0x80, 0x3f]), [1.0]);
-        assert_eq!(one(Dtype::C64, &[0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]), [1.0, -2.0]);
+        assert_eq!(
+            one(Dtype::C64, &[0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0]),
+            [1.0, -2.0]
+        );
         assert_eq!(min_normal(Dtype::F32), Some(f64::from(f32::MIN_POSITIVE)));
     }
 }

@@ -60,6 +60,18 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Train a network on a CSV of samples and write it as a model file.
     Train(cmd::train::TrainArgs),
+    /// Per-tensor statistics: min, max, mean, standard deviation, largest
+    /// magnitude, zeros, NaN, infinities, subnormals and a histogram.
+    ///
+    /// Reads every value (as f64) in bounded pieces, on all cores.
+    Stats(cmd::stats::StatsArgs),
+    /// Compare two models tensor by tensor: only in one, another shape,
+    /// changed (with the largest difference and where), equal.
+    ///
+    /// Tensors whose stored checksums are equal in both files are equal
+    /// without being read. Exit status: 0 the same (within --tolerance),
+    /// 1 different, 2 unreadable or malformed.
+    Diff(cmd::diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,6 +103,8 @@ fn main() -> ExitCode {
         Command::Growth(a) => cmd::growth::run(a, &mut out),
         Command::Run(a) => cmd::run::run(a, &mut out),
         Command::Train(a) => cmd::train::run(a, &mut out),
+        Command::Stats(a) => cmd::stats::run(a, &mut out),
+        Command::Diff(a) => cmd::diff::run(a, &mut out),
     };
     let _ = out.flush();
     exit::finish(result)

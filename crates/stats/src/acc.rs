@@ -73,7 +73,17 @@ impl Acc {
             }
         }
         if b.finite > 0 {
-            b.mean = sum / b.finite as f64;
+            if !sum.is_finite() {
+                // Values near f64::MAX overflowed the sum: add them scaled.
+                let scaled: f64 = xs
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .map(|x| x * 0.5f64.powi(600))
+                    .sum();
+                b.mean = scaled / b.finite as f64 * 2f64.powi(600);
+            } else {
+                b.mean = sum / b.finite as f64;
+            }
             let mean = b.mean;
             b.m2 = xs
                 .iter()
@@ -97,11 +107,18 @@ impl Acc {
     /// Chan et al.: combines the figures of two disjoint sets of values.
     pub(crate) fn merge(&mut self, o: &Acc) {
         let n = self.finite + o.finite;
-        if o.finite > 0 {
+        if self.finite == 0 {
+            (self.mean, self.m2) = (o.mean, o.m2);
+        } else if o.finite > 0 {
             let (na, nb) = (self.finite as f64, o.finite as f64);
             let delta = o.mean - self.mean;
-            self.mean += delta * nb / n as f64;
-            self.m2 += o.m2 + delta * delta * na * nb / n as f64;
+            if delta.is_finite() {
+                self.mean += delta * (nb / n as f64);
+            } else {
+                // Means of opposite signs near f64::MAX.
+                self.mean = self.mean * (na / n as f64) + o.mean * (nb / n as f64);
+            }
+            self.m2 += o.m2 + delta * delta * (na * nb / n as f64);
         }
         self.finite = n;
         self.values += o.values;
