@@ -371,3 +371,35 @@ fn diff_agrees_with_numpy_across_dtypes_nan_and_tolerance() {
         );
     }
 }
+
+#[test]
+fn diff_compares_values_across_dtypes_and_names_the_dtype_change() {
+    let dir = tempdir();
+    write_f32(
+        &dir.path().join("a.safetensors"),
+        &[("t", vec![3], vec![0.5, -1.0, 2.0])],
+        false,
+    );
+    let run = run_in(
+        dir.path(),
+        &[
+            "convert",
+            "a.safetensors",
+            "b.safetensors",
+            "--dtype",
+            "f16",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = run_in(dir.path(), &["diff", "a.safetensors", "b.safetensors"]);
+    assert_eq!(
+        run.code, 0,
+        "values exactly representable in F16: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("t: F32 vs F16, values equal"),
+        "{}",
+        run.stdout
+    );
+}

@@ -64,9 +64,13 @@ pub struct Equal {
     /// seen: `verify` checks bytes against checksums), or `"values"`
     /// (every value compared, within the tolerance).
     pub by: &'static str,
+    /// The dtypes, when they differ (`[A, B]`): the values are equal as
+    /// numbers, stored in another type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtypes: Option<(Dtype, Dtype)>,
 }
 
-/// A tensor whose values (or dtype) differ.
+/// A tensor whose values differ.
 #[derive(Debug, Clone, Serialize)]
 pub struct TensorDiff {
     /// The tensor.
@@ -122,8 +126,9 @@ pub struct DiffReport {
     pub equal: Vec<Equal>,
     /// Bytes of tensor data read from both models together.
     pub bytes_read: u64,
-    /// Whether the models hold the same tensors with the same dtypes,
-    /// shapes and values (within the tolerance).
+    /// Whether the models hold the same tensors with the same shapes and
+    /// values (within the tolerance); a dtype may differ (see
+    /// [`Equal::dtypes`]).
     pub same: bool,
 }
 
@@ -285,6 +290,7 @@ impl DiffReport {
                 report.equal.push(Equal {
                     name: ea.meta.name.clone(),
                     by: "checksum",
+                    dtypes: None,
                 });
             } else {
                 to_read.push((ea, eb));
@@ -343,10 +349,12 @@ impl DiffReport {
             totals[i].merge(c);
         }
         for ((ea, eb), c) in to_read.iter().zip(totals) {
-            if c.differing == 0 && ea.meta.dtype == eb.meta.dtype {
+            if c.differing == 0 {
                 report.equal.push(Equal {
                     name: ea.meta.name.clone(),
                     by: "values",
+                    dtypes: (ea.meta.dtype != eb.meta.dtype)
+                        .then_some((ea.meta.dtype, eb.meta.dtype)),
                 });
                 continue;
             }

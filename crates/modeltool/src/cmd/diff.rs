@@ -161,6 +161,15 @@ pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> 
             )?;
         }
     }
+    for e in &r.equal {
+        if let Some((a, b)) = e.dtypes {
+            writeln!(
+                out,
+                "dtype       {}: {a} vs {b}, values equal",
+                middle(&e.name, NAME)
+            )?;
+        }
+    }
     let by_sum = r.equal.iter().filter(|e| e.by == "checksum").count();
     writeln!(
         out,
