@@ -2,8 +2,9 @@
 benches/stats.sh: the same figures, computed as a numpy user would.
 
     python stats_numpy.py stats MODEL.safetensors
-        load_file, then per tensor: min, max, mean, std, isnan().sum(),
-        isinf().sum() (in float64, as `modeltool stats` computes).
+        load_file, then per tensor: min, max, mean and std accumulated in
+        float64 (`dtype=np.float64`, as `modeltool stats` accumulates),
+        isnan().sum(), isinf().sum().
     python stats_numpy.py diff A.safetensors B.safetensors
         load_file both, then per common tensor: max |a-b| and its index,
         mean |a-b|, ||a-b|| / ||a||, cosine similarity and the count of
@@ -20,10 +21,10 @@ from safetensors.numpy import load_file
 def stats(path):
     out = {}
     for name, a in load_file(path).items():
-        x = a.astype(np.float64, copy=False)
-        fin = x[np.isfinite(x)]
-        out[name] = [float(fin.min()), float(fin.max()), float(fin.mean()), float(fin.std()),
-                     int(np.isnan(x).sum()), int(np.isinf(x).sum())] if fin.size else None
+        if a.size == 0:
+            continue
+        out[name] = [float(a.min()), float(a.max()), float(a.mean(dtype=np.float64)),
+                     float(a.std(dtype=np.float64)), int(np.isnan(a).sum()), int(np.isinf(a).sum())]
     return out
 
 
