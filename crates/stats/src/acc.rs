@@ -49,6 +49,73 @@ impl Acc {
 
     /// Adds a block of values (a few thousand: both passes run in cache).
     pub(crate) fn add_block(&mut self, xs: &[f64], min_normal: f64) {
+        if !self.add_plain_block(xs, min_normal) {
+            self.add_any_block(xs, min_normal);
+        }
+    }
+
+    /// The common case, in four lanes: every value finite, normal and
+    /// nonzero. Returns `false`, having changed nothing, when one is not.
+    fn add_plain_block(&mut self, xs: &[f64], min_normal: f64) -> bool {
+        // Zero is never "normal" here, also for integers (min_normal 0).
+        let normal = if min_normal > 0.0 {
+            min_normal
+        } else {
+            f64::MIN_POSITIVE
+        };
+        let (mut sum, mut lo, mut hi) = ([0.0f64; 4], [f64::INFINITY; 4], [f64::NEG_INFINITY; 4]);
+        let mut plain = true;
+        let chunks = xs.chunks_exact(4);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..4 {
+                let x = c[l];
+                sum[l] += x;
+                lo[l] = if x < lo[l] { x } else { lo[l] };
+                hi[l] = if x > hi[l] { x } else { hi[l] };
+                let a = x.abs();
+                plain &= a >= normal && a <= f64::MAX;
+            }
+        }
+        for &x in rest {
+            sum[0] += x;
+            lo[0] = lo[0].min(x);
+            hi[0] = hi[0].max(x);
+            plain &= x.abs() >= normal && x.abs() <= f64::MAX;
+        }
+        let total = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+        if !plain || xs.is_empty() || !total.is_finite() {
+            return false;
+        }
+        let mut b = Acc::new(false);
+        b.values = xs.len() as u64;
+        b.finite = b.values;
+        b.mean = total / b.finite as f64;
+        b.min = lo.iter().copied().fold(f64::INFINITY, f64::min);
+        b.max = hi.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mean = b.mean;
+        let mut m2 = [0.0f64; 4];
+        let chunks = xs.chunks_exact(4);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..4 {
+                let d = c[l] - mean;
+                m2[l] += d * d;
+            }
+        }
+        for &x in rest {
+            m2[0] += (x - mean) * (x - mean);
+        }
+        b.m2 = (m2[0] + m2[1]) + (m2[2] + m2[3]);
+        if let Some(h) = &mut self.hist {
+            xs.iter().for_each(|&x| h.add(x));
+        }
+        self.merge(&b);
+        true
+    }
+
+    /// Any block: NaN, infinities, zeros and subnormals counted.
+    fn add_any_block(&mut self, xs: &[f64], min_normal: f64) {
         let mut b = Acc::new(false);
         b.values = xs.len() as u64;
         let mut sum = 0.0;

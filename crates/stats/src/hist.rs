@@ -55,8 +55,14 @@ impl Hist {
         }
     }
 
+    #[inline]
     fn idx(&self, x: f64) -> i64 {
-        (x * self.scale).floor() as i64
+        // floor() without the libm call: truncate, then step down for
+        // negative non-integers (the cast saturates far out of range,
+        // which make_room treats as out of the window).
+        let t = x * self.scale;
+        let i = t as i64;
+        i.wrapping_sub(i64::from((i as f64) > t))
     }
 
     fn set_k(&mut self, k: i32) {
