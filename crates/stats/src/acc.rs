@@ -108,7 +108,7 @@ impl Acc {
         }
         b.m2 = (m2[0] + m2[1]) + (m2[2] + m2[3]);
         if let Some(h) = &mut self.hist {
-            xs.iter().for_each(|&x| h.add(x));
+            h.add_all(xs);
         }
         self.merge(&b);
         true
