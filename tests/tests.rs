@@ -16,4 +16,5 @@ mod interop;
 mod loader_cli;
 mod run_train;
 mod safety;
+mod stats;
 mod tutorial;

@@ -39,6 +39,7 @@
 
 pub mod arch;
 pub mod cast;
+pub mod decode;
 mod detect;
 mod dtype;
 mod error;

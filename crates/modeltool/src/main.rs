@@ -65,6 +65,18 @@ enum Command {
     /// edit: every tensor's and each file's header checksum. Prints which
     /// checksums changed.
     Rehash(cmd::rehash::RehashArgs),
+    /// Per-tensor statistics: min, max, mean, standard deviation, largest
+    /// magnitude, zeros, NaN, infinities, subnormals and a histogram.
+    ///
+    /// Reads every value (as f64) in bounded pieces, on all cores.
+    Stats(cmd::stats::StatsArgs),
+    /// Compare two models tensor by tensor: only in one, another shape,
+    /// changed (with the largest difference and where), equal.
+    ///
+    /// Tensors whose stored checksums are equal in both files are equal
+    /// without being read. Exit status: 0 the same (within --tolerance),
+    /// 1 different, 2 unreadable or malformed.
+    Diff(cmd::diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +109,8 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(a, &mut out),
         Command::Train(a) => cmd::train::run(a, &mut out),
         Command::Rehash(a) => cmd::rehash::run(a, &mut out),
+        Command::Stats(a) => cmd::stats::run(a, &mut out),
+        Command::Diff(a) => cmd::diff::run(a, &mut out),
     };
     let _ = out.flush();
     exit::finish(result)

@@ -23,6 +23,10 @@ pub struct InspectArgs {
     /// How many tensors --tensors lists; 0 lists every one.
     #[arg(long, value_name = "N", default_value_t = TENSOR_ROW_LIMIT)]
     limit: usize,
+    /// Also read every value and show per-tensor statistics (as `modeltool
+    /// stats` does): reads the whole model.
+    #[arg(long)]
+    stats: bool,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -37,11 +41,40 @@ pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
         tensor_limit: (args.limit > 0).then_some(args.limit),
         columns: screen_columns(),
     };
+    let stats = if args.stats {
+        let mut s = modeltool_stats::StatsReport::from_model(&model, &Default::default())?;
+        s.path = args.input.input.display().to_string();
+        Some(s)
+    } else {
+        None
+    };
     let report =
         Report::from_model(&model, &options).with_path(args.input.input.display().to_string());
-    match args.format {
-        Format::Json => super::print_json(out, &report)?,
-        Format::Human => report.render_human(out)?,
+    match (args.format, &stats) {
+        (Format::Json, None) => super::print_json(out, &report)?,
+        (Format::Json, Some(stats)) => {
+            #[derive(serde::Serialize)]
+            struct WithStats<'a, R: serde::Serialize> {
+                #[serde(flatten)]
+                report: &'a R,
+                stats: &'a modeltool_stats::StatsReport,
+            }
+            super::print_json(
+                out,
+                &WithStats {
+                    report: &report,
+                    stats,
+                },
+            )?;
+        }
+        (Format::Human, _) => {
+            report.render_human(out)?;
+            if let Some(stats) = &stats {
+                writeln!(out)?;
+                writeln!(out, "Values")?;
+                super::stats::print_human(stats, out)?;
+            }
+        }
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! One module per subcommand; each takes its clap arguments and a writer.
 
 pub mod convert;
+pub mod diff;
 pub mod growth;
 pub mod inspect;
 pub mod rehash;
 pub mod run;
+pub mod stats;
 pub mod train;
 pub mod verify;
 

@@ -25,6 +25,11 @@ pub struct VerifyArgs {
     /// Fail when a tensor has no stored checksum.
     #[arg(long)]
     strict: bool,
+    /// Also read every value of every float tensor and fail on NaN or
+    /// infinities. Off by default: some models store `-inf` masks on
+    /// purpose.
+    #[arg(long)]
+    values: bool,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -55,13 +60,30 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     report.path = args.input.input.display().to_string();
+    let values = if args.values {
+        Some(modeltool_stats::ValueCheck::from_model(&model)?)
+    } else {
+        None
+    };
+    report.ok &= values.as_ref().is_none_or(|v| v.ok());
 
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            #[derive(serde::Serialize)]
+            struct WithValues<'a> {
+                #[serde(flatten)]
+                report: &'a VerifyReport,
+                /// `null` when values were not read (no --values).
+                values: Option<&'a modeltool_stats::ValueCheck>,
+            }
+            let json = WithValues {
+                report: &report,
+                values: values.as_ref(),
+            };
+            serde_json::to_writer_pretty(&mut *out, &json)?;
             writeln!(out)?;
         }
-        Format::Human => print_human(&report, out)?,
+        Format::Human => print_human(&report, values.as_ref(), out)?,
     }
     if report.ok {
         return Ok(());
@@ -97,6 +119,15 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
             v.byte
         );
     }
+    for v in values.iter().flat_map(|v| &v.non_finite) {
+        eprintln!(
+            "error: {path}: tensor `{}` holds {} NaN, {} +inf, {} -inf",
+            Escaped(&v.name),
+            v.nan,
+            v.pos_inf,
+            v.neg_inf
+        );
+    }
     for w in &report.warnings {
         eprintln!("error: {}", Escaped(w));
     }
@@ -108,7 +139,11 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
 const REHASH: &str =
     "if the change was deliberate, `modeltool rehash MODEL` writes fresh checksums";
 
-fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
+fn print_human(
+    r: &VerifyReport,
+    values: Option<&modeltool_stats::ValueCheck>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let files = if r.files > 1 {
         format!(" in {} files", r.files)
     } else {
@@ -193,6 +228,26 @@ fn print_human(r: &VerifyReport, out: &mut impl Write) -> anyhow::Result<()> {
                 Escaped(&f.actual),
                 Escaped(&f.expected)
             )?;
+        }
+    }
+    match values {
+        None => writeln!(out, "values: not checked (--values reads them)")?,
+        Some(v) if v.ok() => writeln!(
+            out,
+            "values: {} float tensors read, no NaN or infinity",
+            v.checked
+        )?,
+        Some(v) => {
+            for t in &v.non_finite {
+                writeln!(
+                    out,
+                    "NON-FINITE values in {}: {} NaN, {} +inf, {} -inf",
+                    Escaped(&t.name),
+                    t.nan,
+                    t.pos_inf,
+                    t.neg_inf
+                )?;
+            }
         }
     }
     if r.strict && !r.no_checksum.is_empty() {

@@ -1,0 +1,221 @@
+//! `modeltool diff A B [--tolerance ABS[,REL]]`: renders the library's
+//! [`DiffReport`]. Exit 0 when the models are the same (within the
+//! tolerance), 1 when they differ, 2 on bad input, as diff(1) does.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use modeltool_format::text::{Escaped, middle};
+use modeltool_loader::{Model, OpenOptions};
+use modeltool_stats::{DiffOptions, DiffReport, Tolerance, short};
+
+use crate::Format;
+use crate::exit::CheckFailed;
+
+/// Arguments of `modeltool diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The first model (any format `inspect` reads).
+    a: PathBuf,
+    /// The second model.
+    b: PathBuf,
+    /// Count values as equal when |a - b| <= ABS + REL * |b| (numpy's
+    /// `isclose`; REL defaults to 0). NaN equals NaN at the same place.
+    #[arg(long, value_name = "ABS[,REL]", value_parser = parse_tolerance)]
+    tolerance: Option<Tolerance>,
+    /// Only tensors whose name matches GLOB (`*`, `?`); may be repeated.
+    #[arg(long, value_name = "GLOB")]
+    tensors: Vec<String>,
+    /// Compare the values of every tensor, also those whose stored
+    /// checksums are equal in both files (which are otherwise equal without
+    /// being read).
+    #[arg(long)]
+    read_all: bool,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// `ABS` or `ABS,REL`: finite, not negative.
+fn parse_tolerance(s: &str) -> Result<Tolerance, String> {
+    let mut parts = s.split(',');
+    let mut next = |what: &str| -> Result<f64, String> {
+        match parts.next() {
+            None => Ok(0.0),
+            Some(p) => match p.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+                _ => Err(format!(
+                    "{what} tolerance `{}` is not a number >= 0",
+                    Escaped(p)
+                )),
+            },
+        }
+    };
+    let abs = next("the absolute")?;
+    let rel = next("the relative")?;
+    if parts.next().is_some() {
+        return Err("give ABS or ABS,REL".into());
+    }
+    Ok(Tolerance { abs, rel })
+}
+
+/// Runs the command.
+pub fn run(args: DiffArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    // Plain reads in bounded pieces, as for `stats`.
+    let open = |p: &PathBuf| Model::open(p, OpenOptions { mmap: false });
+    let (a, b) = (open(&args.a)?, open(&args.b)?);
+    let mut report = DiffReport::from_models(
+        &a,
+        &b,
+        &DiffOptions {
+            tolerance: args.tolerance.unwrap_or_default(),
+            tensors: args.tensors,
+            read_all: args.read_all,
+        },
+    )?;
+    report.a = args.a.display().to_string();
+    report.b = args.b.display().to_string();
+    match args.format {
+        Format::Json => {
+            super::print_json(out, &report)?;
+        }
+        Format::Human => print_human(&report, out)?,
+    }
+    if report.same {
+        Ok(())
+    } else {
+        out.flush()?;
+        Err(CheckFailed.into())
+    }
+}
+
+fn shape(s: &[u64]) -> String {
+    let dims: Vec<String> = s.iter().map(u64::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), short)
+}
+
+/// Prints the report for people.
+pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> {
+    const NAME: usize = 48;
+    for name in &r.only_a {
+        writeln!(out, "only in A   {}", middle(name, NAME))?;
+    }
+    for name in &r.only_b {
+        writeln!(out, "only in B   {}", middle(name, NAME))?;
+    }
+    for s in &r.shape_changed {
+        writeln!(
+            out,
+            "shape       {}: {} {} vs {} {}",
+            middle(&s.name, NAME),
+            s.dtype_a,
+            shape(&s.shape_a),
+            s.dtype_b,
+            shape(&s.shape_b)
+        )?;
+    }
+    for c in &r.changed {
+        let dtypes = if c.dtype_a == c.dtype_b {
+            c.dtype_a.to_string()
+        } else {
+            format!("{} vs {}", c.dtype_a, c.dtype_b)
+        };
+        writeln!(
+            out,
+            "changed     {} {dtypes} {}",
+            middle(&c.name, NAME),
+            shape(&c.shape)
+        )?;
+        let mut line = format!("    {} of {} values differ", c.differing, c.values);
+        if c.nan_mismatch > 0 {
+            line.push_str(&format!(" ({} NaN against a number)", c.nan_mismatch));
+        }
+        if c.inf_mismatch > 0 {
+            line.push_str(&format!(" ({} infinities)", c.inf_mismatch));
+        }
+        writeln!(out, "{line}")?;
+        if let (Some(d), Some(pos), Some((x, y))) =
+            (c.max_abs_diff, &c.max_abs_position, c.max_abs_values)
+        {
+            writeln!(
+                out,
+                "    max |A-B| {} at {} (flat {}: {} vs {})",
+                short(d),
+                shape(pos),
+                c.max_abs_index.unwrap_or(0),
+                short(x),
+                short(y)
+            )?;
+            writeln!(
+                out,
+                "    mean |A-B| {}, rel L2 {}, cosine {}",
+                opt(c.mean_abs_diff),
+                opt(c.rel_l2),
+                // Close to 1 is where the interest is: 8 decimals.
+                c.cosine.map_or("-".into(), |v| format!("{v:.8}"))
+            )?;
+        }
+    }
+    for e in &r.equal {
+        if let Some((a, b)) = e.dtypes {
+            writeln!(
+                out,
+                "dtype       {}: {a} vs {b}, values equal",
+                middle(&e.name, NAME)
+            )?;
+        }
+    }
+    let by_sum = r.equal.iter().filter(|e| e.by == "checksum").count();
+    writeln!(
+        out,
+        "{}: {} equal, {} changed, {} only in A, {} only in B, {} reshaped ({} bytes read)",
+        if r.same { "same" } else { "different" },
+        r.equal.len(),
+        r.changed.len(),
+        r.only_a.len(),
+        r.only_b.len(),
+        r.shape_changed.len(),
+        r.bytes_read
+    )?;
+    if by_sum > 0 {
+        writeln!(
+            out,
+            "note: {by_sum} tensor(s) equal by their stored checksums were not read: damage to \
+             their bytes is not seen here (`modeltool verify` checks it, `--read-all` compares them)"
+        )?;
+    }
+    let tol = r.tolerance;
+    if tol != Tolerance::default() {
+        writeln!(
+            out,
+            "tolerance: |A-B| <= {} + {} * |B|",
+            short(tol.abs),
+            short(tol.rel)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tolerance;
+
+    #[test]
+    fn tolerances() {
+        assert_eq!(
+            parse_tolerance("1e-3").map(|t| (t.abs, t.rel)),
+            Ok((1e-3, 0.0))
+        );
+        assert_eq!(
+            parse_tolerance("0,0.01").map(|t| (t.abs, t.rel)),
+            Ok((0.0, 0.01))
+        );
+        assert!(parse_tolerance("-1").is_err());
+        assert!(parse_tolerance("nan").is_err());
+        assert!(parse_tolerance("1,2,3").is_err());
+    }
+}
