@@ -63,7 +63,7 @@ else
     MODE=full
     REPS=${REPS:-7}
 fi
-ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run
+ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats
 ONLY=${ONLY:-$ALL_GROUPS}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -409,6 +409,12 @@ EOF
                 --batch "$batch" --repeats "$repeats" | tee -a "$RESULTS/gflops.jsonl" >&2
         done
     done
+fi
+
+if want stats; then
+    log "stats and diff against numpy"
+    REPS=$REPS VENV=$VENV QUICK=$QUICK bash "$BENCHES/stats.sh" >"$RESULTS/stats.txt" ||
+        echo "WARNING: a stats/diff target was not met (see $RESULTS/stats.txt)" >&2
 fi
 
 # ------------------------------------------------------------ 5. report
