@@ -931,8 +931,16 @@ mod from_model {
         path
     }
 
+    /// Opens with memory maps, as the binary does: borrowed weights come
+    /// from a map (plain reads, the library's default, copy).
     fn open(path: &Path) -> Model {
-        Model::open(path, OpenOptions::default()).expect("opens")
+        #[expect(unsafe_code, reason = "the test opts in to maps as the binary does")]
+        // SAFETY: the file lives in this test's own temporary folder and
+        // nothing truncates or rewrites it while the model is open.
+        unsafe {
+            modeltool_loader::allow_mmap()
+        };
+        Model::open(path, OpenOptions { mmap: true }).expect("opens")
     }
 
     #[test]
