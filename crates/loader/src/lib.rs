@@ -26,6 +26,28 @@
 //! above the loader (inspect, verify, convert, run) works on the `Model`
 //! and needs no change.
 //!
+//! # GGUF
+//! A GGUF file (llama.cpp, Ollama, LM Studio; little-endian) opens as
+//! [`ModelKind::Gguf`]: the header is read in bounded steps (a first MiB,
+//! then what the parser asks for, never more than
+//! [`modeltool_format::gguf::MAX_HEADER_LEN`]), never the tensor data.
+//! Shapes are row-major (ggml's dimensions reversed). A tensor of a plain
+//! ggml type (F32, F16, BF16, F64, I8..I64) is an entry of that dtype whose
+//! bytes are a [`Location::File`] range. A quantized tensor is an entry of
+//! dtype F32, the values it decodes to, with a [`Location::GgufBlocks`]:
+//! [`Model::bytes`] and [`Model::for_each_chunk`] return the f32 bytes
+//! `gguf.quants.dequantize` computes; [`Entry::stored_type`] and
+//! [`Entry::stored_len`] say what the file holds. A type with no decoder
+//! still opens (for inspection); reading its values is
+//! [`LoadError::Gguf`]. Metadata values are kept as text in
+//! [`ModelMetadata::user`] under `gguf.` ([`GGUF_PREFIX`]); arrays longer
+//! than [`MAX_ARRAY_SHOWN`] (a vocabulary) are summarised as their type and
+//! length. modeltool's own keys (`modeltool.sha256.<name>`,
+//! `modeltool.architecture`) keep their meaning; a tensor's checksum
+//! covers the bytes [`Model::bytes`] returns (the decoded f32 values for a
+//! quantized tensor), so it survives a conversion to safetensors. A GGUF
+//! has no header checksum.
+//!
 //! # Files that change while they are read
 //! A [`Model`] reads only through handles it opened, never through the path
 //! again: a file replaced (renamed over) or deleted after [`Model::open`] is
@@ -78,6 +100,7 @@ compile_error!(
 
 mod error;
 mod file;
+mod gguf;
 pub mod save;
 mod shards;
 mod sigbus;
@@ -92,6 +115,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use half::{bf16, f16};
+use modeltool_format::gguf::GgmlType;
 use modeltool_format::text::Escaped;
 use modeltool_format::{
     DETECT_LEN, Dtype, FileKind, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta,
@@ -105,6 +129,7 @@ use crate::file::{Handles, open_regular};
 
 pub use crate::error::{LoadError, Result};
 pub use crate::file::{MAX_OPEN_FILES, ModelFile};
+pub use crate::gguf::{GGUF_PREFIX, MAX_ARRAY_SHOWN};
 pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
@@ -163,6 +188,8 @@ pub enum ModelKind {
         /// The `model.safetensors.index.json`.
         index: PathBuf,
     },
+    /// One GGUF file (llama.cpp, Ollama, LM Studio).
+    Gguf,
 }
 
 /// Where a tensor's bytes live.
@@ -187,6 +214,19 @@ pub enum Location {
         /// Its length in bytes.
         len: u64,
     },
+    /// Quantized ggml blocks at `start..end` of [`Model::files`]`[file]`,
+    /// dequantized to f32 when read: the entry's dtype is F32 and
+    /// [`Model::bytes`] returns f32 bytes (see the crate docs, "GGUF").
+    GgufBlocks {
+        /// Index into [`Model::files`].
+        file: usize,
+        /// First byte of the blocks, from the start of the file.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+        /// The type the blocks are stored as.
+        ggml_type: GgmlType,
+    },
 }
 
 /// One tensor: its description and where its bytes are.
@@ -208,17 +248,40 @@ pub struct Entry {
 
 impl Entry {
     /// Bytes the tensor takes.
+    /// For GGUF blocks, the bytes of the f32 values they decode to
+    /// ([`Entry::stored_len`] is what the file holds).
     pub fn byte_len(&self) -> u64 {
         match self.location {
             Location::File { start, end, .. } => end - start,
             Location::Owned { len, .. } => len,
+            Location::GgufBlocks { .. } => {
+                (self.meta.element_count().unwrap_or(0) as u64).saturating_mul(4)
+            }
+        }
+    }
+
+    /// Bytes the tensor takes in its file or buffer, as stored (quantized
+    /// blocks included).
+    pub fn stored_len(&self) -> u64 {
+        match self.location {
+            Location::GgufBlocks { start, end, .. } => end - start,
+            _ => self.byte_len(),
+        }
+    }
+
+    /// The ggml type of a GGUF tensor stored quantized (its dtype is the
+    /// F32 it decodes to); `None` for every other tensor.
+    pub fn stored_type(&self) -> Option<GgmlType> {
+        match self.location {
+            Location::GgufBlocks { ggml_type, .. } => Some(ggml_type),
+            _ => None,
         }
     }
 
     /// Where the bytes start in their file, when they are a range of one.
     pub fn offset(&self) -> Option<u64> {
         match self.location {
-            Location::File { start, .. } => Some(start),
+            Location::File { start, .. } | Location::GgufBlocks { start, .. } => Some(start),
             Location::Owned { .. } => None,
         }
     }
@@ -330,6 +393,14 @@ impl Model {
         let (file, meta) = open_regular(path)?;
         let head = read_head(&file, path)?;
         let kind = detect(&head);
+        if kind
+            == (FileKind::Gguf {
+                byte_swapped: false,
+            })
+        {
+            let file = ModelFile::new(path, path, file, &meta, &Handles::new(), false);
+            return gguf::open(path, file);
+        }
         let named_as = |ext: &str| path.to_string_lossy().ends_with(ext);
         let handles = Handles::new();
         match kind {
@@ -707,6 +778,21 @@ impl Model {
                 return Ok(Cow::Borrowed(&self.buffers[buffer].bytes));
             }
             Location::File { file, start, end } => (&self.files[file], start, end),
+            Location::GgufBlocks {
+                file,
+                start,
+                end,
+                ggml_type,
+            } => {
+                let file = &self.files[file];
+                file.check_unchanged()?;
+                let mut buf = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut buf, start)?;
+                file.check_unchanged()?;
+                let values = modeltool_format::gguf::dequantize_to_vec(ggml_type, &buf)
+                    .map_err(LoadError::gguf(&file.path))?;
+                return Ok(Cow::Owned(bytemuck::cast_slice(&values).to_vec()));
+            }
         };
         match file.map() {
             Some(map) => {
@@ -740,7 +826,9 @@ impl Model {
         if let Some(expected) = &entry.stored_sha256 {
             let actual = match entry.location {
                 Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
-                Location::File { .. } => modeltool_format::sha256_hex(&bytes),
+                Location::File { .. } | Location::GgufBlocks { .. } => {
+                    modeltool_format::sha256_hex(&bytes)
+                }
             };
             if &actual != expected {
                 return Err(LoadError::ChecksumMismatch {
@@ -789,6 +877,25 @@ impl Model {
             }
             Location::File { file, start, end } => {
                 self.files[file].read_chunks((start, end), chunk, f)
+            }
+            Location::GgufBlocks {
+                file,
+                start,
+                end,
+                ggml_type,
+            } => {
+                // Whole blocks per read, so each decodes on its own.
+                let tsize = ggml_type.type_size() as usize;
+                let chunk = (chunk / 4 / ggml_type.block_size() as usize).max(1) * tsize;
+                let path = &self.files[file].path;
+                let mut values = Vec::new();
+                self.files[file].read_chunks((start, end), chunk, |c| {
+                    values.clear();
+                    values.resize(c.len() / tsize * ggml_type.block_size() as usize, 0f32);
+                    modeltool_format::gguf::dequantize(ggml_type, c, &mut values)
+                        .map_err(LoadError::gguf(path))?;
+                    f(bytemuck::cast_slice(&values))
+                })
             }
         }
     }
