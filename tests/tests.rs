@@ -10,6 +10,7 @@ mod util;
 
 mod cli;
 mod faults;
+mod gguf_cli;
 mod inspect;
 mod interop;
 mod loader_cli;

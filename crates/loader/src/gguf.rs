@@ -87,7 +87,14 @@ pub(crate) fn open(path: &Path, mut file: ModelFile) -> Result<Model> {
                 .ok_or_else(|| bad("is not JSON text"))?;
             architecture = Some(json);
         } else {
-            user.insert(format!("{GGUF_PREFIX}{key}"), render(value));
+            // A key already under `gguf.` is one modeltool wrote from a
+            // model read from a GGUF: it stays as it was.
+            let key = if key.starts_with(GGUF_PREFIX) {
+                key.clone()
+            } else {
+                format!("{GGUF_PREFIX}{key}")
+            };
+            user.insert(key, render(value));
         }
     }
     model.entries.reserve(header.tensors.len());

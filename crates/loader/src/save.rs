@@ -12,7 +12,8 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use modeltool_format::cast::{is_cast_target, is_castable};
-use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, sha256_hex};
+use modeltool_format::gguf::{GgmlType, GgufWriter, Value};
+use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, keys, sha256_hex};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -36,6 +37,13 @@ pub enum OutputKind {
     Sharded {
         /// The largest shard, in bytes of tensor data.
         max_shard_size: u64,
+    },
+    /// One GGUF file (see [`convert`] for what it holds).
+    Gguf {
+        /// Quantize float tensors of two or more dimensions whose rows are
+        /// whole blocks to this type ([`GgmlType::Q8_0`] is the one
+        /// supported); the others keep their (cast) dtype.
+        quantize: Option<GgmlType>,
     },
 }
 
@@ -107,6 +115,15 @@ pub struct Rehashed {
 /// and so is a cast that overflows unless allowed
 /// ([`LoadError::CastOverflow`]). Every output tensor carries its checksum,
 /// and every safetensors output its header checksum.
+///
+/// A GGUF output ([`OutputKind::Gguf`]) holds F32, F16, BF16, F64 and
+/// I8..I64 tensors (other dtypes are refused), Q8_0 ones with
+/// `quantize`, bit for bit what `gguf.quants.quantize` writes; the user
+/// metadata as string values under their keys (`gguf.` ones included:
+/// their text must not stand in for llama.cpp's typed values), the
+/// architecture under `modeltool.architecture` and each tensor's checksum
+/// under `modeltool.sha256.<name>` (of the bytes the loader returns: the
+/// decoded f32 values of a quantized tensor).
 pub fn convert(
     model: &Model,
     output: &Path,
@@ -147,6 +164,11 @@ pub fn convert(
             let all: Vec<&Entry> = model.entries().iter().collect();
             let file = outputs.create_file(id)?;
             job.write_safetensors(file, &all, output)?;
+            job.report.files.push(output.to_owned());
+        }
+        OutputKind::Gguf { quantize } => {
+            let file = outputs.create_file(id)?;
+            job.write_gguf(file, output, quantize)?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Sharded { max_shard_size } => {
@@ -573,6 +595,164 @@ impl<'a> Job<'a> {
         })
     }
 
+    /// Writes the model as a GGUF file: a header with placeholder
+    /// checksums (fixed-length strings), the tensors one at a time, then the
+    /// real header over the first.
+    fn write_gguf(
+        &mut self,
+        file: &File,
+        shown_as: &Path,
+        quantize: Option<GgmlType>,
+    ) -> Result<()> {
+        if let Some(q) = quantize.filter(|&q| q != GgmlType::Q8_0) {
+            return Err(LoadError::Refused {
+                path: shown_as.to_owned(),
+                reason: format!("cannot quantize to {q}: modeltool quantizes to q8_0"),
+            });
+        }
+        let entries = self.model.entries();
+        let mut types = Vec::with_capacity(entries.len());
+        for e in entries {
+            let meta = self.out_meta(e);
+            let float = matches!(
+                meta.dtype,
+                Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64
+            );
+            let blocks = quantize.filter(|q| {
+                float
+                    && meta.shape.len() >= 2
+                    && meta
+                        .shape
+                        .last()
+                        .is_some_and(|&n| n > 0 && n as u64 % u64::from(q.block_size()) == 0)
+                    && !meta.shape.contains(&0)
+            });
+            let t = match blocks.or_else(|| ggml_plain(meta.dtype)) {
+                Some(t) => t,
+                None => {
+                    return Err(LoadError::Refused {
+                        path: shown_as.to_owned(),
+                        reason: format!(
+                            "tensor `{}` is {}, which GGUF does not store (it holds F32, F16, \
+                             BF16, F64 and I8..I64 tensors)",
+                            modeltool_format::text::Escaped(&e.meta.name),
+                            meta.dtype
+                        ),
+                    });
+                }
+            };
+            types.push(t);
+        }
+        let placeholder: Vec<String> = vec!["0".repeat(64); entries.len()];
+        let writer = self.gguf_writer(&types, &placeholder, shown_as)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut stream = writer.stream(&mut out).map_err(LoadError::io(shown_as))?;
+        let mut sums = Vec::with_capacity(entries.len());
+        for (e, &t) in entries.iter().zip(&types) {
+            let bytes = self.model.bytes(e)?;
+            self.check_values(e, &bytes, 0)?;
+            let in_sum = match self.model.kind() {
+                ModelKind::Json => self.model.sha256(e)?,
+                _ => sha256_hex(&bytes),
+            };
+            self.check_input(e, &in_sum)?;
+            let (data, sum) = if t == GgmlType::Q8_0 {
+                let values = crate::to_f32(bytes, e.meta.dtype).expect("a float dtype");
+                let q = modeltool_format::gguf::quantize(t, &values)
+                    .map_err(LoadError::gguf(shown_as))?;
+                let back = modeltool_format::gguf::dequantize_to_vec(t, &q)
+                    .map_err(LoadError::gguf(shown_as))?;
+                let sum = sha256_hex(bytemuck::cast_slice(&back));
+                (std::borrow::Cow::Owned(q), sum)
+            } else {
+                let to = self.target(e.meta.dtype);
+                let mut cast = CastStats::default();
+                let data = match to {
+                    Some(to) => {
+                        let mut buf = Vec::new();
+                        cast.cast(e.meta.dtype, to, &bytes, &mut buf);
+                        std::borrow::Cow::Owned(buf)
+                    }
+                    None => bytes,
+                };
+                self.count_cast(e, to, &cast);
+                let sum = if to.is_some() {
+                    sha256_hex(&data)
+                } else {
+                    in_sum.clone()
+                };
+                self.note_rehash(e, &sum, to.is_some());
+                (data, sum)
+            };
+            stream
+                .write_tensor(&data)
+                .map_err(LoadError::io(shown_as))?;
+            self.report.data_bytes += data.len() as u64;
+            (self.progress)(e.byte_len());
+            sums.push(sum);
+        }
+        stream.finish().map_err(LoadError::io(shown_as))?;
+        let header = writer.header_bytes();
+        let final_header = self.gguf_writer(&types, &sums, shown_as)?.header_bytes();
+        assert_eq!(
+            final_header.len(),
+            header.len(),
+            "checksums have a fixed length"
+        );
+        let file = out.into_inner().map_err(|e| LoadError::Io {
+            path: shown_as.to_owned(),
+            source: e.into_error(),
+        })?;
+        let mut file = file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(LoadError::io(shown_as))?;
+        file.write_all(&final_header)
+            .map_err(LoadError::io(shown_as))?;
+        file.sync_all().map_err(LoadError::io(shown_as))?;
+        Ok(())
+    }
+
+    /// The GGUF writer for the model's tensors as `types`, with `sums` as
+    /// their checksums.
+    fn gguf_writer(
+        &self,
+        types: &[GgmlType],
+        sums: &[String],
+        shown_as: &Path,
+    ) -> Result<GgufWriter> {
+        let fail = LoadError::gguf(shown_as);
+        let mut w = GgufWriter::new();
+        let meta = self.model.metadata();
+        let add = |w: &mut GgufWriter, key: String, value: String| {
+            w.add_metadata(key, Value::String(value))
+        };
+        let r = (|| {
+            // Keys as they are: a `gguf.` key read from a GGUF holds text
+            // (a vocabulary's summary, a number as digits) that must not
+            // stand in for the typed value llama.cpp reads under the bare key.
+            for (k, v) in &meta.user {
+                add(&mut w, k.clone(), v.clone())?;
+            }
+            if let Some(a) = &meta.architecture {
+                add(&mut w, keys::ARCHITECTURE.to_owned(), a.to_string())?;
+            }
+            for (e, sum) in self.model.entries().iter().zip(sums) {
+                add(
+                    &mut w,
+                    format!("{}{}", keys::SHA256_PREFIX, e.meta.name),
+                    sum.clone(),
+                )?;
+            }
+            for (e, &t) in self.model.entries().iter().zip(types) {
+                let shape: Vec<u64> = e.meta.shape.iter().map(|&d| d as u64).collect();
+                w.add_tensor_info(e.meta.name.clone(), &shape, t)?;
+            }
+            Ok(())
+        })();
+        r.map_err(fail)?;
+        Ok(w)
+    }
+
     fn count_cast(&mut self, e: &Entry, to: Option<Dtype>, cast: &CastStats) {
         if to.is_some() {
             self.report.cast_tensors += 1;
@@ -660,5 +840,20 @@ pub fn stage_model(
             .map_err(LoadError::format(path))?;
         }
         Ok(())
+    })
+}
+
+/// The plain ggml type that stores `dtype`, if GGUF has one.
+fn ggml_plain(dtype: Dtype) -> Option<GgmlType> {
+    Some(match dtype {
+        Dtype::F32 => GgmlType::F32,
+        Dtype::F16 => GgmlType::F16,
+        Dtype::BF16 => GgmlType::BF16,
+        Dtype::F64 => GgmlType::F64,
+        Dtype::I8 => GgmlType::I8,
+        Dtype::I16 => GgmlType::I16,
+        Dtype::I32 => GgmlType::I32,
+        Dtype::I64 => GgmlType::I64,
+        _ => return None,
     })
 }
