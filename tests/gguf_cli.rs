@@ -231,6 +231,21 @@ fn files_the_gguf_package_writes_convert_bit_exactly_with_its_dequantizer() {
         &["dequantized", "ref", "ref.safetensors"],
     );
     assert!(out.contains("27 tensors bit-exact"), "{out}");
+    // Kept as blocks and back: the package's file, byte for byte.
+    ok(
+        d,
+        &[
+            "convert",
+            "ref/ref.gguf",
+            "k.safetensors",
+            "--keep-quantized",
+        ],
+    );
+    ok(d, &["convert", "k.safetensors", "back.gguf"]);
+    assert!(
+        std::fs::read(d.join("back.gguf")).unwrap()
+            == std::fs::read(d.join("ref/ref.gguf")).unwrap()
+    );
 }
 
 #[test]
@@ -258,4 +273,102 @@ fn gguf_files_modeltool_writes_read_back_in_the_gguf_package() {
             );
         }
     }
+}
+
+/// A GGUF file with one IQ2_XXS tensor (a type modeltool has no decoder
+/// for) of 256 values, made by hand.
+fn iq2_gguf() -> Vec<u8> {
+    let mut f = b"GGUF".to_vec();
+    f.extend_from_slice(&3u32.to_le_bytes());
+    f.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    f.extend_from_slice(&0u64.to_le_bytes()); // metadata
+    f.extend_from_slice(&2u64.to_le_bytes());
+    f.extend_from_slice(b"iq");
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&256u64.to_le_bytes());
+    f.extend_from_slice(&16u32.to_le_bytes()); // IQ2_XXS
+    f.extend_from_slice(&0u64.to_le_bytes());
+    f.resize(f.len().next_multiple_of(32), 0);
+    f.extend((0..66u8).map(|i| i.wrapping_mul(7)));
+    f.resize(f.len().next_multiple_of(32), 0);
+    f
+}
+
+#[test]
+fn keep_quantized_gives_the_original_gguf_back_byte_for_byte() {
+    let dir = tempdir();
+    let d = dir.path();
+    let tiny = tiny();
+    ok(
+        d,
+        &[
+            "convert",
+            tiny.to_str().unwrap(),
+            "k.safetensors",
+            "--keep-quantized",
+        ],
+    );
+    let header = st_header(&d.join("k.safetensors"));
+    assert_eq!(header["blk.0.ffn_up.weight"]["dtype"], "U8");
+    assert_eq!(
+        header["__metadata__"]["modeltool.gguf.type.blk.0.ffn_up.weight"],
+        "Q4_K"
+    );
+    ok(d, &["verify", "k.safetensors"]);
+    ok(d, &["convert", "k.safetensors", "back.gguf"]);
+    assert!(
+        std::fs::read(d.join("back.gguf")).unwrap() == std::fs::read(&tiny).unwrap(),
+        "not the original bytes"
+    );
+    // Changed on the way (a cast): the blocks come back as blocks, in a new
+    // file with checksums.
+    ok(
+        d,
+        &["convert", "k.safetensors", "f16.gguf", "--dtype", "f16"],
+    );
+    let out = ok(d, &["verify", "f16.gguf"]);
+    assert!(out.contains("6 of 6 tensor checksums match"), "{out}");
+    assert_error(
+        &run_in(
+            d,
+            &[
+                "convert",
+                tiny.to_str().unwrap(),
+                "k.json",
+                "--keep-quantized",
+            ],
+        ),
+        2,
+        &["k.json", "--keep-quantized"],
+    );
+}
+
+#[test]
+fn a_type_without_a_decoder_is_refused_unless_kept() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("iq.gguf"), iq2_gguf()).unwrap();
+    // Inspect and verify read the structure.
+    ok(d, &["inspect", "iq.gguf"]);
+    let out = ok(d, &["verify", "iq.gguf"]);
+    assert!(out.contains("only the structure was checked"), "{out}");
+    assert_error(
+        &run_in(d, &["convert", "iq.gguf", "iq.safetensors"]),
+        2,
+        &["iq.gguf", "`iq`", "IQ2_XXS", "--keep-quantized"],
+    );
+    assert!(!d.join("iq.safetensors").exists());
+    ok(
+        d,
+        &["convert", "iq.gguf", "iq.safetensors", "--keep-quantized"],
+    );
+    ok(d, &["convert", "iq.safetensors", "iq2.gguf"]);
+    assert!(std::fs::read(d.join("iq2.gguf")).unwrap() == iq2_gguf());
+    // Rewritten (not the original layout): the checksum covers the blocks.
+    ok(
+        d,
+        &["convert", "iq.safetensors", "iq3.gguf", "--dtype", "f16"],
+    );
+    let out = ok(d, &["verify", "iq3.gguf"]);
+    assert!(out.contains("1 of 1 tensor checksums match"), "{out}");
 }

@@ -45,8 +45,10 @@
 //! length. modeltool's own keys (`modeltool.sha256.<name>`,
 //! `modeltool.architecture`) keep their meaning; a tensor's checksum
 //! covers the bytes [`Model::bytes`] returns (the decoded f32 values for a
-//! quantized tensor), so it survives a conversion to safetensors. A GGUF
-//! has no header checksum.
+//! quantized tensor; the blocks for a type with no decoder), so it
+//! survives a conversion to safetensors. A GGUF has no header checksum.
+//! [`save::ConvertOptions::keep_quantized`] writes the blocks instead, and
+//! gives them back (the original file, byte for byte, when nothing changed).
 //!
 //! # Files that change while they are read
 //! A [`Model`] reads only through handles it opened, never through the path
@@ -271,6 +273,27 @@ impl Entry {
 
     /// The ggml type of a GGUF tensor stored quantized (its dtype is the
     /// F32 it decodes to); `None` for every other tensor.
+    ///
+    /// ```
+    /// use modeltool_format::Dtype;
+    /// use modeltool_format::gguf::{GgmlType, GgufWriter, quantize};
+    /// use modeltool_loader::{Model, OpenOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q.gguf");
+    /// let values: Vec<f32> = (0..64).map(|i| i as f32 / 8.0).collect();
+    /// let mut w = GgufWriter::new();
+    /// w.add_tensor("w", &[2, 32], GgmlType::Q8_0, quantize(GgmlType::Q8_0, &values)?)?;
+    /// std::fs::write(&path, w.to_bytes()?)?;
+    ///
+    /// let model = Model::open(&path, OpenOptions::default())?;
+    /// let w = model.entry("w")?;
+    /// assert_eq!((w.meta.dtype, w.stored_type()), (Dtype::F32, Some(GgmlType::Q8_0)));
+    /// assert_eq!((w.byte_len(), w.stored_len()), (64 * 4, 2 * 34));
+    /// let decoded = model.tensor_f32("w")?;
+    /// assert!((decoded[9] - 9.0 / 8.0).abs() < 0.01);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stored_type(&self) -> Option<GgmlType> {
         match self.location {
             Location::GgufBlocks { ggml_type, .. } => Some(ggml_type),
@@ -779,18 +802,11 @@ impl Model {
             }
             Location::File { file, start, end } => (&self.files[file], start, end),
             Location::GgufBlocks {
-                file,
-                start,
-                end,
-                ggml_type,
+                file, ggml_type, ..
             } => {
-                let file = &self.files[file];
-                file.check_unchanged()?;
-                let mut buf = vec![0u8; (end - start) as usize];
-                file.read_exact_at(&mut buf, start)?;
-                file.check_unchanged()?;
+                let buf = self.stored_bytes(entry)?;
                 let values = modeltool_format::gguf::dequantize_to_vec(ggml_type, &buf)
-                    .map_err(LoadError::gguf(&file.path))?;
+                    .map_err(LoadError::gguf(&self.files[file].path))?;
                 return Ok(Cow::Owned(bytemuck::cast_slice(&values).to_vec()));
             }
         };
@@ -811,6 +827,35 @@ impl Model {
                 Ok(Cow::Owned(buf))
             }
         }
+    }
+
+    /// The tensor's bytes as its file stores them: the raw blocks of a
+    /// quantized GGUF tensor ([`Location::GgufBlocks`]), otherwise the same
+    /// as [`Model::bytes`].
+    pub fn stored_bytes(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
+        match entry.location {
+            Location::GgufBlocks {
+                file, start, end, ..
+            } => {
+                let file = &self.files[file];
+                file.check_unchanged()?;
+                let mut buf = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut buf, start)?;
+                file.check_unchanged()?;
+                Ok(Cow::Owned(buf))
+            }
+            _ => self.bytes(entry),
+        }
+    }
+
+    /// The bytes before the tensor data of file `index` (a GGUF file's
+    /// header and padding), read through the handle opened.
+    pub(crate) fn header_of(&self, index: usize) -> Result<Vec<u8>> {
+        let file = &self.files[index];
+        let mut buf = vec![0u8; file.header_bytes as usize];
+        file.read_exact_at(&mut buf, 0)?;
+        file.check_unchanged()?;
+        Ok(buf)
     }
 
     /// Like [`Model::bytes`], with every check a reader of the values
@@ -900,6 +945,22 @@ impl Model {
         }
     }
 
+    /// [`Model::for_each_chunk`] over the bytes as stored: the raw blocks
+    /// of a quantized GGUF tensor ([`Model::stored_bytes`]).
+    pub fn for_each_stored_chunk(
+        &self,
+        entry: &Entry,
+        chunk: usize,
+        f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match entry.location {
+            Location::GgufBlocks {
+                file, start, end, ..
+            } => self.files[file].read_chunks((start, end), chunk, f),
+            _ => self.for_each_chunk(entry, chunk, f),
+        }
+    }
+
     /// The sha256 of a tensor's bytes, read in bounded chunks.
     pub fn sha256(&self, entry: &Entry) -> Result<String> {
         self.hash_entry(entry, &|_| {}, &mut |_| {})
@@ -929,6 +990,17 @@ impl Model {
             return Ok(self.buffers[buffer].sha256.clone());
         }
         let mut hasher = Sha256::new();
+        if let Location::GgufBlocks { ggml_type, .. } = entry.location {
+            if !modeltool_format::gguf::can_dequantize(ggml_type) {
+                // No values to hash: the checksum covers the blocks.
+                self.for_each_stored_chunk(entry, CHUNK, |c| {
+                    hasher.update(c);
+                    progress(c.len() as u64);
+                    Ok(())
+                })?;
+                return Ok(hex::encode(hasher.finalize()));
+            }
+        }
         self.for_each_chunk(entry, CHUNK, |c| {
             hasher.update(c);
             look(c);

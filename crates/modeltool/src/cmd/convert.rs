@@ -57,6 +57,12 @@ pub struct ConvertArgs {
     /// llama.cpp's `gguf` package does; the others keep their dtype.
     #[arg(long, value_enum, ignore_case = true, value_name = "TYPE")]
     quantize: Option<QuantizeTo>,
+    /// From a GGUF: keep quantized tensors as their raw blocks (U8
+    /// tensors, their ggml type and shape in the metadata) instead of
+    /// decoding them to f32; converting the result to `.gguf` gives them
+    /// back, byte for byte the original file when nothing else changed.
+    #[arg(long)]
+    keep_quantized: bool,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -159,6 +165,7 @@ pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
         force: args.force,
         rehash: args.rehash,
         allow_overflow: args.allow_overflow,
+        keep_quantized: args.keep_quantized,
     };
     let report = convert(&model, &output, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
