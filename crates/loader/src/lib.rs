@@ -398,10 +398,11 @@ impl Model {
         }
     }
 
-    /// Opens a safetensors file, a modeltool JSON model file, a
-    /// `model.safetensors.index.json`, or a folder holding one of these
-    /// (the index first, else a single `.safetensors` file). What a file is
-    /// comes from its first bytes, not its name.
+    /// Opens a safetensors file, a GGUF file, a modeltool JSON model file,
+    /// a `model.safetensors.index.json`, or a folder holding one of these
+    /// (the index first, else a single `.safetensors` file, else a single
+    /// `.gguf` file that is its only model file). What a file is comes from
+    /// its first bytes, not its name.
     pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Model> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(LoadError::io(path))?;
@@ -475,6 +476,13 @@ impl Model {
             } else if MODEL_EXTENSIONS.contains(&ext.as_str()) {
                 others.push(e.file_name().to_string_lossy().into_owned());
             }
+        }
+        // A folder holding one GGUF file and no other model file is that file.
+        if single.is_empty()
+            && others.len() == 1
+            && others[0].to_ascii_lowercase().ends_with(".gguf")
+        {
+            return Model::open_file(&dir.join(&others[0]), options);
         }
         match single.len() {
             1 => Model::open_file(&single.remove(0), options),

@@ -173,3 +173,13 @@ fn hostile_gguf_headers_are_one_line_errors() {
         assert!(!text.contains('\n'), "{text}");
     }
 }
+
+#[test]
+fn a_folder_holding_one_gguf_file_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("model.gguf"), sample().0).unwrap();
+    std::fs::write(dir.path().join("README.md"), b"# hi").unwrap();
+    let model = Model::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(model.kind(), &ModelKind::Gguf);
+    assert_eq!(model.entries().len(), 4);
+}
