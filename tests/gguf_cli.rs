@@ -150,6 +150,10 @@ fn gguf_output_rules() {
         &["m.gguf", "GGUF does not store"],
     );
     assert!(!d.join("m.gguf").exists());
+    // rehash rewrites in place as safetensors: a GGUF is refused, untouched.
+    let before = std::fs::read(d.join("o.gguf")).unwrap();
+    assert_error(&run_in(d, &["rehash", "o.gguf"]), 2, &["o.gguf", "convert"]);
+    assert!(std::fs::read(d.join("o.gguf")).unwrap() == before);
 }
 
 #[test]

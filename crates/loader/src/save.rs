@@ -258,6 +258,15 @@ pub struct HeaderRehash {
 /// [`Outputs`] set: atomically, keeping its permission bits, all files of a
 /// sharded checkpoint or none.
 pub fn rehash(model: &Model, progress: &(dyn Fn(u64) + Sync)) -> Result<RehashReport> {
+    if matches!(model.kind(), ModelKind::Gguf) {
+        // Rewriting in place would put a safetensors file under its name.
+        return Err(LoadError::Refused {
+            path: model.path().to_owned(),
+            reason: "rehash rewrites safetensors and JSON model files in place; `modeltool \
+                     convert` to a new .gguf writes one with checksums"
+                .into(),
+        });
+    }
     let mut outputs = Outputs::new();
     outputs.model(model)?;
     let ids: Vec<OutputId> = model
