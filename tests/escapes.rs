@@ -208,7 +208,6 @@ fn inspect_escapes_every_string_from_the_file() {
 }
 
 #[test]
-#[ignore = "fixed on merge: verify's report escapes names and metadata (verify engineer)"]
 fn verify_escapes_every_string_from_the_file() {
     let dir = tempdir();
     let d = dir.path();

@@ -89,9 +89,9 @@ fn files_that_are_not_weights_say_what_they_are() {
     let d = dir.path();
     let cases: &[(&str, &[u8], &str)] = &[
         (
-            "tiny.gguf",
-            b"GGUF\x03\x00\x00\x00",
-            "tiny.gguf is a GGUF file; modeltool reads safetensors, modeltool JSON model files and Hugging Face sharded checkpoints",
+            "big.gguf",
+            b"GGUF\x00\x00\x00\x03",
+            "big.gguf is a big-endian GGUF file; modeltool reads safetensors, GGUF (little-endian), modeltool JSON model files and Hugging Face sharded checkpoints",
         ),
         (
             "pytorch_model.bin",

@@ -291,7 +291,7 @@ fn an_output_of_no_kind_modeltool_writes_is_refused_not_made_a_folder() {
     let dir = tempdir();
     let d = dir.path();
     in_model(d);
-    for out in ["out.gguf", "out.safetensor", "model.pt", "-", "plain"] {
+    for out in ["out.safetensor", "model.pt", "-", "plain"] {
         let r = refused(
             d,
             &["convert", "in.safetensors", out],

@@ -11,6 +11,7 @@ mod util;
 mod cli;
 mod escapes;
 mod faults;
+mod gguf_cli;
 mod inspect;
 mod interop;
 mod loader_cli;

@@ -593,6 +593,22 @@ impl Report<'_> {
                 };
                 s.line(&format!("       = {}, {verdict}", plural(f.total, "byte")))?;
             }
+            None if self.kind != "json" => {
+                s.wrap(
+                    "  ",
+                    4,
+                    &[
+                        format!(
+                            "{} file: {}, of which",
+                            self.kind,
+                            plural(self.file_bytes, "byte")
+                        ),
+                        format!("{} are tensor data", bytes(self.data_bytes)),
+                        format!("for {}", plural(self.parameter_count, "element")),
+                    ],
+                    " ",
+                )?;
+            }
             None => {
                 s.wrap(
                     "  ",

@@ -127,7 +127,8 @@ pub struct Report<'m> {
     /// Each file.
     pub files: Vec<FileSummary>,
     /// The safetensors size formula with this model's numbers (null for a
-    /// JSON model file, whose size depends on how its numbers print).
+    /// JSON model file, whose size depends on how its numbers print, and
+    /// for a GGUF file, whose layout is not safetensors').
     pub size_formula: Option<SizeFormula>,
     /// What the data would weigh at other precisions.
     pub sizes_at: Vec<SizeAt>,
@@ -428,6 +429,7 @@ fn kind_name(kind: &ModelKind) -> &'static str {
         ModelKind::Safetensors => "safetensors",
         ModelKind::Json => "json",
         ModelKind::Sharded { .. } => "sharded",
+        ModelKind::Gguf => "gguf",
     }
 }
 
@@ -601,7 +603,7 @@ impl<'m> Report<'m> {
             .fold(0u64, |acc, f| acc.saturating_add(f.header_bytes));
         let per = |bytes: u64| (parameter_count > 0).then(|| bytes as f64 / parameter_count as f64);
 
-        let size_formula = (kind != "json").then(|| {
+        let size_formula = (kind == "safetensors" || kind == "sharded").then(|| {
             let length_bytes = 8u64.saturating_mul(file_facts.len() as u64);
             let json_header_bytes = header_bytes.saturating_sub(length_bytes);
             let mut terms: Vec<SizeTerm> = by_dtype

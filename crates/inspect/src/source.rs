@@ -4,7 +4,7 @@
 //! bytes per tensor on top of what the loader holds.
 
 use modeltool_format::TensorMeta;
-use modeltool_loader::{Model, ModelKind};
+use modeltool_loader::Model;
 
 use crate::facts::ModelFacts;
 
@@ -47,18 +47,16 @@ impl<'m> Source<'m> {
     pub(crate) fn offset(self, i: usize) -> u64 {
         match self {
             Source::Facts(f) => f.tensors[i].offset,
-            Source::Model(m) => match m.kind() {
-                ModelKind::Json => 0,
-                _ => m.entries()[i].range.0,
-            },
+            Source::Model(m) => m.entries()[i].offset().unwrap_or(0),
         }
     }
 
-    /// Bytes tensor `i` takes in binary form.
+    /// Bytes tensor `i` takes in binary form: as stored in the file (a
+    /// quantized GGUF tensor's blocks, not the f32 it decodes to).
     pub(crate) fn bytes(self, i: usize) -> u64 {
         match self {
             Source::Facts(f) => f.tensors[i].bytes,
-            Source::Model(m) => m.entries()[i].byte_len(),
+            Source::Model(m) => m.entries()[i].stored_len(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use modeltool_format::gguf::GgufError;
 use modeltool_format::text::Escaped;
 use modeltool_format::{Dtype, FileKind, FormatError, HeaderDamage, InvalidValue, keys};
 
@@ -16,8 +17,8 @@ pub(crate) fn shown(path: &Path) -> String {
 }
 
 /// The formats modeltool reads, for messages about those it does not.
-pub(crate) const READS: &str =
-    "modeltool reads safetensors, modeltool JSON model files and Hugging Face sharded checkpoints";
+pub(crate) const READS: &str = "modeltool reads safetensors, GGUF (little-endian), modeltool JSON model files and Hugging Face \
+     sharded checkpoints";
 
 fn not_weights(path: &Path, kind: &FileKind) -> String {
     let p = shown(path);
@@ -244,6 +245,15 @@ pub enum LoadError {
         /// Which tensor lacks one (or which checksum has no tensor), escaped.
         detail: String,
     },
+    /// A GGUF file whose header is damaged or hostile, or whose tensor
+    /// data cannot be decoded (a type with no decoder).
+    #[error("{}: {}", shown(path), Escaped(&source.to_string()))]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its offset or tensor index.
+        source: GgufError,
+    },
     /// A write that would replace an input or an existing file.
     #[error("{}: {reason}", shown(path))]
     Refused {
@@ -258,6 +268,11 @@ impl LoadError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LoadError {
         let path = path.into();
         move |source| LoadError::Io { path, source }
+    }
+
+    pub(crate) fn gguf(path: impl Into<PathBuf>) -> impl FnOnce(GgufError) -> LoadError {
+        let path = path.into();
+        move |source| LoadError::Gguf { path, source }
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>) -> impl FnOnce(FormatError) -> LoadError {

@@ -26,6 +26,30 @@
 //! above the loader (inspect, verify, convert, run) works on the `Model`
 //! and needs no change.
 //!
+//! # GGUF
+//! A GGUF file (llama.cpp, Ollama, LM Studio; little-endian) opens as
+//! [`ModelKind::Gguf`]: the header is read in bounded steps (a first MiB,
+//! then what the parser asks for, never more than
+//! [`modeltool_format::gguf::MAX_HEADER_LEN`]), never the tensor data.
+//! Shapes are row-major (ggml's dimensions reversed). A tensor of a plain
+//! ggml type (F32, F16, BF16, F64, I8..I64) is an entry of that dtype whose
+//! bytes are a [`Location::File`] range. A quantized tensor is an entry of
+//! dtype F32, the values it decodes to, with a [`Location::GgufBlocks`]:
+//! [`Model::bytes`] and [`Model::for_each_chunk`] return the f32 bytes
+//! `gguf.quants.dequantize` computes; [`Entry::stored_type`] and
+//! [`Entry::stored_len`] say what the file holds. A type with no decoder
+//! still opens (for inspection); reading its values is
+//! [`LoadError::Gguf`]. Metadata values are kept as text in
+//! [`ModelMetadata::user`] under `gguf.` ([`GGUF_PREFIX`]); arrays longer
+//! than [`MAX_ARRAY_SHOWN`] (a vocabulary) are summarised as their type and
+//! length. modeltool's own keys (`modeltool.sha256.<name>`,
+//! `modeltool.architecture`) keep their meaning; a tensor's checksum
+//! covers the bytes [`Model::bytes`] returns (the decoded f32 values for a
+//! quantized tensor; the blocks for a type with no decoder), so it
+//! survives a conversion to safetensors. A GGUF has no header checksum.
+//! [`save::ConvertOptions::keep_quantized`] writes the blocks instead, and
+//! gives them back (the original file, byte for byte, when nothing changed).
+//!
 //! # Files that change while they are read
 //! A [`Model`] reads only through handles it opened, never through the path
 //! again: a file replaced (renamed over) or deleted after [`Model::open`] is
@@ -78,6 +102,7 @@ compile_error!(
 
 mod error;
 mod file;
+mod gguf;
 pub mod save;
 mod shards;
 mod sigbus;
@@ -92,6 +117,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use half::{bf16, f16};
+use modeltool_format::gguf::GgmlType;
 use modeltool_format::text::Escaped;
 use modeltool_format::{
     DETECT_LEN, Dtype, FileKind, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta,
@@ -105,6 +131,7 @@ use crate::file::{Handles, open_regular};
 
 pub use crate::error::{LoadError, Result};
 pub use crate::file::{MAX_OPEN_FILES, ModelFile};
+pub use crate::gguf::{GGUF_PREFIX, MAX_ARRAY_SHOWN};
 pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
@@ -163,6 +190,8 @@ pub enum ModelKind {
         /// The `model.safetensors.index.json`.
         index: PathBuf,
     },
+    /// One GGUF file (llama.cpp, Ollama, LM Studio).
+    Gguf,
 }
 
 /// Where a tensor's bytes live.
@@ -187,6 +216,19 @@ pub enum Location {
         /// Its length in bytes.
         len: u64,
     },
+    /// Quantized ggml blocks at `start..end` of [`Model::files`]`[file]`,
+    /// dequantized to f32 when read: the entry's dtype is F32 and
+    /// [`Model::bytes`] returns f32 bytes (see the crate docs, "GGUF").
+    GgufBlocks {
+        /// Index into [`Model::files`].
+        file: usize,
+        /// First byte of the blocks, from the start of the file.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+        /// The type the blocks are stored as.
+        ggml_type: GgmlType,
+    },
 }
 
 /// One tensor: its description and where its bytes are.
@@ -208,17 +250,61 @@ pub struct Entry {
 
 impl Entry {
     /// Bytes the tensor takes.
+    /// For GGUF blocks, the bytes of the f32 values they decode to
+    /// ([`Entry::stored_len`] is what the file holds).
     pub fn byte_len(&self) -> u64 {
         match self.location {
             Location::File { start, end, .. } => end - start,
             Location::Owned { len, .. } => len,
+            Location::GgufBlocks { .. } => {
+                (self.meta.element_count().unwrap_or(0) as u64).saturating_mul(4)
+            }
+        }
+    }
+
+    /// Bytes the tensor takes in its file or buffer, as stored (quantized
+    /// blocks included).
+    pub fn stored_len(&self) -> u64 {
+        match self.location {
+            Location::GgufBlocks { start, end, .. } => end - start,
+            _ => self.byte_len(),
+        }
+    }
+
+    /// The ggml type of a GGUF tensor stored quantized (its dtype is the
+    /// F32 it decodes to); `None` for every other tensor.
+    ///
+    /// ```
+    /// use modeltool_format::Dtype;
+    /// use modeltool_format::gguf::{GgmlType, GgufWriter, quantize};
+    /// use modeltool_loader::{Model, OpenOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("q.gguf");
+    /// let values: Vec<f32> = (0..64).map(|i| i as f32 / 8.0).collect();
+    /// let mut w = GgufWriter::new();
+    /// w.add_tensor("w", &[2, 32], GgmlType::Q8_0, quantize(GgmlType::Q8_0, &values)?)?;
+    /// std::fs::write(&path, w.to_bytes()?)?;
+    ///
+    /// let model = Model::open(&path, OpenOptions::default())?;
+    /// let w = model.entry("w")?;
+    /// assert_eq!((w.meta.dtype, w.stored_type()), (Dtype::F32, Some(GgmlType::Q8_0)));
+    /// assert_eq!((w.byte_len(), w.stored_len()), (64 * 4, 2 * 34));
+    /// let decoded = model.tensor_f32("w")?;
+    /// assert!((decoded[9] - 9.0 / 8.0).abs() < 0.01);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stored_type(&self) -> Option<GgmlType> {
+        match self.location {
+            Location::GgufBlocks { ggml_type, .. } => Some(ggml_type),
+            _ => None,
         }
     }
 
     /// Where the bytes start in their file, when they are a range of one.
     pub fn offset(&self) -> Option<u64> {
         match self.location {
-            Location::File { start, .. } => Some(start),
+            Location::File { start, .. } | Location::GgufBlocks { start, .. } => Some(start),
             Location::Owned { .. } => None,
         }
     }
@@ -312,10 +398,11 @@ impl Model {
         }
     }
 
-    /// Opens a safetensors file, a modeltool JSON model file, a
-    /// `model.safetensors.index.json`, or a folder holding one of these
-    /// (the index first, else a single `.safetensors` file). What a file is
-    /// comes from its first bytes, not its name.
+    /// Opens a safetensors file, a GGUF file, a modeltool JSON model file,
+    /// a `model.safetensors.index.json`, or a folder holding one of these
+    /// (the index first, else a single `.safetensors` file, else a single
+    /// `.gguf` file that is its only model file). What a file is comes from
+    /// its first bytes, not its name.
     pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Model> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(LoadError::io(path))?;
@@ -330,6 +417,14 @@ impl Model {
         let (file, meta) = open_regular(path)?;
         let head = read_head(&file, path)?;
         let kind = detect(&head);
+        if kind
+            == (FileKind::Gguf {
+                byte_swapped: false,
+            })
+        {
+            let file = ModelFile::new(path, path, file, &meta, &Handles::new(), false);
+            return gguf::open(path, file);
+        }
         let named_as = |ext: &str| path.to_string_lossy().ends_with(ext);
         let handles = Handles::new();
         match kind {
@@ -381,6 +476,13 @@ impl Model {
             } else if MODEL_EXTENSIONS.contains(&ext.as_str()) {
                 others.push(e.file_name().to_string_lossy().into_owned());
             }
+        }
+        // A folder holding one GGUF file and no other model file is that file.
+        if single.is_empty()
+            && others.len() == 1
+            && others[0].to_ascii_lowercase().ends_with(".gguf")
+        {
+            return Model::open_file(&dir.join(&others[0]), options);
         }
         match single.len() {
             1 => Model::open_file(&single.remove(0), options),
@@ -707,6 +809,14 @@ impl Model {
                 return Ok(Cow::Borrowed(&self.buffers[buffer].bytes));
             }
             Location::File { file, start, end } => (&self.files[file], start, end),
+            Location::GgufBlocks {
+                file, ggml_type, ..
+            } => {
+                let buf = self.stored_bytes(entry)?;
+                let values = modeltool_format::gguf::dequantize_to_vec(ggml_type, &buf)
+                    .map_err(LoadError::gguf(&self.files[file].path))?;
+                return Ok(Cow::Owned(bytemuck::cast_slice(&values).to_vec()));
+            }
         };
         match file.map() {
             Some(map) => {
@@ -727,6 +837,35 @@ impl Model {
         }
     }
 
+    /// The tensor's bytes as its file stores them: the raw blocks of a
+    /// quantized GGUF tensor ([`Location::GgufBlocks`]), otherwise the same
+    /// as [`Model::bytes`].
+    pub fn stored_bytes(&self, entry: &Entry) -> Result<Cow<'_, [u8]>> {
+        match entry.location {
+            Location::GgufBlocks {
+                file, start, end, ..
+            } => {
+                let file = &self.files[file];
+                file.check_unchanged()?;
+                let mut buf = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut buf, start)?;
+                file.check_unchanged()?;
+                Ok(Cow::Owned(buf))
+            }
+            _ => self.bytes(entry),
+        }
+    }
+
+    /// The bytes before the tensor data of file `index` (a GGUF file's
+    /// header and padding), read through the handle opened.
+    pub(crate) fn header_of(&self, index: usize) -> Result<Vec<u8>> {
+        let file = &self.files[index];
+        let mut buf = vec![0u8; file.header_bytes as usize];
+        file.read_exact_at(&mut buf, 0)?;
+        file.check_unchanged()?;
+        Ok(buf)
+    }
+
     /// Like [`Model::bytes`], with every check a reader of the values
     /// needs: the header of the tensor's file matches its checksum (a
     /// changed dtype or shape leaves the bytes intact), the model's
@@ -740,7 +879,9 @@ impl Model {
         if let Some(expected) = &entry.stored_sha256 {
             let actual = match entry.location {
                 Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
-                Location::File { .. } => modeltool_format::sha256_hex(&bytes),
+                Location::File { .. } | Location::GgufBlocks { .. } => {
+                    modeltool_format::sha256_hex(&bytes)
+                }
             };
             if &actual != expected {
                 return Err(LoadError::ChecksumMismatch {
@@ -790,6 +931,41 @@ impl Model {
             Location::File { file, start, end } => {
                 self.files[file].read_chunks((start, end), chunk, f)
             }
+            Location::GgufBlocks {
+                file,
+                start,
+                end,
+                ggml_type,
+            } => {
+                // Whole blocks per read, so each decodes on its own.
+                let tsize = ggml_type.type_size() as usize;
+                let chunk = (chunk / 4 / ggml_type.block_size() as usize).max(1) * tsize;
+                let path = &self.files[file].path;
+                let mut values = Vec::new();
+                self.files[file].read_chunks((start, end), chunk, |c| {
+                    values.clear();
+                    values.resize(c.len() / tsize * ggml_type.block_size() as usize, 0f32);
+                    modeltool_format::gguf::dequantize(ggml_type, c, &mut values)
+                        .map_err(LoadError::gguf(path))?;
+                    f(bytemuck::cast_slice(&values))
+                })
+            }
+        }
+    }
+
+    /// [`Model::for_each_chunk`] over the bytes as stored: the raw blocks
+    /// of a quantized GGUF tensor ([`Model::stored_bytes`]).
+    pub fn for_each_stored_chunk(
+        &self,
+        entry: &Entry,
+        chunk: usize,
+        f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match entry.location {
+            Location::GgufBlocks {
+                file, start, end, ..
+            } => self.files[file].read_chunks((start, end), chunk, f),
+            _ => self.for_each_chunk(entry, chunk, f),
         }
     }
 
@@ -822,6 +998,17 @@ impl Model {
             return Ok(self.buffers[buffer].sha256.clone());
         }
         let mut hasher = Sha256::new();
+        if let Location::GgufBlocks { ggml_type, .. } = entry.location {
+            if !modeltool_format::gguf::can_dequantize(ggml_type) {
+                // No values to hash: the checksum covers the blocks.
+                self.for_each_stored_chunk(entry, CHUNK, |c| {
+                    hasher.update(c);
+                    progress(c.len() as u64);
+                    Ok(())
+                })?;
+                return Ok(hex::encode(hasher.finalize()));
+            }
+        }
         self.for_each_chunk(entry, CHUNK, |c| {
             hasher.update(c);
             look(c);

@@ -8,11 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use modeltool_format::cast::{is_cast_target, is_castable};
-use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, sha256_hex};
+use modeltool_format::gguf::{GgmlType, GgufWriter, Value};
+use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, keys, sha256_hex};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -37,6 +38,13 @@ pub enum OutputKind {
         /// The largest shard, in bytes of tensor data.
         max_shard_size: u64,
     },
+    /// One GGUF file (see [`convert`] for what it holds).
+    Gguf {
+        /// Quantize float tensors of two or more dimensions whose rows are
+        /// whole blocks to this type ([`GgmlType::Q8_0`] is the one
+        /// supported); the others keep their (cast) dtype.
+        quantize: Option<GgmlType>,
+    },
 }
 
 /// Options for [`convert`].
@@ -57,7 +65,19 @@ pub struct ConvertOptions {
     /// Write values too large for the cast's target as infinities instead
     /// of refusing the conversion ([`LoadError::CastOverflow`]).
     pub allow_overflow: bool,
+    /// Write quantized GGUF tensors as their raw blocks (U8 tensors of
+    /// their stored length) instead of decoding them, with what a GGUF
+    /// output needs to give them back (see [`KEEP_PREFIX`]): the only way to
+    /// carry types with no decoder. Safetensors outputs only.
+    pub keep_quantized: bool,
 }
+
+/// Prefix of the metadata `keep_quantized` writes: `<prefix>type.<name>`
+/// (the ggml type's name), `<prefix>shape.<name>` (the row-major shape as
+/// JSON), and, when the input is a GGUF file, `<prefix>header` (its header
+/// and padding, in hex) and `<prefix>file_len`, with which a GGUF output
+/// holding the same tensors is written byte for byte as the original.
+pub const KEEP_PREFIX: &str = "modeltool.gguf.";
 
 /// What a conversion did.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -107,6 +127,15 @@ pub struct Rehashed {
 /// and so is a cast that overflows unless allowed
 /// ([`LoadError::CastOverflow`]). Every output tensor carries its checksum,
 /// and every safetensors output its header checksum.
+///
+/// A GGUF output ([`OutputKind::Gguf`]) holds F32, F16, BF16, F64 and
+/// I8..I64 tensors (other dtypes are refused), Q8_0 ones with
+/// `quantize`, bit for bit what `gguf.quants.quantize` writes; the user
+/// metadata as string values under their keys (`gguf.` ones included:
+/// their text must not stand in for llama.cpp's typed values), the
+/// architecture under `modeltool.architecture` and each tensor's checksum
+/// under `modeltool.sha256.<name>` (of the bytes the loader returns: the
+/// decoded f32 values of a quantized tensor).
 pub fn convert(
     model: &Model,
     output: &Path,
@@ -118,6 +147,33 @@ pub fn convert(
             return Err(LoadError::Refused {
                 path: output.to_owned(),
                 reason: format!("cannot cast to {d}: choose f32, f16 or bf16"),
+            });
+        }
+    }
+    if options.keep_quantized && matches!(options.kind, OutputKind::Json | OutputKind::Gguf { .. })
+    {
+        return Err(LoadError::Refused {
+            path: output.to_owned(),
+            reason: "--keep-quantized writes raw GGUF blocks into safetensors: name a \
+                     .safetensors file or a folder of shards"
+                .into(),
+        });
+    }
+    if !options.keep_quantized {
+        let undecodable = model.entries().iter().find_map(|e| {
+            e.stored_type()
+                .filter(|&t| !modeltool_format::gguf::can_dequantize(t))
+                .map(|t| (e, t))
+        });
+        if let Some((e, t)) = undecodable {
+            return Err(LoadError::Refused {
+                path: model.files()[e.file].path.clone(),
+                reason: format!(
+                    "tensor `{}` is {t}, which modeltool cannot decode (nor can the gguf \
+                     package for some types); --keep-quantized writes its raw blocks to \
+                     safetensors instead",
+                    modeltool_format::text::Escaped(&e.meta.name)
+                ),
             });
         }
     }
@@ -147,6 +203,11 @@ pub fn convert(
             let all: Vec<&Entry> = model.entries().iter().collect();
             let file = outputs.create_file(id)?;
             job.write_safetensors(file, &all, output)?;
+            job.report.files.push(output.to_owned());
+        }
+        OutputKind::Gguf { quantize } => {
+            let file = outputs.create_file(id)?;
+            job.write_gguf(file, output, quantize)?;
             job.report.files.push(output.to_owned());
         }
         OutputKind::Sharded { max_shard_size } => {
@@ -197,6 +258,15 @@ pub struct HeaderRehash {
 /// [`Outputs`] set: atomically, keeping its permission bits, all files of a
 /// sharded checkpoint or none.
 pub fn rehash(model: &Model, progress: &(dyn Fn(u64) + Sync)) -> Result<RehashReport> {
+    if matches!(model.kind(), ModelKind::Gguf) {
+        // Rewriting in place would put a safetensors file under its name.
+        return Err(LoadError::Refused {
+            path: model.path().to_owned(),
+            reason: "rehash rewrites safetensors and JSON model files in place; `modeltool \
+                     convert` to a new .gguf writes one with checksums"
+                .into(),
+        });
+    }
     let mut outputs = Outputs::new();
     outputs.model(model)?;
     let ids: Vec<OutputId> = model
@@ -248,6 +318,7 @@ struct Job<'a> {
     dtype: Option<Dtype>,
     rehash: bool,
     allow_overflow: bool,
+    keep_quantized: bool,
     /// Tensors whose cast overflowed, and the counts.
     overflowed: Vec<String>,
     overflow: CastStats,
@@ -267,6 +338,7 @@ impl<'a> Job<'a> {
             dtype: options.dtype,
             rehash: options.rehash,
             allow_overflow: options.allow_overflow,
+            keep_quantized: options.keep_quantized,
             overflowed: Vec::new(),
             overflow: CastStats::default(),
             report,
@@ -278,8 +350,26 @@ impl<'a> Job<'a> {
         self.dtype.filter(|&to| to != from && is_castable(from))
     }
 
+    /// Whether `e` is written as its raw GGUF blocks (`--keep-quantized`).
+    fn kept(&self, e: &Entry) -> bool {
+        self.keep_quantized && e.stored_type().is_some()
+    }
+
+    /// The dtype `e` is cast to, if any (never for kept blocks).
+    fn target_of(&self, e: &Entry) -> Option<Dtype> {
+        if self.kept(e) {
+            return None;
+        }
+        self.target(e.meta.dtype)
+    }
+
     fn out_meta(&self, e: &Entry) -> TensorMeta {
         let mut meta = e.meta.clone();
+        if self.kept(e) {
+            meta.dtype = Dtype::U8;
+            meta.shape = vec![e.stored_len() as usize];
+            return meta;
+        }
         if let Some(to) = self.target(meta.dtype) {
             meta.dtype = to;
         }
@@ -418,6 +508,7 @@ impl<'a> Job<'a> {
         for m in &metas {
             meta.checksums.insert(m.name.clone(), "0".repeat(64));
         }
+        self.keep_metadata(entries, &mut meta)?;
         let layout = Layout::with_header_sha256(&metas, &meta.to_safetensors())
             .map_err(LoadError::format(shown_as))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -440,7 +531,8 @@ impl<'a> Job<'a> {
         };
         for &i in &order {
             let e = entries[i];
-            let to = self.target(e.meta.dtype);
+            let to = self.target_of(e);
+            let kept = self.kept(e);
             let known = known[i].take();
             let mut in_hash = known.is_none().then(Sha256::new);
             // Without a cast the output bytes are the input bytes: one hash serves both.
@@ -449,7 +541,7 @@ impl<'a> Job<'a> {
             let mut cast = CastStats::default();
             let mut offset = 0;
             let this = &*self;
-            self.model.for_each_chunk(e, CHUNK, |chunk| {
+            let mut step = |chunk: &[u8]| -> Result<()> {
                 this.check_values(e, chunk, offset)?;
                 offset += chunk.len();
                 // Hashing the input and casting it are independent: do both at once.
@@ -472,13 +564,24 @@ impl<'a> Job<'a> {
                 out.write_all(bytes).map_err(LoadError::io(shown_as))?;
                 (this.progress)(chunk.len() as u64);
                 Ok(())
-            })?;
+            };
+            if kept {
+                self.model.for_each_stored_chunk(e, CHUNK, &mut step)?;
+            } else {
+                self.model.for_each_chunk(e, CHUNK, &mut step)?;
+            }
             let in_sum = match (known, in_hash) {
                 (Some(sum), _) => sum,
                 (None, Some(h)) => hex::encode(h.finalize()),
                 (None, None) => unreachable!("an input hash is known or computed"),
             };
-            self.check_input(e, &in_sum)?;
+            // A kept tensor's stored checksum covers its decoded values.
+            if kept && e.stored_sha256.is_some() {
+                let decoded = self.model.sha256(e)?;
+                self.check_input(e, &decoded)?;
+            } else {
+                self.check_input(e, &in_sum)?;
+            }
             let cast_done = out_hash.is_some();
             let out_sum = out_hash.map_or(in_sum, |h| hex::encode(h.finalize()));
             self.note_rehash(e, &out_sum, cast_done);
@@ -570,6 +673,330 @@ impl<'a> Job<'a> {
         })
     }
 
+    /// Writes the model as a GGUF file: a header with placeholder
+    /// checksums (fixed-length strings), the tensors one at a time, then the
+    /// real header over the first.
+    fn write_gguf(
+        &mut self,
+        file: &File,
+        shown_as: &Path,
+        quantize: Option<GgmlType>,
+    ) -> Result<()> {
+        if let Some(q) = quantize.filter(|&q| q != GgmlType::Q8_0) {
+            return Err(LoadError::Refused {
+                path: shown_as.to_owned(),
+                reason: format!("cannot quantize to {q}: modeltool quantizes to q8_0"),
+            });
+        }
+        if quantize.is_none() && self.dtype.is_none() && self.write_gguf_verbatim(file, shown_as)? {
+            return Ok(());
+        }
+        let entries = self.model.entries();
+        let mut types = Vec::with_capacity(entries.len());
+        let mut shapes: Vec<Vec<u64>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let meta = self.out_meta(e);
+            if let Some(kept) = self.restored(e, shown_as)? {
+                types.push(kept.0);
+                shapes.push(kept.1);
+                continue;
+            }
+            shapes.push(meta.shape.iter().map(|&d| d as u64).collect());
+            let float = matches!(
+                meta.dtype,
+                Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64
+            );
+            let blocks = quantize.filter(|q| {
+                float
+                    && meta.shape.len() >= 2
+                    && meta
+                        .shape
+                        .last()
+                        .is_some_and(|&n| n > 0 && n as u64 % u64::from(q.block_size()) == 0)
+                    && !meta.shape.contains(&0)
+            });
+            let t = match blocks.or_else(|| ggml_plain(meta.dtype)) {
+                Some(t) => t,
+                None => {
+                    return Err(LoadError::Refused {
+                        path: shown_as.to_owned(),
+                        reason: format!(
+                            "tensor `{}` is {}, which GGUF does not store (it holds F32, F16, \
+                             BF16, F64 and I8..I64 tensors)",
+                            modeltool_format::text::Escaped(&e.meta.name),
+                            meta.dtype
+                        ),
+                    });
+                }
+            };
+            types.push(t);
+        }
+        let placeholder: Vec<String> = vec!["0".repeat(64); entries.len()];
+        let writer = self.gguf_writer(&types, &shapes, &placeholder, shown_as)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut stream = writer.stream(&mut out).map_err(LoadError::io(shown_as))?;
+        let mut sums = Vec::with_capacity(entries.len());
+        for (e, &t) in entries.iter().zip(&types) {
+            let bytes = self.model.bytes(e)?;
+            self.check_values(e, &bytes, 0)?;
+            let in_sum = match self.model.kind() {
+                ModelKind::Json => self.model.sha256(e)?,
+                _ => sha256_hex(&bytes),
+            };
+            self.check_input(e, &in_sum)?;
+            let (data, sum) = if e.meta.dtype == Dtype::U8 && t.plain_dtype().is_none() {
+                // Raw blocks kept by --keep-quantized, given back as they were.
+                let sum = if modeltool_format::gguf::can_dequantize(t) {
+                    let values = modeltool_format::gguf::dequantize_to_vec(t, &bytes)
+                        .map_err(LoadError::gguf(shown_as))?;
+                    sha256_hex(bytemuck::cast_slice(&values))
+                } else {
+                    in_sum.clone()
+                };
+                (bytes, sum)
+            } else if t == GgmlType::Q8_0 {
+                let values = crate::to_f32(bytes, e.meta.dtype).expect("a float dtype");
+                let q = modeltool_format::gguf::quantize(t, &values)
+                    .map_err(LoadError::gguf(shown_as))?;
+                let back = modeltool_format::gguf::dequantize_to_vec(t, &q)
+                    .map_err(LoadError::gguf(shown_as))?;
+                let sum = sha256_hex(bytemuck::cast_slice(&back));
+                (std::borrow::Cow::Owned(q), sum)
+            } else {
+                let to = self.target(e.meta.dtype);
+                let mut cast = CastStats::default();
+                let data = match to {
+                    Some(to) => {
+                        let mut buf = Vec::new();
+                        cast.cast(e.meta.dtype, to, &bytes, &mut buf);
+                        std::borrow::Cow::Owned(buf)
+                    }
+                    None => bytes,
+                };
+                self.count_cast(e, to, &cast);
+                let sum = if to.is_some() {
+                    sha256_hex(&data)
+                } else {
+                    in_sum.clone()
+                };
+                self.note_rehash(e, &sum, to.is_some());
+                (data, sum)
+            };
+            stream
+                .write_tensor(&data)
+                .map_err(LoadError::io(shown_as))?;
+            self.report.data_bytes += data.len() as u64;
+            (self.progress)(e.byte_len());
+            sums.push(sum);
+        }
+        stream.finish().map_err(LoadError::io(shown_as))?;
+        let header = writer.header_bytes();
+        let final_header = self
+            .gguf_writer(&types, &shapes, &sums, shown_as)?
+            .header_bytes();
+        assert_eq!(
+            final_header.len(),
+            header.len(),
+            "checksums have a fixed length"
+        );
+        let file = out.into_inner().map_err(|e| LoadError::Io {
+            path: shown_as.to_owned(),
+            source: e.into_error(),
+        })?;
+        let mut file = file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(LoadError::io(shown_as))?;
+        file.write_all(&final_header)
+            .map_err(LoadError::io(shown_as))?;
+        file.sync_all().map_err(LoadError::io(shown_as))?;
+        Ok(())
+    }
+
+    /// The GGUF writer for the model's tensors as `types`, with `sums` as
+    /// their checksums.
+    fn gguf_writer(
+        &self,
+        types: &[GgmlType],
+        shapes: &[Vec<u64>],
+        sums: &[String],
+        shown_as: &Path,
+    ) -> Result<GgufWriter> {
+        let fail = LoadError::gguf(shown_as);
+        let mut w = GgufWriter::new();
+        let meta = self.model.metadata();
+        let add = |w: &mut GgufWriter, key: String, value: String| {
+            w.add_metadata(key, Value::String(value))
+        };
+        let r = (|| {
+            // Keys as they are: a `gguf.` key read from a GGUF holds text
+            // (a vocabulary's summary, a number as digits) that must not
+            // stand in for the typed value llama.cpp reads under the bare key.
+            for (k, v) in &meta.user {
+                if !k.starts_with(KEEP_PREFIX) {
+                    add(&mut w, k.clone(), v.clone())?;
+                }
+            }
+            if let Some(a) = &meta.architecture {
+                add(&mut w, keys::ARCHITECTURE.to_owned(), a.to_string())?;
+            }
+            for (e, sum) in self.model.entries().iter().zip(sums) {
+                add(
+                    &mut w,
+                    format!("{}{}", keys::SHA256_PREFIX, e.meta.name),
+                    sum.clone(),
+                )?;
+            }
+            for ((e, &t), shape) in self.model.entries().iter().zip(types).zip(shapes) {
+                w.add_tensor_info(e.meta.name.clone(), shape, t)?;
+            }
+            Ok(())
+        })();
+        r.map_err(fail)?;
+        Ok(w)
+    }
+
+    /// The ggml type and shape of a U8 tensor that `--keep-quantized`
+    /// wrote from GGUF blocks (its `KEEP_PREFIX` keys), if it is one.
+    fn restored(&self, e: &Entry, shown_as: &Path) -> Result<Option<(GgmlType, Vec<u64>)>> {
+        let user = &self.model.metadata().user;
+        let name = &e.meta.name;
+        let Some(t) = user.get(&format!("{KEEP_PREFIX}type.{name}")) else {
+            return Ok(None);
+        };
+        if e.meta.dtype != Dtype::U8 {
+            return Ok(None);
+        }
+        let bad = |why: String| LoadError::Refused {
+            path: shown_as.to_owned(),
+            reason: format!(
+                "tensor `{}` was kept as GGUF blocks, but {why}",
+                modeltool_format::text::Escaped(name)
+            ),
+        };
+        let t = GgmlType::from_name(t).ok_or_else(|| {
+            bad(format!(
+                "`{}` is not a ggml type",
+                modeltool_format::text::Escaped(t)
+            ))
+        })?;
+        let shape: Vec<u64> = user
+            .get(&format!("{KEEP_PREFIX}shape.{name}"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| bad("its shape is missing or not a list of numbers".into()))?;
+        let size = shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .and_then(|n| t.byte_size(n));
+        if size != Some(e.byte_len()) {
+            return Err(bad(format!(
+                "its {} bytes are not {t} blocks of shape {shape:?}",
+                e.byte_len()
+            )));
+        }
+        Ok(Some((t, shape)))
+    }
+
+    /// Writes the GGUF header `--keep-quantized` kept, and every tensor's
+    /// bytes where that header puts them, when the model holds exactly the
+    /// tensors it describes: the original file, byte for byte. `false`
+    /// (nothing written) when there is no such header or it does not fit.
+    fn write_gguf_verbatim(&mut self, file: &File, shown_as: &Path) -> Result<bool> {
+        let user = &self.model.metadata().user;
+        let (Some(hex_header), Some(file_len)) = (
+            user.get(&format!("{KEEP_PREFIX}header")),
+            user.get(&format!("{KEEP_PREFIX}file_len"))
+                .and_then(|n| n.parse::<u64>().ok()),
+        ) else {
+            return Ok(false);
+        };
+        let Ok(header_bytes) = hex::decode(hex_header) else {
+            return Ok(false);
+        };
+        let Ok(modeltool_format::gguf::Parsed::Header(header)) =
+            modeltool_format::gguf::parse(&header_bytes, file_len)
+        else {
+            return Ok(false);
+        };
+        if header.data_start != header_bytes.len() as u64
+            || header.tensors.len() != self.model.entries().len()
+        {
+            return Ok(false);
+        }
+        let mut order = Vec::with_capacity(header.tensors.len());
+        for (i, t) in header.tensors.iter().enumerate() {
+            let Ok(e) = self.model.entry(&t.name) else {
+                return Ok(false);
+            };
+            let fits = match t.ggml_type.plain_dtype() {
+                Some(d) => e.meta.dtype == d,
+                None => self
+                    .restored(e, shown_as)?
+                    .is_some_and(|(k, _)| k == t.ggml_type),
+            };
+            if !fits || e.byte_len() != t.size {
+                return Ok(false);
+            }
+            order.push((header.tensor_range(i).expect("an index of the header"), e));
+        }
+        order.sort_by_key(|(r, _)| r.start);
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let io = LoadError::io(shown_as);
+        let zeros = |out: &mut BufWriter<&File>, n: u64| -> std::io::Result<()> {
+            std::io::copy(&mut std::io::repeat(0).take(n), out).map(drop)
+        };
+        out.write_all(&header_bytes)
+            .map_err(LoadError::io(shown_as))?;
+        let mut at = header.data_start;
+        for (range, e) in order {
+            let bytes = self.model.bytes(e)?;
+            self.check_values(e, &bytes, 0)?;
+            let in_sum = match self.model.kind() {
+                ModelKind::Json => self.model.sha256(e)?,
+                _ => sha256_hex(&bytes),
+            };
+            self.check_input(e, &in_sum)?;
+            zeros(&mut out, range.start - at).map_err(LoadError::io(shown_as))?;
+            out.write_all(&bytes).map_err(LoadError::io(shown_as))?;
+            self.report.data_bytes += bytes.len() as u64;
+            (self.progress)(e.byte_len());
+            at = range.end;
+        }
+        zeros(&mut out, file_len.saturating_sub(at)).map_err(LoadError::io(shown_as))?;
+        let file = out.into_inner().map_err(|e| LoadError::Io {
+            path: shown_as.to_owned(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io)?;
+        Ok(true)
+    }
+
+    /// Adds what `--keep-quantized` needs to give kept tensors back.
+    fn keep_metadata(&self, entries: &[&Entry], meta: &mut ModelMetadata) -> Result<()> {
+        if !entries.iter().any(|e| self.kept(e)) {
+            return Ok(());
+        }
+        for e in entries.iter().filter(|e| self.kept(e)) {
+            let t = e.stored_type().expect("kept tensors are GGUF blocks");
+            let name = &e.meta.name;
+            meta.user
+                .insert(format!("{KEEP_PREFIX}type.{name}"), t.name().to_owned());
+            meta.user.insert(
+                format!("{KEEP_PREFIX}shape.{name}"),
+                serde_json::to_string(&e.meta.shape).expect("a shape serializes"),
+            );
+        }
+        if matches!(self.model.kind(), ModelKind::Gguf) {
+            let header = self.model.header_of(0)?;
+            meta.user
+                .insert(format!("{KEEP_PREFIX}header"), hex::encode(header));
+            meta.user.insert(
+                format!("{KEEP_PREFIX}file_len"),
+                self.model.files()[0].file_len.to_string(),
+            );
+        }
+        Ok(())
+    }
+
     fn count_cast(&mut self, e: &Entry, to: Option<Dtype>, cast: &CastStats) {
         if to.is_some() {
             self.report.cast_tensors += 1;
@@ -657,5 +1084,20 @@ pub fn stage_model(
             .map_err(LoadError::format(path))?;
         }
         Ok(())
+    })
+}
+
+/// The plain ggml type that stores `dtype`, if GGUF has one.
+fn ggml_plain(dtype: Dtype) -> Option<GgmlType> {
+    Some(match dtype {
+        Dtype::F32 => GgmlType::F32,
+        Dtype::F16 => GgmlType::F16,
+        Dtype::BF16 => GgmlType::BF16,
+        Dtype::F64 => GgmlType::F64,
+        Dtype::I8 => GgmlType::I8,
+        Dtype::I16 => GgmlType::I16,
+        Dtype::I32 => GgmlType::I32,
+        Dtype::I64 => GgmlType::I64,
+        _ => return None,
     })
 }

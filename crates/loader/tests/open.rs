@@ -76,12 +76,10 @@ fn files_are_told_by_their_first_bytes_and_named_when_not_weights() {
     let d = dir.path();
     let cases: &[(&str, &[u8], FileKind, &str)] = &[
         (
-            "tiny.gguf",
-            b"GGUF\x03\x00\x00\x00\x00\x00",
-            FileKind::Gguf {
-                byte_swapped: false,
-            },
-            "tiny.gguf is a GGUF file; modeltool reads safetensors, modeltool JSON model files and Hugging Face sharded checkpoints",
+            "big.gguf",
+            b"GGUF\x00\x00\x00\x03\x00\x00",
+            FileKind::Gguf { byte_swapped: true },
+            "big.gguf is a big-endian GGUF file; modeltool reads safetensors, GGUF (little-endian), modeltool JSON model files and Hugging Face sharded checkpoints",
         ),
         (
             "pytorch_model.bin",

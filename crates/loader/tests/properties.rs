@@ -1080,6 +1080,7 @@ fn cast_round_trip(c: &CastCase) -> TestResult {
         OutputKind::Json => "out.json",
         OutputKind::Safetensors => "out.safetensors",
         OutputKind::Sharded { .. } => "out",
+        OutputKind::Gguf { .. } => "out.gguf",
     });
     let r = run_convert(&m0, &out, c.kind, Some(c.to))?;
     let m1 = open(&out, true)?;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use modeltool_format::Dtype;
+use modeltool_format::gguf::GgmlType;
 use modeltool_loader::save::{ConvertOptions, ConvertReport, OutputKind, convert};
 use modeltool_loader::size::parse_size;
 use modeltool_loader::write::checkpoint_folder;
@@ -12,7 +13,7 @@ use modeltool_loader::write::checkpoint_folder;
 use crate::{Format, InputArgs};
 
 /// What `convert` writes, for messages about an output it cannot tell.
-const ACCEPTED: &str = "modeltool writes a .safetensors or .json file, or a folder of shards \
+const ACCEPTED: &str = "modeltool writes a .safetensors or .json file, a .gguf file, or a folder of shards \
                         (give --max-shard-size, end the name in /, or name an existing \
                         checkpoint folder)";
 
@@ -21,7 +22,7 @@ const ACCEPTED: &str = "modeltool writes a .safetensors or .json file, or a fold
 pub struct ConvertArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Where to write: a `.safetensors` or `.json` file, or a folder of
+    /// Where to write: a `.safetensors`, `.json` or `.gguf` file, or a folder of
     /// shards (with --max-shard-size, a name ending in `/`, or an existing
     /// checkpoint folder).
     #[arg(value_name = "OUTPUT")]
@@ -51,9 +52,26 @@ pub struct ConvertArgs {
     /// (decimal units, as Hugging Face uses; KiB/MiB/GiB are binary).
     #[arg(long, value_name = "SIZE")]
     max_shard_size: Option<String>,
+    /// With a `.gguf` output: quantize float tensors of two or more
+    /// dimensions whose rows are whole 32-value blocks, bit for bit as
+    /// llama.cpp's `gguf` package does; the others keep their dtype.
+    #[arg(long, value_enum, ignore_case = true, value_name = "TYPE")]
+    quantize: Option<QuantizeTo>,
+    /// From a GGUF: keep quantized tensors as their raw blocks (U8
+    /// tensors, their ggml type and shape in the metadata) instead of
+    /// decoding them to f32; converting the result to `.gguf` gives them
+    /// back, byte for byte the original file when nothing else changed.
+    #[arg(long)]
+    keep_quantized: bool,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum QuantizeTo {
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -76,6 +94,7 @@ fn output_kind(output: &Path, max_shard_size: Option<&str>) -> anyhow::Result<Ou
     let file = match ext.as_deref() {
         Some("json") => Some(OutputKind::Json),
         Some("safetensors") => Some(OutputKind::Safetensors),
+        Some("gguf") => Some(OutputKind::Gguf { quantize: None }),
         _ => None,
     };
     let folder = || -> anyhow::Result<OutputKind> {
@@ -100,7 +119,6 @@ fn output_kind(output: &Path, max_shard_size: Option<&str>) -> anyhow::Result<Ou
                     Err(why) => format!("is a folder that is not a checkpoint: it {why}"),
                 },
                 (false, ext) => match ext {
-                    Some("gguf") => "GGUF output is not supported yet".to_owned(),
                     Some(e) => format!("`.{}` is not a kind of file modeltool writes", e),
                     None => "the name says neither a file kind nor a folder".to_owned(),
                 },
@@ -115,7 +133,19 @@ pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let Some(output) = args.output.as_ref().or(args.output_arg.as_ref()) else {
         bail!("convert needs an OUTPUT (or -o OUTPUT)");
     };
-    let kind = output_kind(output, args.max_shard_size.as_deref())?;
+    let kind = match (
+        output_kind(output, args.max_shard_size.as_deref())?,
+        args.quantize,
+    ) {
+        (OutputKind::Gguf { .. }, Some(QuantizeTo::Q8_0)) => OutputKind::Gguf {
+            quantize: Some(GgmlType::Q8_0),
+        },
+        (_, Some(_)) => bail!(
+            "{}: --quantize writes GGUF blocks: name a .gguf output",
+            output.display()
+        ),
+        (kind, None) => kind,
+    };
     // `out/` and `out` are one folder; the rest of the name stays as given.
     let output: PathBuf = if output.as_os_str().to_string_lossy().ends_with('/') {
         output.components().collect()
@@ -135,13 +165,13 @@ pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
         force: args.force,
         rehash: args.rehash,
         allow_overflow: args.allow_overflow,
+        keep_quantized: args.keep_quantized,
     };
     let report = convert(&model, &output, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+            super::print_json(out, &report)?;
         }
         Format::Human => print_human(&report, &options, out)?,
     }

@@ -80,8 +80,7 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 report: &report,
                 values: values.as_ref(),
             };
-            serde_json::to_writer_pretty(&mut *out, &json)?;
-            writeln!(out)?;
+            super::print_json(out, &json)?;
         }
         Format::Human => print_human(&report, values.as_ref(), out)?,
     }
