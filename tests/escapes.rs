@@ -5,10 +5,6 @@
 //! format or bidi character but `\n`; `--format json` must parse and hold
 //! the exact original strings. And every command's human output on the
 //! shipped fixtures fits 80 columns.
-//!
-//! Commands other than `inspect` are made safe on their own branches; a
-//! test here that still fails before those are merged is marked
-//! `#[ignore = "fixed on merge: ..."]`.
 
 use std::path::Path;
 use std::process::Command;
@@ -386,7 +382,6 @@ fn inspect_output_on_the_fixtures_fits_80_columns() {
 }
 
 #[test]
-#[ignore = "fixed on merge: verify, convert, run and train fit 80 columns (their engineers)"]
 fn every_command_on_the_fixtures_fits_80_columns() {
     let dir = tempdir();
     let d = dir.path();

@@ -337,19 +337,28 @@ impl XorShift {
 /// Columns per factor of ten in the terminal chart.
 const PER_DECADE: usize = 5;
 
+/// `[1024, 1536, 1536, 1536, 1536, 1024]` as `1024-1536x4-1024`.
+fn fold_widths(widths: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < widths.len() {
+        let run = widths[i..].iter().take_while(|&&w| w == widths[i]).count();
+        parts.push(if run > 1 {
+            format!("{}x{run}", widths[i])
+        } else {
+            widths[i].to_string()
+        });
+        i += run;
+    }
+    parts.join("-")
+}
+
 /// Writes the points as a table, then a bar chart of both file sizes on a
 /// log scale.
 pub fn render_table(points: &[GrowthPoint], out: &mut impl Write) -> io::Result<()> {
-    let widths: Vec<String> = points
-        .iter()
-        .map(|p| {
-            p.widths
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("-")
-        })
-        .collect();
+    // Fits 80 columns: widths with repeats folded (`1024-1536x4-1024`),
+    // counts and sizes in short units; `--format json` has every exact number.
+    let widths: Vec<String> = points.iter().map(|p| fold_widths(&p.widths)).collect();
     let name_w = points
         .iter()
         .map(|p| p.name.len())
@@ -359,20 +368,19 @@ pub fn render_table(points: &[GrowthPoint], out: &mut impl Write) -> io::Result<
     let widths_w = widths.iter().map(String::len).max().unwrap_or(0).max(6);
     writeln!(
         out,
-        "{:<name_w$}  {:>6}  {:<widths_w$}  {:>12}  {:>7}  {:>14}  {:>7}  {:>14}  {:>7}",
-        "name", "layers", "widths", "parameters", "", "safetensors", "B/param", "json", "B/param"
+        "{:<name_w$}  {:>6}  {:<widths_w$}  {:>7}  {:>11}  {:>5}  {:>9}  {:>5}",
+        "name", "layers", "widths", "params", "safetensors", "B/p", "json", "B/p"
     )?;
     for (p, w) in points.iter().zip(&widths) {
         writeln!(
             out,
-            "{:<name_w$}  {:>6}  {w:<widths_w$}  {:>12}  {:>7}  {:>14}  {:>7}  {:>14}  {:>7}",
+            "{:<name_w$}  {:>6}  {w:<widths_w$}  {:>7}  {:>11}  {:>5}  {:>9}  {:>5}",
             p.name,
             p.layers,
-            thousands(p.parameter_count),
             short(p.parameter_count),
-            thousands(p.safetensors_bytes),
+            bytes(p.safetensors_bytes),
             ratio(p.bytes_per_parameter_safetensors),
-            thousands(p.json_bytes),
+            bytes(p.json_bytes),
             ratio(p.bytes_per_parameter_json),
         )?;
     }

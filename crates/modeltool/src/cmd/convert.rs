@@ -198,15 +198,21 @@ fn print_human(
         "wrote {target}{files}: {} tensors, {} bytes of tensor data",
         r.tensors, r.data_bytes
     )?;
-    let stored = if r.unchecked == 0 {
-        format!("{} input checksums verified", r.checked)
+    if r.unchecked == 0 {
+        writeln!(
+            out,
+            "{} input checksums verified; every output tensor carries its sha256",
+            r.checked
+        )?;
     } else {
-        format!(
-            "{} input checksums verified, {} tensors had none stored",
+        // Two lines: each fits 80 columns whatever the counts.
+        writeln!(
+            out,
+            "{} input checksums verified, {} tensors had none stored;",
             r.checked, r.unchecked
-        )
-    };
-    writeln!(out, "{stored}; every output tensor carries its sha256")?;
+        )?;
+        writeln!(out, "every output tensor now carries its sha256")?;
+    }
     if options.rehash {
         let replaced = r.rehashed.iter().filter(|c| c.old.is_some()).count();
         let added = r.rehashed.len() - replaced;
