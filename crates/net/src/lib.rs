@@ -47,6 +47,7 @@ mod error;
 mod model;
 mod network;
 mod plot;
+mod run;
 mod sequential;
 pub mod train;
 
@@ -59,4 +60,5 @@ pub use modeltool_format::arch::{
 };
 pub use network::Network;
 pub use plot::{loss_svg, plot_loss_svg};
+pub use run::{Batch, PredictionFile, Predictions, Runner};
 pub use sequential::sequential_architecture;
