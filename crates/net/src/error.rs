@@ -274,6 +274,81 @@ pub enum NetError {
         width: usize,
     },
 
+    /// A sample given as text (`1.5`, `-1,0.5,2`) holds a field that is not a finite number.
+    #[error(
+        "sample {sample} (`{}`): `{}` is not {}",
+        Escaped(.text),
+        Escaped(.field),
+        number_kind(.infinite)
+    )]
+    SampleNotNumber {
+        /// 1-based position of the sample.
+        sample: usize,
+        /// The whole sample as given.
+        text: String,
+        /// The field that is not a finite number.
+        field: String,
+        /// Whether the field is a number, but NaN or infinite.
+        infinite: bool,
+    },
+
+    /// A sample given as text holds another number of values than the network takes.
+    #[error(
+        "sample {sample} (`{}`) has {found} values; the model takes {width} inputs",
+        Escaped(.text)
+    )]
+    SampleWidth {
+        /// 1-based position of the sample.
+        sample: usize,
+        /// The whole sample as given.
+        text: String,
+        /// Values in it.
+        found: usize,
+        /// The network's input width.
+        width: usize,
+    },
+
+    /// A batch holds no samples.
+    #[error("{source_name}: no samples")]
+    NoSamples {
+        /// The file or source name.
+        source_name: String,
+    },
+
+    /// The tensor `input` of a safetensors batch is not of shape `[batch, width]`.
+    #[error("{source_name}: tensor `input` has shape {shape:?}; the model takes [batch, {width}]")]
+    InputShape {
+        /// The file.
+        source_name: String,
+        /// The shape found.
+        shape: Vec<usize>,
+        /// The network's input width.
+        width: usize,
+    },
+
+    /// A value of the tensor `input` of a safetensors batch is NaN or infinite.
+    #[error("{source_name}: tensor `input` value {index} is {value}, not a finite number")]
+    InputNotFinite {
+        /// The file.
+        source_name: String,
+        /// 0-based position of the value, row-major.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+
+    /// A CSV value to run is finite as a 64-bit float but beyond the range of f32, in which the
+    /// network runs.
+    #[error("{source_name}: value {value} of row {row} does not fit in a 32-bit float")]
+    InputTooLarge {
+        /// The file or source name.
+        source_name: String,
+        /// 1-based data row (the header not counted).
+        row: usize,
+        /// The value as read.
+        value: f64,
+    },
+
     /// A training setting is out of range.
     #[error("invalid training setting: {0}")]
     InvalidConfig(String),
@@ -334,6 +409,16 @@ pub enum NetError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// What a sample field that failed to parse is not: a finite number (it is NaN or infinite) or a
+/// number at all.
+fn number_kind(infinite: &bool) -> &'static str {
+    if *infinite {
+        "a finite number"
+    } else {
+        "a number"
+    }
 }
 
 impl NetError {

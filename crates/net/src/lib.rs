@@ -7,6 +7,13 @@
 //! and returns its tensors as plain data ([`train::NamedTensor`]), with the `training.*`
 //! record a model file keeps of it ([`train::Provenance`]).
 //!
+//! [`Runner`] runs a model on a [`Batch`] of samples (text such as `-1,0.5,2`, a CSV file
+//! whose columns are picked by the names the model records, or a tensor `input`) and gives
+//! [`Predictions`]: the outputs with their names, and the targets and error when the CSV held
+//! them, rendered as text or serialised; [`PredictionFile`] writes them (CSV or safetensors)
+//! without ever replacing an input. [`train::Trained::to_model_parts`] turns a trained
+//! network into the tensors and metadata of a model file.
+//!
 //! The architecture schema itself (its types, and the one reader of it) belongs to the file
 //! format: [`modeltool_format::arch`], re-exported here.
 //!
@@ -37,7 +44,8 @@
 //! # Ok::<(), modeltool_net::NetError>(())
 //! ```
 //!
-//! `examples/run_model.rs` opens a model file, builds its network and runs it.
+//! `examples/run_model.rs` opens a model file, builds its network and runs it;
+//! `examples/run_csv.rs` runs a model on a CSV file in a few lines.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -47,6 +55,7 @@ mod error;
 mod model;
 mod network;
 mod plot;
+mod run;
 mod sequential;
 pub mod train;
 
@@ -59,4 +68,5 @@ pub use modeltool_format::arch::{
 };
 pub use network::Network;
 pub use plot::{loss_svg, plot_loss_svg};
+pub use run::{Batch, PredictionFile, Predictions, Runner};
 pub use sequential::sequential_architecture;

@@ -947,7 +947,14 @@ mod from_model {
     fn a_mapped_f32_model_runs_on_borrowed_weights() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write(dir.path(), "seq.safetensors", &sequential(), None);
-        let model = open(&path);
+        // Plain reads (the default) hand out owned bytes: only a map is borrowed from.
+        #[allow(unsafe_code)]
+        // SAFETY: the files this test binary maps are in its own temporary folders, and
+        // nothing truncates or rewrites them while they are open.
+        unsafe {
+            modeltool_loader::allow_mmap()
+        };
+        let model = Model::open(&path, OpenOptions { mmap: true }).expect("opens");
         let net = Network::from_model(&model, Some(Activation::Relu)).expect("builds");
         assert_eq!(net.forward(&[3.0, -2.0], 2).expect("runs"), [3.5, 2.5]);
         let borrowed: Vec<&str> = net.borrowed_tensors().collect();
@@ -1065,5 +1072,343 @@ mod from_model {
         let text = err.to_string();
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("0.weight\\u{1b}[2J"), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------- running a model on a batch
+
+mod running {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use modeltool_format::{Dtype, ModelMetadata, TensorMeta};
+    use modeltool_loader::save::write_model;
+    use modeltool_loader::{LoadError, Model, OpenOptions};
+    use modeltool_net::train::{Dataset, Provenance, TrainConfig, TrainReport, train};
+    use modeltool_net::{Batch, NetError, PredictionFile, Runner};
+
+    fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> (TensorMeta, Vec<u8>) {
+        let meta = TensorMeta {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape: shape.to_vec(),
+        };
+        (meta, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn write(path: &Path, tensors: &[(TensorMeta, Vec<u8>)], meta: &ModelMetadata) {
+        write_model(path, tensors, meta, false).expect("writes");
+    }
+
+    /// `weight_kg = height_cm - 110`, trained on height_weight-like data and saved as `name`.
+    fn height_model(dir: &Path, name: &str) -> PathBuf {
+        let csv = "height_cm,weight_kg\n170,60\n160,50\n";
+        let data = Dataset::from_csv_reader(csv.as_bytes(), "hw.csv", &[]).expect("data");
+        let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {}).expect("fits");
+        let record = Provenance::new("hw.csv", "00", &data, &trained);
+        let (tensors, meta) = trained.to_model_parts(&record);
+        let path = dir.join(name);
+        write(&path, &tensors, &meta);
+        path
+    }
+
+    fn open(path: &Path) -> Model {
+        Model::open(path, OpenOptions::default()).expect("opens")
+    }
+
+    #[test]
+    fn samples_from_text_say_which_sample_and_field_is_wrong() {
+        let b = Batch::from_samples(&["1, -2", "-inf,0"], 2).expect_err("-inf");
+        assert!(
+            matches!(&b, NetError::SampleNotNumber { sample: 2, field, infinite: true, .. } if field == "-inf"),
+            "{b:?}"
+        );
+        assert_eq!(
+            b.to_string(),
+            "sample 2 (`-inf,0`): `-inf` is not a finite number"
+        );
+        let b = Batch::from_samples(&["tall\u{1b}"], 1).expect_err("a word");
+        assert!(matches!(
+            b,
+            NetError::SampleNotNumber {
+                infinite: false,
+                ..
+            }
+        ));
+        assert!(!b.to_string().contains('\u{1b}'), "{b}");
+        let b = Batch::from_samples(&["1,2,3"], 2).expect_err("too wide");
+        assert!(matches!(
+            b,
+            NetError::SampleWidth {
+                sample: 1,
+                found: 3,
+                width: 2,
+                ..
+            }
+        ));
+        let none: [&str; 0] = [];
+        assert!(matches!(
+            Batch::from_samples(&none, 1),
+            Err(NetError::NoSamples { .. })
+        ));
+        let ok = Batch::from_samples(&["-1,0.5,2"], 3).expect("parses");
+        assert_eq!(
+            (ok.rows(), ok.width(), ok.values()),
+            (1, 3, &[-1.0, 0.5, 2.0][..])
+        );
+        assert!(ok.dataset().is_none());
+    }
+
+    #[test]
+    fn a_csv_value_beyond_f32_is_refused_naming_its_row() {
+        let e = Batch::from_csv("x\n1\n1e39\n".as_bytes(), "big.csv", 1, &[], &[])
+            .expect_err("beyond f32");
+        assert!(matches!(e, NetError::InputTooLarge { row: 2, .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "big.csv: value 1000000000000000000000000000000000000000 of row 2 does not fit in a 32-bit float"
+        );
+    }
+
+    #[test]
+    fn a_tensor_batch_must_be_batch_by_width_and_finite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let none = ModelMetadata::default();
+        let cases: [(&str, (TensorMeta, Vec<u8>)); 3] = [
+            ("shape.safetensors", f32_tensor("input", &[2], &[1.0, 2.0])),
+            (
+                "nan.safetensors",
+                f32_tensor("input", &[2, 1], &[1.0, f32::NAN]),
+            ),
+            ("empty.safetensors", f32_tensor("input", &[0, 1], &[])),
+        ];
+        for (name, tensor) in cases {
+            write(&d.join(name), &[tensor], &none);
+        }
+        let read =
+            |name: &str| Batch::from_path(&d.join(name), 1, &[], &[], OpenOptions::default());
+        assert!(matches!(
+            read("shape.safetensors"),
+            Err(NetError::InputShape { width: 1, .. })
+        ));
+        assert!(matches!(
+            read("nan.safetensors"),
+            Err(NetError::InputNotFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            read("empty.safetensors"),
+            Err(NetError::NoSamples { .. })
+        ));
+        write(
+            &d.join("other.safetensors"),
+            &[f32_tensor("x", &[1, 1], &[1.0])],
+            &none,
+        );
+        let e = read("other.safetensors").expect_err("no tensor `input`");
+        assert!(e.load_error().is_some(), "{e:?}");
+        write(
+            &d.join("ok.safetensors"),
+            &[f32_tensor("input", &[2, 1], &[3.0, 4.0])],
+            &none,
+        );
+        let ok = read("ok.safetensors").expect("reads");
+        assert_eq!((ok.rows(), ok.values()), (2, &[3.0, 4.0][..]));
+    }
+
+    #[test]
+    fn a_model_runs_on_a_csv_by_its_recorded_column_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = height_model(dir.path(), "height.json");
+        let model = open(&path);
+        let runner = Runner::new(&model, None).expect("runs");
+        assert_eq!(runner.input_names(), ["height_cm"]);
+        assert_eq!(runner.output_names(), ["weight_kg"]);
+        let csv = "weight_kg,name,height_cm\n61,a,170\n48,b,160\n";
+        let run = runner
+            .run(&runner.read_csv(csv.as_bytes(), "more.csv").expect("reads"))
+            .expect("runs");
+        assert_eq!(run.inputs, ["height_cm"]);
+        assert_eq!(run.predictions, [[60.0], [50.0]]);
+        assert_eq!(run.targets, Some(vec![vec![61.0], vec![48.0]]));
+        let json = serde_json::to_value(&run).expect("serialises");
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "model",
+                "inputs",
+                "outputs",
+                "rows",
+                "predictions",
+                "targets",
+                "error"
+            ]
+        );
+        assert_eq!(json["error"], serde_json::json!({"mse": 2.5, "mae": 1.5}));
+        let mut text = Vec::new();
+        run.write_human(&mut text).expect("writes");
+        let text = String::from_utf8(text).expect("utf-8");
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], ["predicted", "weight_kg", "weight_kg"]);
+        assert_eq!(lines[1], ["60", "61"]);
+        let mut summary = Vec::new();
+        run.write_summary(&mut summary).expect("writes");
+        assert_eq!(
+            summary,
+            b"2 rows: mean squared error 2.5, mean absolute error 1.5\n"
+        );
+
+        // Without targets: no error, and neither is serialised; text is one line per row.
+        let run = runner
+            .run(&runner.parse_samples(&["175", "160"]).expect("parses"))
+            .expect("runs");
+        assert_eq!((run.targets.as_ref(), run.error), (None, None));
+        let json = serde_json::to_value(&run).expect("serialises");
+        assert!(
+            json.get("targets").is_none() && json.get("error").is_none(),
+            "{json}"
+        );
+        let mut text = Vec::new();
+        run.write_human(&mut text).expect("writes");
+        assert_eq!(text, b"65\n50\n");
+        let mut summary = Vec::new();
+        run.write_summary(&mut summary).expect("writes");
+        assert!(summary.is_empty());
+    }
+
+    #[test]
+    fn names_recorded_for_another_shape_are_not_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("two.safetensors");
+        // 1 input, 2 outputs; the record names two inputs and one target.
+        let user = BTreeMap::from([
+            ("training.inputs".to_owned(), "a,b".to_owned()),
+            ("training.targets".to_owned(), "y".to_owned()),
+        ]);
+        let meta = ModelMetadata {
+            user,
+            ..Default::default()
+        };
+        write(
+            &path,
+            &[f32_tensor("0.weight", &[2, 1], &[1.0, -1.0])],
+            &meta,
+        );
+        let model = open(&path);
+        let runner = Runner::new(&model, None).expect("runs");
+        assert!(runner.input_names().is_empty());
+        assert_eq!(runner.output_names(), ["output0", "output1"]);
+        let run = runner
+            .run(&runner.parse_samples(&["2"]).expect("parses"))
+            .expect("runs");
+        let mut csv = Vec::new();
+        run.write_csv(&mut csv).expect("writes");
+        assert_eq!(csv, b"output0,output1\n2,-2\n");
+    }
+
+    #[test]
+    fn predictions_never_replace_an_input_and_read_back_as_a_tensor() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let path = height_model(d, "height.safetensors");
+        let model = open(&path);
+        std::fs::write(d.join("in.csv"), "height_cm\n175\n").expect("writes");
+        let input = d.join("in.csv");
+        // The model and the input, under other spellings, with or without force.
+        for (target, force) in [
+            (d.join(".").join("height.safetensors"), true),
+            (d.join("in.csv"), true),
+            (d.join("in.csv"), false),
+        ] {
+            let e = PredictionFile::declare(&target, force, &model, Some(&input))
+                .expect_err("an input");
+            assert!(
+                matches!(e.load_error(), Some(LoadError::Refused { .. })),
+                "{e:?}"
+            );
+        }
+        let out = d.join("out.safetensors");
+        std::fs::write(&out, b"old").expect("writes");
+        assert!(PredictionFile::declare(&out, false, &model, Some(&input)).is_err());
+        assert_eq!(std::fs::read(&out).expect("reads"), b"old");
+
+        let file = PredictionFile::declare(&out, true, &model, Some(&input)).expect("declared");
+        assert_eq!(file.path(), out);
+        let runner = Runner::new(&model, None).expect("runs");
+        let run = runner
+            .run(
+                &runner
+                    .read_batch(&input, OpenOptions::default())
+                    .expect("reads"),
+            )
+            .expect("runs");
+        file.write(&run).expect("written");
+        // The tensor feeds back in as a batch of the same width.
+        let back = open(&out);
+        assert_eq!(back.entry("output").expect("output").meta.shape, [1, 1]);
+        assert_eq!(back.tensor_f32("output").expect("f32").as_ref(), [65.0]);
+        let again = Batch::from_model_file(&out, 1, OpenOptions::default());
+        assert!(
+            matches!(again, Err(NetError::Load(_))),
+            "the tensor is `output`, not `input`"
+        );
+    }
+
+    #[test]
+    fn a_trained_model_saved_from_its_parts_runs_the_same_and_records_its_data() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let data_path = d.join("square.csv");
+        std::fs::write(&data_path, "x,y\n-2,4\n-1,1\n0,0\n1,1\n2,4\n").expect("writes");
+        let data = Dataset::from_path(&data_path, &[]).expect("reads");
+        let config = TrainConfig {
+            hidden: vec![4],
+            epochs: 20,
+            ..TrainConfig::default()
+        };
+        let trained = train(&data, &config, &mut |_, _| {}).expect("trains");
+        let record = Provenance::for_file(&data_path, &data, &trained).expect("reads");
+        assert_eq!(record.data, "square.csv");
+        assert_eq!(
+            record.data_sha256,
+            modeltool_format::sha256_hex(&std::fs::read(&data_path).expect("reads"))
+        );
+        let (tensors, meta) = trained.to_model_parts(&record);
+        let path = d.join("curve.safetensors");
+        write(&path, &tensors, &meta);
+        let model = open(&path);
+        let xs = [-2.0f32, 0.5, 3.0];
+        let saved = Runner::new(&model, None).expect("runs");
+        let batch = Batch::from_samples(&["-2", "0.5", "3"], 1).expect("parses");
+        let run = saved.run(&batch).expect("runs");
+        let direct = trained
+            .network()
+            .expect("builds")
+            .forward(&xs, 3)
+            .expect("runs");
+        assert_eq!(run.predictions.concat(), direct);
+        assert_eq!(saved.output_names(), ["y"]);
+
+        let report = TrainReport::new(&path, &data, &trained);
+        assert_eq!((report.rows, report.epochs, report.parameters), (5, 20, 13));
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["inputs"], serde_json::json!(["x"]));
+        let mut text = Vec::new();
+        report.write_human(&mut text).expect("writes");
+        let text = String::from_utf8(text).expect("utf-8");
+        assert!(
+            text.starts_with("trained 13 parameters on 5 rows (x -> y) by 20 epochs\n"),
+            "{text}"
+        );
+        assert!(Provenance::for_file(&d.join("gone.csv"), &data, &trained).is_err());
     }
 }

@@ -1,16 +1,12 @@
 //! `modeltool run MODEL [X ...]`: run the network a model file stores.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
-use modeltool_format::text::{Escaped, cut};
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta};
-use modeltool_loader::save::{check_output, write_atomically, write_model};
-use modeltool_loader::{LoadError, Model, OpenOptions};
-use modeltool_net::train::Provenance;
-use modeltool_net::{Activation, Dataset, NetError, Network, PredictionError, write_csv};
-use serde::Serialize;
+use modeltool_format::text::Escaped;
+use modeltool_loader::{Model, OpenOptions};
+use modeltool_net::{Activation, NetError, PredictionFile, Runner};
 
 use crate::Format;
 
@@ -50,26 +46,6 @@ pub struct RunArgs {
     format: Format,
 }
 
-/// What a run gives: the outputs, and beside them the targets and the error
-/// when the input file held them.
-#[derive(Debug, Serialize)]
-struct RunReport {
-    model: String,
-    /// Names of the input columns read (empty for samples given as arguments).
-    inputs: Vec<String>,
-    /// Names of the outputs: the model's recorded targets, or `output`, `output0`, ...
-    outputs: Vec<String>,
-    rows: usize,
-    /// One list of outputs per sample.
-    predictions: Vec<Vec<f32>>,
-    /// The targets of each sample, when the input file held them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    targets: Option<Vec<Vec<f64>>>,
-    /// Mean squared and mean absolute error against the targets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<PredictionError>,
-}
-
 /// A network error as the exit codes want it: a damaged tensor is the
 /// loader's check failure (exit 1), everything else bad input (exit 2).
 fn net_error(e: NetError) -> anyhow::Error {
@@ -77,13 +53,6 @@ fn net_error(e: NetError) -> anyhow::Error {
         NetError::Load(load) => load.into(),
         other => other.into(),
     }
-}
-
-/// Samples to run: values row-major, and the CSV they came from when they did.
-struct Samples {
-    values: Vec<f32>,
-    rows: usize,
-    data: Option<Dataset>,
 }
 
 impl RunArgs {
@@ -149,285 +118,38 @@ impl RunArgs {
 /// Runs the command.
 pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let args = args.with_trailing_options()?;
-    let model = Model::open(
-        &args.model,
-        OpenOptions {
-            mmap: !args.no_mmap,
-        },
-    )?;
-    if let Some(output) = &args.output {
-        let mut inputs: Vec<&Path> = model.files().iter().map(|f| f.path.as_path()).collect();
-        inputs.push(&args.model);
-        inputs.extend(args.input.as_deref());
-        check_output(output, &inputs, args.force)?;
-    }
-    let net = Network::from_model(&model, args.activation).map_err(net_error)?;
-    let (recorded_inputs, recorded_targets) = Provenance::columns(&model.metadata().user);
-    // Names recorded for another shape of network are not these columns.
-    let recorded_inputs = if recorded_inputs.len() == net.input_width() {
-        recorded_inputs
-    } else {
-        Vec::new()
+    let options = OpenOptions {
+        mmap: !args.no_mmap,
     };
-    let outputs = if recorded_targets.len() == net.output_width() {
-        recorded_targets
-    } else if net.output_width() == 1 {
-        vec!["output".to_owned()]
-    } else {
-        (0..net.output_width())
-            .map(|i| format!("output{i}"))
-            .collect()
-    };
-    let samples = match &args.input {
-        Some(path) => read_input(path, &net, &recorded_inputs, &outputs, args.no_mmap)?,
+    let model = Model::open(&args.model, options)?;
+    // Where the outputs go is checked before any work.
+    let file = args
+        .output
+        .as_deref()
+        .map(|path| PredictionFile::declare(path, args.force, &model, args.input.as_deref()))
+        .transpose()
+        .map_err(net_error)?;
+    let runner = Runner::new(&model, args.activation).map_err(net_error)?;
+    let batch = match &args.input {
+        Some(path) => runner.read_batch(path, options),
         None if args.samples.is_empty() => {
             bail!("give samples to run (e.g. `modeltool run model.json 175`) or --input FILE")
         }
-        None => parse_samples(&args.samples, net.input_width())?,
-    };
-    let predicted = net
-        .forward(&samples.values, samples.rows)
-        .map_err(|e| anyhow!("{}: {e}", model.path().display()))?;
-    let out_width = net.output_width();
-    let data = samples.data.as_ref();
-    let error = data.and_then(|d| d.prediction_error(&predicted));
-    let targets = data.filter(|_| error.is_some()).map(|d| {
-        d.targets()
-            .chunks(d.target_width().max(1))
-            .map(<[f64]>::to_vec)
-            .collect()
-    });
-    if let Some(path) = &args.output {
-        write_output(
-            path,
-            &outputs,
-            &predicted,
-            samples.rows,
-            out_width,
-            args.force,
-        )?;
+        None => runner.parse_samples(&args.samples),
     }
-    let report = RunReport {
-        model: model.path().display().to_string(),
-        inputs: data.map(|d| d.input_names().to_vec()).unwrap_or_default(),
-        outputs,
-        rows: samples.rows,
-        predictions: predicted
-            .chunks(out_width.max(1))
-            .map(<[f32]>::to_vec)
-            .collect(),
-        targets,
-        error,
-    };
+    .map_err(net_error)?;
+    let predictions = runner.run(&batch).map_err(net_error)?;
+    let to_file = file.is_some();
+    if let Some(file) = file {
+        file.write(&predictions).map_err(net_error)?;
+    }
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
+            serde_json::to_writer_pretty(&mut *out, &predictions)?;
             writeln!(out)?;
         }
-        Format::Human => print_human(out, &report, args.output.is_none())?,
+        Format::Human if to_file => predictions.write_summary(out)?,
+        Format::Human => predictions.write_human(out)?,
     }
-    Ok(())
-}
-
-/// Outputs one line per sample (values comma-separated), as before; with
-/// targets, a table of each prediction beside its target and the error.
-fn print_human(out: &mut impl Write, report: &RunReport, rows: bool) -> std::io::Result<()> {
-    match (&report.targets, &report.error) {
-        (Some(targets), Some(error)) => {
-            if rows {
-                let mut header = Vec::new();
-                for name in &report.outputs {
-                    let name = cut(name, 30);
-                    header.push(format!("predicted {name}"));
-                    header.push(name.into_owned());
-                }
-                let mut lines = vec![header];
-                for (p, t) in report.predictions.iter().zip(targets) {
-                    let mut line = Vec::new();
-                    for (p, t) in p.iter().zip(t) {
-                        line.push(p.to_string());
-                        line.push(t.to_string());
-                    }
-                    lines.push(line);
-                }
-                write_table(out, &lines)?;
-            }
-            writeln!(
-                out,
-                "{} rows: mean squared error {}, mean absolute error {}",
-                report.rows, error.mse, error.mae
-            )
-        }
-        _ if rows => {
-            let mut line = String::new();
-            for row in &report.predictions {
-                line.clear();
-                for (i, v) in row.iter().enumerate() {
-                    if i > 0 {
-                        line.push(',');
-                    }
-                    line.push_str(&v.to_string());
-                }
-                line.push('\n');
-                out.write_all(line.as_bytes())?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Columns left-aligned, two spaces apart.
-fn write_table(out: &mut impl Write, lines: &[Vec<String>]) -> std::io::Result<()> {
-    let columns = lines.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            lines
-                .iter()
-                .map(|l| modeltool_format::text::width(&l[c]))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for line in lines {
-        let mut text = String::new();
-        for (c, cell) in line.iter().enumerate() {
-            text.push_str(cell);
-            if c + 1 < line.len() {
-                let pad = widths[c] - modeltool_format::text::width(cell) + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        writeln!(out, "{text}")?;
-    }
-    Ok(())
-}
-
-fn parse_samples(samples: &[String], width: usize) -> anyhow::Result<Samples> {
-    let mut values = Vec::with_capacity(samples.len() * width);
-    for (i, s) in samples.iter().enumerate() {
-        let shown = Escaped(s);
-        let row = parse_row(s).map_err(|bad| {
-            let what = if bad.parse::<f32>().is_ok() {
-                "a finite number"
-            } else {
-                "a number"
-            };
-            anyhow!(
-                "sample {} (`{shown}`): `{}` is not {what}",
-                i + 1,
-                Escaped(&bad)
-            )
-        })?;
-        if row.len() != width {
-            bail!(
-                "sample {} (`{shown}`) has {} values; the model takes {width} inputs",
-                i + 1,
-                row.len()
-            );
-        }
-        values.extend(row);
-    }
-    Ok(Samples {
-        values,
-        rows: samples.len(),
-        data: None,
-    })
-}
-
-/// Comma-separated numbers; the first field that is not a finite number is the error.
-fn parse_row(s: &str) -> Result<Vec<f32>, String> {
-    s.split(',')
-        .map(|p| {
-            let p = p.trim();
-            p.parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| p.to_owned())
-        })
-        .collect()
-}
-
-fn read_input(
-    path: &Path,
-    net: &Network<'_>,
-    inputs: &[String],
-    targets: &[String],
-    no_mmap: bool,
-) -> anyhow::Result<Samples> {
-    let shown = path.display();
-    let width = net.input_width();
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        let model = Model::open(path, OpenOptions { mmap: !no_mmap })?;
-        let entry = model.entry("input")?;
-        let shape = &entry.meta.shape;
-        if shape.len() != 2 || shape[1] != width {
-            bail!("{shown}: tensor `input` has shape {shape:?}; the model takes [batch, {width}]");
-        }
-        let values = model.tensor_f32("input")?.into_owned();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            bail!(
-                "{shown}: tensor `input` value {i} is {}, not a finite number",
-                values[i]
-            );
-        }
-        if shape[0] == 0 {
-            bail!("{shown}: no samples");
-        }
-        return Ok(Samples {
-            values,
-            rows: shape[0],
-            data: None,
-        });
-    }
-    let source_name = shown.to_string();
-    let file = std::fs::File::open(path).map_err(|e| anyhow!("{source_name}: {e}"))?;
-    let data = Dataset::for_network(
-        std::io::BufReader::new(file),
-        &source_name,
-        width,
-        inputs,
-        targets,
-    )?;
-    // Values were read as f64; the network runs in f32.
-    let values: Vec<f32> = data.inputs().iter().map(|&v| v as f32).collect();
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "{source_name}: value {} of row {} does not fit in a 32-bit float",
-            data.inputs()[i],
-            i / width + 1
-        );
-    }
-    Ok(Samples {
-        values,
-        rows: data.rows(),
-        data: Some(data),
-    })
-}
-
-fn write_output(
-    path: &Path,
-    names: &[String],
-    outputs: &[f32],
-    batch: usize,
-    width: usize,
-    force: bool,
-) -> anyhow::Result<()> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        let meta = TensorMeta {
-            name: "output".into(),
-            dtype: Dtype::F32,
-            shape: vec![batch, width],
-        };
-        let bytes: Vec<u8> = outputs.iter().flat_map(|v| v.to_le_bytes()).collect();
-        write_model(path, &[(meta, bytes)], &ModelMetadata::default(), force)?;
-        return Ok(());
-    }
-    write_atomically(path, force, |out| {
-        write_csv(out, names, outputs, width).map_err(|e| LoadError::Io {
-            path: path.to_owned(),
-            source: e,
-        })
-    })?;
     Ok(())
 }

@@ -4,13 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
-use modeltool_format::text::cut;
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex};
 use modeltool_loader::save::{model_format, stage_model};
 use modeltool_loader::write::Outputs;
-use modeltool_net::train::{Dataset, Provenance, TrainConfig, train};
+use modeltool_net::train::{Dataset, Provenance, TrainConfig, TrainReport, train};
 use modeltool_net::{Activation, loss_svg};
-use serde::Serialize;
 
 use crate::Format;
 
@@ -63,20 +60,6 @@ pub struct TrainArgs {
     format: Format,
 }
 
-/// What training did.
-#[derive(Debug, Serialize)]
-struct TrainReport {
-    model: String,
-    rows: usize,
-    inputs: Vec<String>,
-    targets: Vec<String>,
-    parameters: usize,
-    epochs: usize,
-    final_loss: f64,
-    /// Settings given that this method does not use.
-    warnings: Vec<String>,
-}
-
 /// Runs the command.
 pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if model_format(&args.out).is_err() {
@@ -124,37 +107,10 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
 
-    let data_bytes =
-        std::fs::read(&args.data).map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
-    let epochs = trained.method.epochs();
-    let data_name = args
-        .data
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // How the model was made, recorded in it (`training.*`): built by the
     // net crate, which owns what those keys mean.
-    let provenance = Provenance::new(&data_name, &sha256_hex(&data_bytes), &data, &trained);
-    let meta = ModelMetadata {
-        architecture: Some(trained.architecture.to_value()),
-        user: provenance.to_metadata(),
-        ..Default::default()
-    };
-    let tensors: Vec<(TensorMeta, Vec<u8>)> = trained
-        .tensors
-        .iter()
-        .map(|t| {
-            let meta = TensorMeta {
-                name: t.name.clone(),
-                dtype: Dtype::F32,
-                shape: t.shape.clone(),
-            };
-            (
-                meta,
-                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
+    let provenance = Provenance::for_file(&args.data, &data, &trained)?;
+    let (tensors, meta) = trained.to_model_parts(&provenance);
     stage_model(&mut outputs, model_id, &tensors, &meta)?;
     if let (Some(plot), Some(id)) = (&args.plot, plot_id) {
         let svg =
@@ -166,42 +122,13 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     for warning in &trained.warnings {
         eprintln!("warning: {warning}");
     }
-    let report = TrainReport {
-        model: args.out.display().to_string(),
-        rows: data.rows(),
-        inputs: data.input_names().to_vec(),
-        targets: data.target_names().to_vec(),
-        parameters: trained.parameter_count(),
-        epochs,
-        final_loss: trained.final_loss,
-        warnings: trained.warnings.iter().map(ToString::to_string).collect(),
-    };
+    let report = TrainReport::new(&args.out, &data, &trained);
     match args.format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
         }
-        Format::Human => {
-            let how = if epochs == 0 {
-                "least squares".to_owned()
-            } else {
-                format!("{epochs} epochs")
-            };
-            writeln!(
-                out,
-                "trained {} parameters on {} rows ({} -> {}) by {how}",
-                report.parameters,
-                report.rows,
-                cut(&report.inputs.join(","), 60),
-                cut(&report.targets.join(","), 60)
-            )?;
-            writeln!(
-                out,
-                "final loss (mean squared error): {}",
-                report.final_loss
-            )?;
-            writeln!(out, "wrote {}", report.model)?;
-        }
+        Format::Human => report.write_human(out)?,
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod least_squares;
 mod mlp;
 mod provenance;
+mod report;
 mod settings;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::data::Dataset;
 use crate::{Architecture, Layer, NetError, Network};
 pub use provenance::{Provenance, keys as provenance_keys};
+pub use report::TrainReport;
 pub use settings::{MAX_HIDDEN_LAYERS, MAX_PARAMETERS, MAX_WIDTH, TrainConfig, TrainWarning};
 
 /// One trained tensor, row-major.
@@ -103,6 +105,52 @@ impl Trained {
     /// Number of parameters (every tensor's values).
     pub fn parameter_count(&self) -> usize {
         self.tensors.iter().map(|t| t.values.len()).sum()
+    }
+
+    /// What a model file of this network holds: its tensors (F32, little-endian, in layer
+    /// order) and its metadata (the architecture, and `provenance` as `training.*` keys), as
+    /// the loader's writers (`modeltool_loader::save::write_model`, `stage_model`) take them.
+    ///
+    /// ```
+    /// use modeltool_net::train::{train, Dataset, Provenance, TrainConfig};
+    /// let data = Dataset::from_csv_reader("x,y\n1,3\n2,5\n".as_bytes(), "d.csv", &[])?;
+    /// let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {})?;
+    /// let (tensors, metadata) = trained.to_model_parts(&Provenance::new("d.csv", "", &data, &trained));
+    /// let names: Vec<&str> = tensors.iter().map(|(m, _)| m.name.as_str()).collect();
+    /// assert_eq!(names, ["0.weight", "0.bias"]);
+    /// assert_eq!(tensors[1].1, 1f32.to_le_bytes());
+    /// assert_eq!(metadata.user["training.data"], "d.csv");
+    /// assert!(metadata.architecture.is_some());
+    /// # Ok::<(), modeltool_net::NetError>(())
+    /// ```
+    pub fn to_model_parts(
+        &self,
+        provenance: &Provenance,
+    ) -> (
+        Vec<(modeltool_format::TensorMeta, Vec<u8>)>,
+        modeltool_format::ModelMetadata,
+    ) {
+        let metadata = modeltool_format::ModelMetadata {
+            architecture: Some(self.architecture.to_value()),
+            user: provenance.to_metadata(),
+            ..Default::default()
+        };
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|t| {
+                let meta = modeltool_format::TensorMeta {
+                    name: t.name.clone(),
+                    dtype: modeltool_format::Dtype::F32,
+                    shape: t.shape.clone(),
+                };
+                (
+                    meta,
+                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        (tensors, metadata)
     }
 }
 

@@ -84,6 +84,29 @@ impl Provenance {
         }
     }
 
+    /// The record of `trained`, fitted to `data` read from the file at `path`: its name
+    /// (without the folder) and the sha256 of its bytes, read again now. Errors name the path.
+    pub fn for_file(
+        path: &std::path::Path,
+        data: &Dataset,
+        trained: &Trained,
+    ) -> Result<Provenance, crate::NetError> {
+        let bytes = std::fs::read(path).map_err(|source| crate::NetError::Io {
+            source_name: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Provenance::new(
+            &name,
+            &modeltool_format::sha256_hex(&bytes),
+            data,
+            trained,
+        ))
+    }
+
     /// The `training.*` metadata pairs.
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
         [

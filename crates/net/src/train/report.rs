@@ -1,0 +1,82 @@
+//! What training did, as a report for people or programs.
+
+use std::io::Write;
+use std::path::Path;
+
+use modeltool_format::text::cut;
+use serde::Serialize;
+
+use super::{Dataset, Trained};
+
+/// What training did: serialised as is for `--format json`, [`TrainReport::write_human`] for
+/// people.
+///
+/// ```
+/// use std::path::Path;
+/// use modeltool_net::train::{train, Dataset, TrainConfig, TrainReport};
+/// let data = Dataset::from_csv_reader("x,y\n1,3\n2,5\n".as_bytes(), "d.csv", &[])?;
+/// let trained = train(&data, &TrainConfig::linear(), &mut |_, _| {})?;
+/// let report = TrainReport::new(Path::new("line.json"), &data, &trained);
+/// let mut text = Vec::new();
+/// report.write_human(&mut text)?;
+/// assert_eq!(String::from_utf8(text).unwrap(), "trained 2 parameters on 2 rows (x -> y) by least squares\n\
+///     final loss (mean squared error): 0\nwrote line.json\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TrainReport {
+    /// The model file written.
+    pub model: String,
+    /// Rows trained on.
+    pub rows: usize,
+    /// Input column names.
+    pub inputs: Vec<String>,
+    /// Target column names.
+    pub targets: Vec<String>,
+    /// Number of parameters.
+    pub parameters: usize,
+    /// Epochs trained (0 for least squares).
+    pub epochs: usize,
+    /// Mean squared error of the saved network on the data.
+    pub final_loss: f64,
+    /// Settings given that the method does not use.
+    pub warnings: Vec<String>,
+}
+
+impl TrainReport {
+    /// The report of `trained`, fitted to `data` and written to `model`.
+    pub fn new(model: &Path, data: &Dataset, trained: &Trained) -> TrainReport {
+        TrainReport {
+            model: model.display().to_string(),
+            rows: data.rows(),
+            inputs: data.input_names().to_vec(),
+            targets: data.target_names().to_vec(),
+            parameters: trained.parameter_count(),
+            epochs: trained.method.epochs(),
+            final_loss: trained.final_loss,
+            warnings: trained.warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Three lines: what was trained and how (column lists cut to 60 columns), the final
+    /// loss, the file written. Warnings are not among them: the caller shows those where it
+    /// shows warnings.
+    pub fn write_human(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let how = if self.epochs == 0 {
+            "least squares".to_owned()
+        } else {
+            format!("{} epochs", self.epochs)
+        };
+        writeln!(
+            out,
+            "trained {} parameters on {} rows ({} -> {}) by {how}",
+            self.parameters,
+            self.rows,
+            cut(&self.inputs.join(","), 60),
+            cut(&self.targets.join(","), 60)
+        )?;
+        writeln!(out, "final loss (mean squared error): {}", self.final_loss)?;
+        writeln!(out, "wrote {}", self.model)
+    }
+}
