@@ -948,13 +948,7 @@ mod from_model {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write(dir.path(), "seq.safetensors", &sequential(), None);
         // Plain reads (the default) hand out owned bytes: only a map is borrowed from.
-        #[allow(unsafe_code)]
-        // SAFETY: the files this test binary maps are in its own temporary folders, and
-        // nothing truncates or rewrites them while they are open.
-        unsafe {
-            modeltool_loader::allow_mmap()
-        };
-        let model = Model::open(&path, OpenOptions { mmap: true }).expect("opens");
+        let model = open(&path);
         let net = Network::from_model(&model, Some(Activation::Relu)).expect("builds");
         assert_eq!(net.forward(&[3.0, -2.0], 2).expect("runs"), [3.5, 2.5]);
         let borrowed: Vec<&str> = net.borrowed_tensors().collect();

@@ -145,8 +145,7 @@ pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &predictions)?;
-            writeln!(out)?;
+            super::print_json(out, &predictions)?;
         }
         Format::Human if to_file => predictions.write_summary(out)?,
         Format::Human => predictions.write_human(out)?,

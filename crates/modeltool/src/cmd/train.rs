@@ -125,8 +125,7 @@ pub fn run(args: TrainArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let report = TrainReport::new(&args.out, &data, &trained);
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+            super::print_json(out, &report)?;
         }
         Format::Human => report.write_human(out)?,
     }
