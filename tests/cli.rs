@@ -711,3 +711,22 @@ fn a_malformed_header_checksum_is_malformed() {
         &["r.json", "`modeltool.header_sha256`", "modeltool's own"],
     );
 }
+
+#[test]
+fn bare_modeltool_prints_the_commands_and_examples_as_usage() {
+    let dir = tempdir();
+    let r = run_in(dir.path(), &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    for needle in [
+        "Usage: modeltool <COMMAND>",
+        "Commands:",
+        "inspect",
+        "Examples:",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle} in\n{}", r.stderr);
+    }
+    assert!(!r.stderr.starts_with("error:"), "{}", r.stderr);
+    for line in r.stderr.lines() {
+        assert!(line.chars().count() <= 80, "a line over 80 columns: {line}");
+    }
+}

@@ -13,9 +13,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Look inside, convert, check, run and train neural-network parameter files
-/// (safetensors, modeltool JSON, Hugging Face sharded checkpoints).
+/// (safetensors, modeltool JSON, GGUF, Hugging Face sharded checkpoints).
 #[derive(Debug, Parser)]
-#[command(name = "modeltool", version, about, long_about = None)]
+#[command(
+    name = "modeltool",
+    version,
+    about,
+    long_about = None,
+    arg_required_else_help = true,
+    after_help = "Examples:\n  modeltool inspect model.safetensors      what is inside, from headers alone\n  modeltool verify model.safetensors       every checksum, exit 1 on damage\n  modeltool convert model.json model.safetensors\n  modeltool run height.json 175            run the network a file stores"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -33,16 +40,16 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Convert between safetensors, JSON model files and sharded checkpoints.
+    /// Convert between safetensors, JSON, GGUF and sharded checkpoints.
     ///
-    /// The output format follows OUTPUT: `.json`, `.safetensors`, or a folder
+    /// The output format follows OUTPUT: `.json`, `.safetensors`, `.gguf`, or a folder
     /// of Hugging Face shards (with --max-shard-size, a name ending in `/`, or
     /// an existing checkpoint folder). Stored checksums are checked on the
     /// way; every output carries checksums.
     Convert(cmd::convert::ConvertArgs),
-    /// Check a model's structure, every stored checksum and the header's own
-    /// checksum, that no checksum is missing, and that values are valid.
+    /// Check structure, every stored checksum, and that values are valid.
     ///
+    /// Also the header's own checksum, and that no checksum is missing.
     /// Checksums inside a file catch accidents (bit rot, truncated downloads,
     /// bad edits, wrong casts), not someone who edits the data and recomputes
     /// them: for that, compare with --sha256 HEX against a hash from a place
@@ -50,29 +57,32 @@ enum Command {
     ///
     /// Exit status: 0 intact, 1 a check failed, 2 unreadable or malformed.
     Verify(cmd::verify::VerifyArgs),
-    /// Show what is in a model: layers, parameter counts, dtypes, and why the
-    /// file is the size it is. Reads headers only.
+    /// Show layers, parameter counts, dtypes and why the file is its size.
+    ///
+    /// Reads headers only.
     Inspect(cmd::inspect::InspectArgs),
-    /// Measure how file size grows with parameter count, on real files from
-    /// the 2-parameter line up to millions of parameters.
+    /// Measure how file size grows with parameter count, on real files.
+    ///
+    /// From the 2-parameter line up to millions of parameters.
     Growth(cmd::growth::GrowthArgs),
-    /// Run the network a model file stores on samples: `modeltool run
-    /// height.json 175`.
+    /// Run the network a model file stores: `modeltool run height.json 175`.
     Run(cmd::run::RunArgs),
     /// Train a network on a CSV of samples and write it as a model file.
     Train(cmd::train::TrainArgs),
-    /// Rewrite a model in place with fresh checksums, after a deliberate
-    /// edit: every tensor's and each file's header checksum. Prints which
-    /// checksums changed.
-    Rehash(cmd::rehash::RehashArgs),
-    /// Per-tensor statistics: min, max, mean, standard deviation, largest
-    /// magnitude, zeros, NaN, infinities, subnormals and a histogram.
+    /// Write fresh checksums into a model after a deliberate edit.
     ///
+    /// Rewrites the model in place (atomically): every tensor's checksum and
+    /// each file's header checksum. Prints which checksums changed.
+    Rehash(cmd::rehash::RehashArgs),
+    /// Per-tensor statistics: min, max, mean, std, NaN, inf, a histogram.
+    ///
+    /// Also the largest magnitude, zeros and subnormals.
     /// Reads every value (as f64) in bounded pieces, on all cores.
     Stats(cmd::stats::StatsArgs),
-    /// Compare two models tensor by tensor: only in one, another shape,
-    /// changed (with the largest difference and where), equal.
+    /// Compare two models tensor by tensor, value by value.
     ///
+    /// Tensors only in one, of another shape, changed (with the largest
+    /// difference and where), and equal.
     /// Tensors whose stored checksums are equal in both files are equal
     /// without being read. Exit status: 0 the same (within --tolerance),
     /// 1 different, 2 unreadable or malformed.
@@ -93,6 +103,11 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
             return ExitCode::SUCCESS;
+        }
+        // Bare `modeltool`: the commands and examples, as usage (exit 2).
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
         }
         Err(e) => {
             eprintln!("error: {} (see --help)", one_line(&e.render().to_string()));
