@@ -254,6 +254,22 @@ pub enum LoadError {
         /// What is wrong, with its offset or tensor index.
         source: GgufError,
     },
+    /// A setting that cannot be honoured (a shard size that is not a size,
+    /// a shard size for a single-file output).
+    #[error("{message}")]
+    Usage {
+        /// What is wrong, naming the setting.
+        message: String,
+    },
+    /// An output name that says no kind modeltool writes (`out.pt`, `-`,
+    /// a folder of other files): see [`crate::save::OutputKind::for_path`].
+    #[error("{}: {reason}; {}", shown(path), crate::save::OutputKind::ACCEPTED)]
+    OutputKind {
+        /// The output path.
+        path: PathBuf,
+        /// Why it names no kind.
+        reason: String,
+    },
     /// A write that would replace an input or an existing file.
     #[error("{}: {reason}", shown(path))]
     Refused {

@@ -47,6 +47,86 @@ pub enum OutputKind {
     },
 }
 
+impl OutputKind {
+    /// What `convert` writes, for messages about an output it cannot tell.
+    pub const ACCEPTED: &'static str = "modeltool writes a .safetensors or .json file, a .gguf \
+        file, or a folder of shards (give --max-shard-size, end the name in /, or name an \
+        existing checkpoint folder)";
+
+    /// The kind of output `output` names, from its spelling and what is
+    /// there: `.safetensors`, `.json` and `.gguf` name files; a folder of
+    /// shards is written only when asked for (`max_shard_size` given, a name
+    /// ending in `/`) or into an existing checkpoint folder. Anything else
+    /// (`out.pt`, `model.safetensor`, `-`, a folder of other files) is
+    /// [`LoadError::OutputKind`]: never guessed into a folder.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use modeltool_loader::save::OutputKind;
+    ///
+    /// assert_eq!(OutputKind::for_path(Path::new("m.json"), None)?, OutputKind::Json);
+    /// assert_eq!(
+    ///     OutputKind::for_path(Path::new("shards/"), Some("2GB"))?,
+    ///     OutputKind::Sharded { max_shard_size: 2_000_000_000 }
+    /// );
+    /// assert!(OutputKind::for_path(Path::new("model.pt"), None).is_err());
+    /// # Ok::<(), modeltool_loader::LoadError>(())
+    /// ```
+    pub fn for_path(output: &Path, max_shard_size: Option<&str>) -> Result<OutputKind> {
+        let refuse = |reason: String| LoadError::OutputKind {
+            path: output.to_owned(),
+            reason,
+        };
+        let text = output.as_os_str().to_string_lossy();
+        if text == "-" {
+            return Err(refuse("cannot write a model to standard output".into()));
+        }
+        let ext = output
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let file = match ext.as_deref() {
+            Some("json") => Some(OutputKind::Json),
+            Some("safetensors") => Some(OutputKind::Safetensors),
+            Some("gguf") => Some(OutputKind::Gguf { quantize: None }),
+            _ => None,
+        };
+        let folder = || -> Result<OutputKind> {
+            let size = max_shard_size.unwrap_or("5GB");
+            let max_shard_size = crate::size::parse_size(size).map_err(|e| LoadError::Usage {
+                message: format!("--max-shard-size {e}"),
+            })?;
+            Ok(OutputKind::Sharded { max_shard_size })
+        };
+        let slash = text.ends_with('/');
+        match (file, max_shard_size) {
+            (Some(_), Some(_)) if !slash => Err(LoadError::Usage {
+                message: format!(
+                    "{}: --max-shard-size needs a folder as output, not a single file",
+                    crate::error::shown(output)
+                ),
+            }),
+            (Some(kind), None) if !slash => Ok(kind),
+            _ if slash || max_shard_size.is_some() => folder(),
+            _ => {
+                let is_dir = std::fs::symlink_metadata(output).is_ok_and(|m| m.is_dir());
+                let why = match (is_dir, ext.as_deref()) {
+                    (true, _) => match crate::write::checkpoint_folder(output) {
+                        Ok(_) => return folder(),
+                        Err(why) => format!("is a folder that is not a checkpoint: it {why}"),
+                    },
+                    (false, Some(e)) => format!(
+                        "`.{}` is not a kind of file modeltool writes",
+                        modeltool_format::text::Escaped(e)
+                    ),
+                    (false, None) => "the name says neither a file kind nor a folder".to_owned(),
+                };
+                Err(refuse(why))
+            }
+        }
+    }
+}
+
 /// Options for [`convert`].
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {

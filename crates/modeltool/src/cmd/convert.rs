@@ -1,21 +1,14 @@
 //! `modeltool convert INPUT OUTPUT`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use modeltool_format::Dtype;
 use modeltool_format::gguf::GgmlType;
 use modeltool_loader::save::{ConvertOptions, ConvertReport, OutputKind, convert};
-use modeltool_loader::size::parse_size;
-use modeltool_loader::write::checkpoint_folder;
 
 use crate::{Format, InputArgs};
-
-/// What `convert` writes, for messages about an output it cannot tell.
-const ACCEPTED: &str = "modeltool writes a .safetensors or .json file, a .gguf file, or a folder of shards \
-                        (give --max-shard-size, end the name in /, or name an existing \
-                        checkpoint folder)";
 
 /// Arguments of `modeltool convert`.
 #[derive(Debug, clap::Args)]
@@ -81,60 +74,13 @@ enum CastTo {
     Bf16,
 }
 
-/// The kind of output `output` names, from its spelling and what is there.
-fn output_kind(output: &Path, max_shard_size: Option<&str>) -> anyhow::Result<OutputKind> {
-    let text = output.as_os_str().to_string_lossy();
-    if text == "-" {
-        bail!("{text}: cannot write a model to standard output; {ACCEPTED}");
-    }
-    let ext = output
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let file = match ext.as_deref() {
-        Some("json") => Some(OutputKind::Json),
-        Some("safetensors") => Some(OutputKind::Safetensors),
-        Some("gguf") => Some(OutputKind::Gguf { quantize: None }),
-        _ => None,
-    };
-    let folder = || -> anyhow::Result<OutputKind> {
-        let size = max_shard_size.unwrap_or("5GB");
-        let max_shard_size =
-            parse_size(size).map_err(|e| anyhow::anyhow!("--max-shard-size {e}"))?;
-        Ok(OutputKind::Sharded { max_shard_size })
-    };
-    let slash = text.ends_with('/');
-    match (file, max_shard_size) {
-        (Some(_), Some(_)) if !slash => bail!(
-            "{}: --max-shard-size needs a folder as output, not a single file",
-            output.display()
-        ),
-        (Some(kind), None) if !slash => Ok(kind),
-        _ if slash || max_shard_size.is_some() => folder(),
-        _ => {
-            let is_dir = std::fs::symlink_metadata(output).is_ok_and(|m| m.is_dir());
-            let why = match (is_dir, ext.as_deref()) {
-                (true, _) => match checkpoint_folder(output) {
-                    Ok(_) => return folder(),
-                    Err(why) => format!("is a folder that is not a checkpoint: it {why}"),
-                },
-                (false, ext) => match ext {
-                    Some(e) => format!("`.{}` is not a kind of file modeltool writes", e),
-                    None => "the name says neither a file kind nor a folder".to_owned(),
-                },
-            };
-            bail!("{}: {why}; {ACCEPTED}", output.display())
-        }
-    }
-}
-
 /// Runs the command.
 pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let Some(output) = args.output.as_ref().or(args.output_arg.as_ref()) else {
         bail!("convert needs an OUTPUT (or -o OUTPUT)");
     };
     let kind = match (
-        output_kind(output, args.max_shard_size.as_deref())?,
+        OutputKind::for_path(output, args.max_shard_size.as_deref())?,
         args.quantize,
     ) {
         (OutputKind::Gguf { .. }, Some(QuantizeTo::Q8_0)) => OutputKind::Gguf {
