@@ -78,6 +78,7 @@ compile_error!(
 
 mod error;
 mod file;
+mod pytorch;
 pub mod save;
 mod shards;
 mod sigbus;
@@ -105,6 +106,9 @@ use crate::file::{Handles, open_regular};
 
 pub use crate::error::{LoadError, Result};
 pub use crate::file::{MAX_OPEN_FILES, ModelFile};
+pub use crate::pytorch::{
+    DROPPED_KEY, MAX_METADATA_BYTES, MAX_METADATA_VALUES, TIED_PREFIX, TorchView,
+};
 pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
@@ -112,13 +116,19 @@ pub use crate::verify::{
 };
 
 /// How to open a model.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Memory-map safetensors files, once the program has opted in to maps
     /// with [`allow_mmap`] (see the crate docs, "The memory-map
     /// assumption"); until then, and when false (the default), tensors are
     /// read with plain reads into owned buffers.
     pub mmap: bool,
+    /// Classes (`MODULE.NAME`) a PyTorch checkpoint's pickle may name,
+    /// accepted as opaque data: never imported, made or called. Every other
+    /// global a checkpoint does not need is refused, and the code-execution
+    /// entry points ([`modeltool_format::pytorch::never_allowed`]) even when
+    /// listed here.
+    pub allow_globals: Vec<String>,
 }
 
 static MMAP_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -163,6 +173,8 @@ pub enum ModelKind {
         /// The `model.safetensors.index.json`.
         index: PathBuf,
     },
+    /// A PyTorch checkpoint (zip archive or legacy stream).
+    Pytorch,
 }
 
 /// Where a tensor's bytes live.
@@ -185,6 +197,23 @@ pub enum Location {
         /// Index into the model's buffers.
         buffer: usize,
         /// Its length in bytes.
+        len: u64,
+    },
+    /// A strided view into a PyTorch storage, copied out contiguously (in
+    /// `tensor.contiguous()` order, byte-swapped from a big-endian
+    /// checkpoint) when read: the storage bytes the view touches are
+    /// `start..end` of [`Model::files`]`[file]`, and [`Model::torch_view`]`(view)`
+    /// gives its shape, strides and byte order.
+    Torch {
+        /// Index into [`Model::files`].
+        file: usize,
+        /// First storage byte the view touches, from the start of the file.
+        start: u64,
+        /// One past the last storage byte it touches.
+        end: u64,
+        /// Index for [`Model::torch_view`].
+        view: usize,
+        /// Bytes of the contiguous copy.
         len: u64,
     },
 }
@@ -211,7 +240,7 @@ impl Entry {
     pub fn byte_len(&self) -> u64 {
         match self.location {
             Location::File { start, end, .. } => end - start,
-            Location::Owned { len, .. } => len,
+            Location::Owned { len, .. } | Location::Torch { len, .. } => len,
         }
     }
 
@@ -219,7 +248,7 @@ impl Entry {
     pub fn offset(&self) -> Option<u64> {
         match self.location {
             Location::File { start, .. } => Some(start),
-            Location::Owned { .. } => None,
+            Location::Owned { .. } | Location::Torch { .. } => None,
         }
     }
 }
@@ -294,6 +323,8 @@ pub struct Model {
     warnings: Vec<ModelWarning>,
     /// Why the checksum set is incomplete, when it is.
     incomplete: Option<String>,
+    /// PyTorch views, shared storages and zip directories.
+    torch: pytorch::TorchState,
 }
 
 impl Model {
@@ -309,6 +340,7 @@ impl Model {
             orphan_checksums: Vec::new(),
             warnings: Vec::new(),
             incomplete: None,
+            torch: Default::default(),
         }
     }
 
@@ -338,6 +370,16 @@ impl Model {
                 Model::open_safetensors(path, file)
             }
             FileKind::JsonModel => Model::open_json(path, file, &meta, &handles),
+            FileKind::Zip | FileKind::PytorchLegacy => {
+                let container = modeltool_format::pytorch::sniff(&head).map_err(|source| {
+                    LoadError::Pytorch {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?;
+                let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
+                pytorch::open(path, file, container, &options)
+            }
             FileKind::ShardIndex => shards::open_index(path, &file, options),
             // JSON of another kind: the reader its name asks for says
             // precisely what is wrong with it.
@@ -707,6 +749,20 @@ impl Model {
                 return Ok(Cow::Borrowed(&self.buffers[buffer].bytes));
             }
             Location::File { file, start, end } => (&self.files[file], start, end),
+            Location::Torch {
+                file,
+                start,
+                end,
+                view,
+                len,
+            } => {
+                let mut out = Vec::with_capacity(len as usize);
+                self.torch_copy(file, start, end, view, &mut |b| {
+                    out.extend_from_slice(b);
+                    Ok(())
+                })?;
+                return Ok(Cow::Owned(out));
+            }
         };
         match file.map() {
             Some(map) => {
@@ -740,7 +796,9 @@ impl Model {
         if let Some(expected) = &entry.stored_sha256 {
             let actual = match entry.location {
                 Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
-                Location::File { .. } => modeltool_format::sha256_hex(&bytes),
+                Location::File { .. } | Location::Torch { .. } => {
+                    modeltool_format::sha256_hex(&bytes)
+                }
             };
             if &actual != expected {
                 return Err(LoadError::ChecksumMismatch {
@@ -790,6 +848,13 @@ impl Model {
             Location::File { file, start, end } => {
                 self.files[file].read_chunks((start, end), chunk, f)
             }
+            Location::Torch {
+                file,
+                start,
+                end,
+                view,
+                ..
+            } => self.torch_copy(file, start, end, view, &mut f),
         }
     }
 

@@ -197,6 +197,14 @@ pub struct HeaderRehash {
 /// [`Outputs`] set: atomically, keeping its permission bits, all files of a
 /// sharded checkpoint or none.
 pub fn rehash(model: &Model, progress: &(dyn Fn(u64) + Sync)) -> Result<RehashReport> {
+    if matches!(model.kind(), ModelKind::Pytorch) {
+        return Err(LoadError::Refused {
+            path: model.path().to_owned(),
+            reason: "a PyTorch checkpoint stores no checksums to refresh; \
+                     `modeltool convert` writes it as safetensors with checksums"
+                .into(),
+        });
+    }
     let mut outputs = Outputs::new();
     outputs.model(model)?;
     let ids: Vec<OutputId> = model

@@ -29,6 +29,7 @@ pub fn facts(model: &Model, shown_as: &str) -> ModelFacts {
         ModelKind::Safetensors => "safetensors",
         ModelKind::Json => "json",
         ModelKind::Sharded { .. } => "sharded",
+        ModelKind::Pytorch => "pytorch",
     };
     let json = matches!(model.kind(), ModelKind::Json);
     ModelFacts {

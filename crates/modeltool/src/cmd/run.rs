@@ -17,6 +17,11 @@ pub struct RunArgs {
     /// Read tensors with plain reads instead of memory-mapping the files.
     #[arg(long)]
     no_mmap: bool,
+    /// Accept a class a PyTorch checkpoint's pickle names (MODULE.NAME,
+    /// repeatable) as opaque data: never imported or called. Code-execution
+    /// entry points (os.system, builtins.eval, ...) can never be allowed.
+    #[arg(long = "allow-global", value_name = "MODULE.NAME")]
+    allow_global: Vec<String>,
     /// Samples: a number each, or comma-separated numbers for wider inputs.
     #[arg(value_name = "X", allow_negative_numbers = true)]
     samples: Vec<String>,
@@ -93,6 +98,7 @@ pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
         &args.model,
         OpenOptions {
             mmap: !args.no_mmap,
+            allow_globals: args.allow_global.clone(),
         },
     )?;
     if let Some(output) = &args.output {
@@ -152,7 +158,13 @@ fn parse_row(s: &str) -> Result<Vec<f32>, String> {
 fn read_input(path: &Path, width: usize, no_mmap: bool) -> anyhow::Result<(Vec<f32>, usize)> {
     let shown = path.display();
     if path.extension().is_some_and(|e| e == "safetensors") {
-        let model = Model::open(path, OpenOptions { mmap: !no_mmap })?;
+        let model = Model::open(
+            path,
+            OpenOptions {
+                mmap: !no_mmap,
+                ..OpenOptions::default()
+            },
+        )?;
         let entry = model.entry("input")?;
         let shape = &entry.meta.shape;
         if shape.len() != 2 || shape[1] != width {
