@@ -13,6 +13,7 @@ mod faults;
 mod inspect;
 mod interop;
 mod loader_cli;
+mod pytorch_cli;
 mod run_train;
 mod safety;
 mod tutorial;
