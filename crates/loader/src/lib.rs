@@ -109,7 +109,7 @@ pub use crate::file::{MAX_OPEN_FILES, ModelFile};
 pub use crate::pytorch::{
     DROPPED_KEY, MAX_METADATA_BYTES, MAX_METADATA_VALUES, TIED_PREFIX, TorchView,
 };
-pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
+pub use crate::shards::{INDEX_NAME, PYTORCH_INDEX_NAME, parse_size, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
     DamagedHeader, DamagedTensor, FileHash, InvalidValues, VerifyOptions, VerifyReport,
@@ -404,9 +404,11 @@ impl Model {
     }
 
     fn open_dir(dir: &Path, options: OpenOptions) -> Result<Model> {
-        let index = dir.join(INDEX_NAME);
-        if std::fs::symlink_metadata(&index).is_ok() {
-            return Model::open_file(&index, options);
+        for name in [INDEX_NAME, PYTORCH_INDEX_NAME] {
+            let index = dir.join(name);
+            if std::fs::symlink_metadata(&index).is_ok() {
+                return Model::open_file(&index, options);
+            }
         }
         let mut single = Vec::new();
         let mut others = Vec::new();

@@ -100,6 +100,34 @@ fn advise(file: &ModelFile, advice: libc::c_int) {
     }
 }
 
+/// Reads a checkpoint's description (not its tensor data) from `file`,
+/// whose first bytes are `head`: for a shard of a sharded checkpoint.
+pub(crate) fn read_shard(file: &ModelFile, head: &[u8], options: &OpenOptions) -> Result<Read> {
+    let path = file.path.clone();
+    let container = modeltool_format::pytorch::sniff(head).map_err(torch_err(&path))?;
+    advise(file, libc::POSIX_FADV_RANDOM);
+    let read = match container {
+        Container::Zip => read_zip(&path, file, &options.allow_globals),
+        Container::Legacy => read_legacy(&path, file, &options.allow_globals),
+    };
+    advise(file, libc::POSIX_FADV_NORMAL);
+    read
+}
+
+/// Adds a shard's tensors as entries of file `file` (already pushed);
+/// returns their names and sizes in bytes.
+pub(crate) fn add_shard(model: &mut Model, file: usize, read: Read) -> Result<Vec<(String, u64)>> {
+    let (checkpoint, storages, byte_order, directory) = read;
+    let names = checkpoint
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.byte_len() as u64))
+        .collect();
+    model.torch.directories.push((file, directory));
+    add_checkpoint(model, file, checkpoint, &storages, byte_order)?;
+    Ok(names)
+}
+
 /// Opens a PyTorch checkpoint whose first bytes say it is `container`.
 pub(crate) fn open(
     path: &Path,
@@ -122,7 +150,9 @@ pub(crate) fn open(
     Ok(model)
 }
 
-type Read = (
+/// What reading a checkpoint gives: its contents, each storage's bytes in
+/// the file, their byte order and the zip directory.
+pub(crate) type Read = (
     Checkpoint,
     BTreeMap<String, std::ops::Range<u64>>,
     ByteOrder,
@@ -423,9 +453,9 @@ impl Model {
         Ok(problems)
     }
 
-    /// Whether the model is (or holds) a PyTorch checkpoint, which carries
-    /// no per-tensor checksums of its own.
-    pub(crate) fn is_pytorch(&self) -> bool {
+    /// Whether the model is (or its shards are) a PyTorch checkpoint, which
+    /// carries no per-tensor checksums of its own.
+    pub fn is_pytorch(&self) -> bool {
         !self.torch.directories.is_empty()
     }
 }

@@ -301,3 +301,39 @@ fn an_allowed_class_is_read_as_data_and_its_parameters_found() {
         .collect();
     check_model(&model, &expected, "whole_module.pt");
 }
+
+#[test]
+fn a_folder_of_pytorch_shards_opens_through_its_index() {
+    let manifest = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = "pytorch_model-00001-of-00002.bin";
+    let b = "pytorch_model-00002-of-00002.bin";
+    std::fs::copy(fixtures().join("nested.pt"), d.join(a)).unwrap();
+    std::fs::copy(fixtures().join("legacy_dtypes.pt"), d.join(b)).unwrap();
+    let mut expected = manifest["nested.pt"].clone();
+    expected.extend(manifest["legacy_dtypes.pt"].clone());
+    let weight_map: BTreeMap<&String, &str> = manifest["nested.pt"]
+        .keys()
+        .map(|k| (k, a))
+        .chain(manifest["legacy_dtypes.pt"].keys().map(|k| (k, b)))
+        .collect();
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(
+        d.join(modeltool_loader::PYTORCH_INDEX_NAME),
+        index.to_string(),
+    )
+    .unwrap();
+    let model = Model::open(d, OpenOptions::default()).unwrap();
+    assert!(matches!(model.kind(), ModelKind::Sharded { .. }));
+    assert_eq!(model.files().len(), 2);
+    check_model(&model, &expected, "pytorch shards");
+    assert!(model.is_pytorch());
+
+    // The folder is the boundary, as for safetensors shards.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(d.join(b), outside.path().join(b)).unwrap();
+    std::os::unix::fs::symlink(outside.path().join(b), d.join(b)).unwrap();
+    let err = Model::open(d, OpenOptions::default()).unwrap_err();
+    assert!(matches!(err, LoadError::OutsideFolder { .. }), "{err}");
+}
