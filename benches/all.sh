@@ -63,7 +63,7 @@ else
     MODE=full
     REPS=${REPS:-7}
 fi
-ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats
+ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats,pytorch
 ONLY=${ONLY:-$ALL_GROUPS}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -415,6 +415,12 @@ if want stats; then
     log "stats and diff against numpy"
     REPS=$REPS VENV=$VENV QUICK=$QUICK bash "$BENCHES/stats.sh" >"$RESULTS/stats.txt" ||
         echo "WARNING: a stats/diff target was not met (see $RESULTS/stats.txt)" >&2
+fi
+
+if want pytorch; then
+    log "pytorch: convert a GPT-2-medium-shaped pytorch_model.bin against torch; cold inspect"
+    BIN="$BIN" PYTHON="$PYTHON" REPS="$REPS" WORK="$CACHE/pytorch" bash "$BENCHES/pytorch.sh" |
+        tee "$RESULTS/pytorch.txt" >&2
 fi
 
 # ------------------------------------------------------------ 5. report

@@ -15,6 +15,7 @@ mod gguf_cli;
 mod inspect;
 mod interop;
 mod loader_cli;
+mod pytorch_cli;
 mod run_train;
 mod safety;
 mod stats;

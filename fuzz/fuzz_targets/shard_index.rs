@@ -99,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mmap = data.last().is_none_or(|b| b & 1 == 0);
 
-    let Ok(model) = Model::open(&index_path, OpenOptions { mmap }) else {
+    let Ok(model) = Model::open(&index_path, OpenOptions { mmap, ..OpenOptions::default() }) else {
         return;
     };
 

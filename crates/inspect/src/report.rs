@@ -430,6 +430,7 @@ fn kind_name(kind: &ModelKind) -> &'static str {
         ModelKind::Json => "json",
         ModelKind::Sharded { .. } => "sharded",
         ModelKind::Gguf => "gguf",
+        ModelKind::Pytorch => "pytorch",
     }
 }
 

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     };
     let options = OpenOptions {
         mmap: !args.any(|a| a == "--no-mmap"),
+        ..OpenOptions::default()
     };
     if options.mmap {
         #[expect(unsafe_code, reason = "opting in to memory maps")]

@@ -211,6 +211,16 @@ pub enum LoadError {
         /// What its first bytes say it is.
         kind: FileKind,
     },
+    /// A PyTorch checkpoint that is damaged, or whose pickle would have
+    /// called something it does not need (the message names it; nothing
+    /// was imported or called).
+    #[error("{}: {source}", shown(path))]
+    Pytorch {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (strings from the file are escaped).
+        source: modeltool_format::pytorch::PytorchError,
+    },
     /// A shard whose real path (symlinks resolved) lies outside the folder
     /// of its index: the checkpoint folder is the boundary of what is read.
     #[error(

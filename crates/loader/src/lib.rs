@@ -103,6 +103,7 @@ compile_error!(
 mod error;
 mod file;
 mod gguf;
+mod pytorch;
 pub mod save;
 mod shards;
 mod sigbus;
@@ -132,20 +133,29 @@ use crate::file::{Handles, open_regular};
 pub use crate::error::{LoadError, Result};
 pub use crate::file::{MAX_OPEN_FILES, ModelFile};
 pub use crate::gguf::{GGUF_PREFIX, MAX_ARRAY_SHOWN};
-pub use crate::shards::{INDEX_NAME, parse_size, plan_shards, shard_name};
+pub use crate::pytorch::{
+    DROPPED_KEY, MAX_METADATA_BYTES, MAX_METADATA_VALUES, TIED_PREFIX, TorchView,
+};
+pub use crate::shards::{INDEX_NAME, PYTORCH_INDEX_NAME, parse_size, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
     DamagedHeader, DamagedTensor, FileHash, InvalidValues, VerifyOptions, VerifyReport,
 };
 
 /// How to open a model.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Memory-map safetensors files, once the program has opted in to maps
     /// with [`allow_mmap`] (see the crate docs, "The memory-map
     /// assumption"); until then, and when false (the default), tensors are
     /// read with plain reads into owned buffers.
     pub mmap: bool,
+    /// Classes (`MODULE.NAME`) a PyTorch checkpoint's pickle may name,
+    /// accepted as opaque data: never imported, made or called. Every other
+    /// global a checkpoint does not need is refused, and the code-execution
+    /// entry points ([`modeltool_format::pytorch::never_allowed`]) even when
+    /// listed here.
+    pub allow_globals: Vec<String>,
 }
 
 static MMAP_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -192,6 +202,8 @@ pub enum ModelKind {
     },
     /// One GGUF file (llama.cpp, Ollama, LM Studio).
     Gguf,
+    /// A PyTorch checkpoint (zip archive or legacy stream).
+    Pytorch,
 }
 
 /// Where a tensor's bytes live.
@@ -229,6 +241,23 @@ pub enum Location {
         /// The type the blocks are stored as.
         ggml_type: GgmlType,
     },
+    /// A strided view into a PyTorch storage, copied out contiguously (in
+    /// `tensor.contiguous()` order, byte-swapped from a big-endian
+    /// checkpoint) when read: the storage bytes the view touches are
+    /// `start..end` of [`Model::files`]`[file]`, and [`Model::torch_view`]`(view)`
+    /// gives its shape, strides and byte order.
+    Torch {
+        /// Index into [`Model::files`].
+        file: usize,
+        /// First storage byte the view touches, from the start of the file.
+        start: u64,
+        /// One past the last storage byte it touches.
+        end: u64,
+        /// Index for [`Model::torch_view`].
+        view: usize,
+        /// Bytes of the contiguous copy.
+        len: u64,
+    },
 }
 
 /// One tensor: its description and where its bytes are.
@@ -255,7 +284,7 @@ impl Entry {
     pub fn byte_len(&self) -> u64 {
         match self.location {
             Location::File { start, end, .. } => end - start,
-            Location::Owned { len, .. } => len,
+            Location::Owned { len, .. } | Location::Torch { len, .. } => len,
             Location::GgufBlocks { .. } => {
                 (self.meta.element_count().unwrap_or(0) as u64).saturating_mul(4)
             }
@@ -305,7 +334,7 @@ impl Entry {
     pub fn offset(&self) -> Option<u64> {
         match self.location {
             Location::File { start, .. } | Location::GgufBlocks { start, .. } => Some(start),
-            Location::Owned { .. } => None,
+            Location::Owned { .. } | Location::Torch { .. } => None,
         }
     }
 }
@@ -380,6 +409,8 @@ pub struct Model {
     warnings: Vec<ModelWarning>,
     /// Why the checksum set is incomplete, when it is.
     incomplete: Option<String>,
+    /// PyTorch views, shared storages and zip directories.
+    torch: pytorch::TorchState,
 }
 
 impl Model {
@@ -395,6 +426,7 @@ impl Model {
             orphan_checksums: Vec::new(),
             warnings: Vec::new(),
             incomplete: None,
+            torch: Default::default(),
         }
     }
 
@@ -433,6 +465,16 @@ impl Model {
                 Model::open_safetensors(path, file)
             }
             FileKind::JsonModel => Model::open_json(path, file, &meta, &handles),
+            FileKind::Zip | FileKind::PytorchLegacy => {
+                let container = modeltool_format::pytorch::sniff(&head).map_err(|source| {
+                    LoadError::Pytorch {
+                        path: path.to_owned(),
+                        source,
+                    }
+                })?;
+                let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
+                pytorch::open(path, file, container, &options)
+            }
             FileKind::ShardIndex => shards::open_index(path, &file, options),
             // JSON of another kind: the reader its name asks for says
             // precisely what is wrong with it.
@@ -457,9 +499,11 @@ impl Model {
     }
 
     fn open_dir(dir: &Path, options: OpenOptions) -> Result<Model> {
-        let index = dir.join(INDEX_NAME);
-        if std::fs::symlink_metadata(&index).is_ok() {
-            return Model::open_file(&index, options);
+        for name in [INDEX_NAME, PYTORCH_INDEX_NAME] {
+            let index = dir.join(name);
+            if std::fs::symlink_metadata(&index).is_ok() {
+                return Model::open_file(&index, options);
+            }
         }
         let mut single = Vec::new();
         let mut others = Vec::new();
@@ -817,6 +861,20 @@ impl Model {
                     .map_err(LoadError::gguf(&self.files[file].path))?;
                 return Ok(Cow::Owned(bytemuck::cast_slice(&values).to_vec()));
             }
+            Location::Torch {
+                file,
+                start,
+                end,
+                view,
+                len,
+            } => {
+                let mut out = Vec::with_capacity(len as usize);
+                self.torch_copy(file, start, end, view, &mut |b| {
+                    out.extend_from_slice(b);
+                    Ok(())
+                })?;
+                return Ok(Cow::Owned(out));
+            }
         };
         match file.map() {
             Some(map) => {
@@ -879,7 +937,7 @@ impl Model {
         if let Some(expected) = &entry.stored_sha256 {
             let actual = match entry.location {
                 Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
-                Location::File { .. } | Location::GgufBlocks { .. } => {
+                Location::File { .. } | Location::GgufBlocks { .. } | Location::Torch { .. } => {
                     modeltool_format::sha256_hex(&bytes)
                 }
             };
@@ -950,6 +1008,13 @@ impl Model {
                     f(bytemuck::cast_slice(&values))
                 })
             }
+            Location::Torch {
+                file,
+                start,
+                end,
+                view,
+                ..
+            } => self.torch_copy(file, start, end, view, &mut f),
         }
     }
 

@@ -338,13 +338,22 @@ pub struct HeaderRehash {
 /// [`Outputs`] set: atomically, keeping its permission bits, all files of a
 /// sharded checkpoint or none.
 pub fn rehash(model: &Model, progress: &(dyn Fn(u64) + Sync)) -> Result<RehashReport> {
-    if matches!(model.kind(), ModelKind::Gguf) {
+    let refused = match model.kind() {
         // Rewriting in place would put a safetensors file under its name.
+        ModelKind::Gguf => Some(
+            "rehash rewrites safetensors and JSON model files in place; `modeltool \
+             convert` to a new .gguf writes one with checksums",
+        ),
+        ModelKind::Pytorch => Some(
+            "a PyTorch checkpoint stores no checksums to refresh; \
+             `modeltool convert` writes it as safetensors with checksums",
+        ),
+        _ => None,
+    };
+    if let Some(reason) = refused {
         return Err(LoadError::Refused {
             path: model.path().to_owned(),
-            reason: "rehash rewrites safetensors and JSON model files in place; `modeltool \
-                     convert` to a new .gguf writes one with checksums"
-                .into(),
+            reason: reason.into(),
         });
     }
     let mut outputs = Outputs::new();

@@ -21,6 +21,16 @@ use modeltool_format::{FileKind, ModelMetadata, detect};
 /// The index file's name in a sharded checkpoint folder.
 pub const INDEX_NAME: &str = "model.safetensors.index.json";
 
+/// The index file's name in a folder of PyTorch shards
+/// (`pytorch_model-00001-of-00002.bin`), read when there is no [`INDEX_NAME`].
+pub const PYTORCH_INDEX_NAME: &str = "pytorch_model.bin.index.json";
+
+/// One shard, read: a safetensors header or a PyTorch checkpoint.
+enum Shard {
+    Safetensors(ModelFile, modeltool_format::Header),
+    Pytorch(ModelFile, crate::pytorch::Read),
+}
+
 #[derive(Deserialize)]
 struct Index {
     #[serde(default)]
@@ -106,6 +116,11 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
             let mut head = [0u8; 4096];
             let n = read_head_into(&file, &mut head).map_err(LoadError::io(&shown_path))?;
             let kind = detect(&head[..n]);
+            if matches!(kind, FileKind::Zip | FileKind::PytorchLegacy) {
+                let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
+                let read = crate::pytorch::read_shard(&file, &head[..n], &options)?;
+                return Ok(Shard::Pytorch(file, read));
+            }
             if !matches!(kind, FileKind::Safetensors | FileKind::Binary) {
                 return Err(shards_err(format!(
                     "shard `{}` is {kind}, not safetensors",
@@ -113,7 +128,7 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
                 )));
             }
             let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
-            read_safetensors_header(file)
+            read_safetensors_header(file).map(|(f, h)| Shard::Safetensors(f, h))
         })
         .collect::<Result<_>>()?;
 
@@ -129,8 +144,38 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     let mut listed = 0usize;
     // Reported after a tensor held twice, which explains it better.
     let mut misplaced = None;
-    for (i, (file, mut header)) in headers.into_iter().enumerate() {
+    for (i, shard_read) in headers.into_iter().enumerate() {
         let shard = shard_names[i];
+        let (file, mut header) = match shard_read {
+            Shard::Safetensors(file, header) => (file, header),
+            Shard::Pytorch(file, read) => {
+                model.files.push(file);
+                for (name, bytes) in crate::pytorch::add_shard(&mut model, i, read)? {
+                    match index.weight_map.get(&name) {
+                        Some(s) if s == shard => listed += 1,
+                        Some(s) => {
+                            misplaced.get_or_insert_with(|| {
+                                shards_err(format!(
+                                    "index puts `{}` in `{}`, but it is in `{}`",
+                                    Escaped(&name),
+                                    Escaped(s),
+                                    Escaped(shard)
+                                ))
+                            });
+                        }
+                        None => {
+                            return Err(shards_err(format!(
+                                "shard `{}` holds `{}`, which the index does not list",
+                                Escaped(shard),
+                                Escaped(&name)
+                            )));
+                        }
+                    }
+                    data_total += bytes;
+                }
+                continue;
+            }
+        };
         let meta = ModelMetadata::from_safetensors(std::mem::take(&mut header.metadata))
             .map_err(LoadError::format(&file.path))?;
         for t in &header.tensors {

@@ -57,6 +57,12 @@ pub struct VerifyReport {
     pub warnings: Vec<String>,
     /// The whole-file hash, when one was expected.
     pub file_sha256: Option<FileHash>,
+    /// Damage the container's own checks found (a PyTorch zip entry whose
+    /// CRC-32 does not match), as text.
+    pub container_damage: Vec<String>,
+    /// What the checks could not cover, as text (a PyTorch checkpoint
+    /// carries no per-tensor checksums of its own).
+    pub notes: Vec<String>,
     /// Whether tensors without a checksum count as a failure.
     pub strict: bool,
     /// The verdict: nothing above is wrong.
@@ -248,6 +254,17 @@ impl Model {
             invalid_values,
             warnings: self.warnings().iter().map(|w| w.to_string()).collect(),
             file_sha256: None,
+            container_damage: self.check_containers()?,
+            notes: if self.is_pytorch() {
+                vec![
+                    "a PyTorch checkpoint carries no per-tensor checksums: its structure \
+                     (zip CRC-32s where present, every storage within the file, every view \
+                     within its storage) was checked, not the values"
+                        .into(),
+                ]
+            } else {
+                Vec::new()
+            },
             strict: options.strict,
             ok: false,
         };
@@ -290,6 +307,7 @@ impl Model {
             && report.orphan_checksums.is_empty()
             && report.invalid_values.is_empty()
             && report.warnings.is_empty()
+            && report.container_damage.is_empty()
             && report.file_sha256.as_ref().is_none_or(|f| f.ok)
             && (!options.strict || report.no_checksum.is_empty());
         Ok(report)

@@ -50,7 +50,14 @@ fn write_model(path: &Path, seed: f32) -> (Vec<(TensorMeta, Vec<u8>)>, u64) {
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     write_safetensors(File::create(path).unwrap(), &refs, &md.to_safetensors()).unwrap();
-    let model = Model::open(path, OpenOptions { mmap: false }).unwrap();
+    let model = Model::open(
+        path,
+        OpenOptions {
+            mmap: false,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
     let header = model.files()[0].header_bytes;
     (tensors, header)
 }
@@ -64,11 +71,20 @@ fn mapped() -> OpenOptions {
     unsafe {
         modeltool_loader::allow_mmap()
     };
-    OpenOptions { mmap: true }
+    OpenOptions {
+        mmap: true,
+        ..OpenOptions::default()
+    }
 }
 
 fn both() -> [OpenOptions; 2] {
-    [mapped(), OpenOptions { mmap: false }]
+    [
+        mapped(),
+        OpenOptions {
+            mmap: false,
+            ..OpenOptions::default()
+        },
+    ]
 }
 
 fn truncate(path: &Path, len: u64) {
@@ -144,7 +160,7 @@ fn a_file_truncated_after_open_is_reported_not_read_as_zeros() {
     for options in both() {
         for (what, read) in reads {
             std::fs::write(&path, &full).unwrap();
-            let model = Model::open(&path, options).unwrap();
+            let model = Model::open(&path, options.clone()).unwrap();
             truncate(&path, cut);
             let err = read(&model).expect_err(what);
             assert_truncated(err, &path, len, cut);
@@ -166,7 +182,14 @@ fn a_file_truncated_in_the_middle_of_a_read_is_a_clear_error() {
     let path = dir.path().join("m.safetensors");
     let (_, header) = write_model(&path, 1.0);
     let len = std::fs::metadata(&path).unwrap().len();
-    let model = Model::open(&path, OpenOptions { mmap: false }).unwrap();
+    let model = Model::open(
+        &path,
+        OpenOptions {
+            mmap: false,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
     let big = model.entry("big").unwrap();
     let mut chunks = 0;
     // The first chunk's callback truncates the file: the next read comes
@@ -194,7 +217,7 @@ fn a_file_written_to_after_open_is_reported_as_changed() {
     for options in both() {
         // Grown.
         std::fs::write(&path, &full).unwrap();
-        let model = Model::open(&path, options).unwrap();
+        let model = Model::open(&path, options.clone()).unwrap();
         let mut f = File::options().append(true).open(&path).unwrap();
         std::io::Write::write_all(&mut f, b"more").unwrap();
         let err = model.sha256_all(&|_| {}).unwrap_err();
@@ -362,7 +385,14 @@ fn mapped_file_at_names_the_file_of_a_live_map_only() {
     let after = unsafe { modeltool_loader::mapped_file_at(addr) };
     assert_eq!(after, None);
 
-    let model = Model::open(&path, OpenOptions { mmap: false }).unwrap();
+    let model = Model::open(
+        &path,
+        OpenOptions {
+            mmap: false,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
     let bytes = model.bytes(model.entry("big").unwrap()).unwrap();
     assert!(
         matches!(bytes, std::borrow::Cow::Owned(_)),

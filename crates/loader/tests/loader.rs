@@ -32,7 +32,10 @@ fn mapped() -> OpenOptions {
     unsafe {
         modeltool_loader::allow_mmap()
     };
-    OpenOptions { mmap: true }
+    OpenOptions {
+        mmap: true,
+        ..OpenOptions::default()
+    }
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

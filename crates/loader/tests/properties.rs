@@ -355,7 +355,14 @@ fn sample(max_tensors: usize) -> impl Strategy<Value = Sample> {
 // ---------------------------------------------------------------------------
 
 fn open(path: &Path, mmap: bool) -> Result<Model, TestCaseError> {
-    Model::open(path, OpenOptions { mmap }).or_fail(&format!("open {}", path.display()))
+    Model::open(
+        path,
+        OpenOptions {
+            mmap,
+            ..OpenOptions::default()
+        },
+    )
+    .or_fail(&format!("open {}", path.display()))
 }
 
 /// Writes the sample as a safetensors file: through `save::write_model`

@@ -149,6 +149,11 @@ pub struct InputArgs {
     /// Read tensors with plain reads instead of memory-mapping the files.
     #[arg(long)]
     pub no_mmap: bool,
+    /// Accept a class a PyTorch checkpoint's pickle names (MODULE.NAME,
+    /// repeatable) as opaque data: never imported or called. Code-execution
+    /// entry points (os.system, builtins.eval, ...) can never be allowed.
+    #[arg(long = "allow-global", value_name = "MODULE.NAME")]
+    pub allow_global: Vec<String>,
 }
 
 #[cfg(test)]

@@ -940,7 +940,14 @@ mod from_model {
         unsafe {
             modeltool_loader::allow_mmap()
         };
-        Model::open(path, OpenOptions { mmap: true }).expect("opens")
+        Model::open(
+            path,
+            OpenOptions {
+                mmap: true,
+                ..OpenOptions::default()
+            },
+        )
+        .expect("opens")
     }
 
     #[test]

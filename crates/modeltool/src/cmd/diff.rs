@@ -62,7 +62,15 @@ fn parse_tolerance(s: &str) -> Result<Tolerance, String> {
 /// Runs the command.
 pub fn run(args: DiffArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // Plain reads in bounded pieces, as for `stats`.
-    let open = |p: &PathBuf| Model::open(p, OpenOptions { mmap: false });
+    let open = |p: &PathBuf| {
+        Model::open(
+            p,
+            OpenOptions {
+                mmap: false,
+                ..OpenOptions::default()
+            },
+        )
+    };
     let (a, b) = (open(&args.a)?, open(&args.b)?);
     let mut report = DiffReport::from_models(
         &a,

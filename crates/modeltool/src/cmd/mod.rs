@@ -20,6 +20,7 @@ pub fn open(input: &InputArgs) -> anyhow::Result<Model> {
         &input.input,
         OpenOptions {
             mmap: !input.no_mmap,
+            allow_globals: input.allow_global.clone(),
         },
     )?)
 }

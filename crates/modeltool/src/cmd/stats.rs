@@ -30,7 +30,13 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // Plain reads in bounded pieces: a memory map would count every page
     // read in the process's resident memory.
-    let model = Model::open(&args.input, OpenOptions { mmap: false })?;
+    let model = Model::open(
+        &args.input,
+        OpenOptions {
+            mmap: false,
+            ..OpenOptions::default()
+        },
+    )?;
     let mut report = StatsReport::from_model(
         &model,
         &StatsOptions {

@@ -130,6 +130,9 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     for w in &report.warnings {
         eprintln!("error: {}", Escaped(w));
     }
+    for d in &report.container_damage {
+        eprintln!("error: {d}");
+    }
     Err(CheckFailed.into())
 }
 
@@ -216,6 +219,13 @@ fn print_human(
     }
     for w in &r.warnings {
         writeln!(out, "WARNING {}", Escaped(w))?;
+    }
+    // Already escaped: each names the file and the entry in the loader's words.
+    for d in &r.container_damage {
+        writeln!(out, "DAMAGED {d}")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
     }
     if let Some(f) = &r.file_sha256 {
         if f.ok {
