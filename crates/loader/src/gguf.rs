@@ -139,7 +139,6 @@ pub(crate) fn open(path: &Path, mut file: ModelFile) -> Result<Model> {
             },
             file: 0,
             location,
-            range: (range.start, range.end),
             stored_sha256: checksums.get(&t.name).cloned(),
         });
     }

@@ -269,10 +269,6 @@ pub struct Entry {
     pub file: usize,
     /// Where the bytes live.
     pub location: Location,
-    /// The byte range in its file for [`Location::File`]; `(0, len)` for
-    /// [`Location::Owned`]. Kept for existing callers: prefer
-    /// [`Entry::location`] and [`Entry::offset`].
-    pub range: (u64, u64),
     /// The checksum the file stores for it, if any.
     pub stored_sha256: Option<String>,
 }
@@ -620,7 +616,6 @@ impl Model {
                 meta: t.meta,
                 file: 0,
                 location: Location::Owned { buffer, len },
-                range: (0, len),
                 stored_sha256: t.sha256,
             });
             model.buffers.push(OwnedTensor {
@@ -655,7 +650,6 @@ impl Model {
                 meta: t.meta,
                 file,
                 location: Location::File { file, start, end },
-                range: (start, end),
                 stored_sha256,
             });
         }

@@ -304,7 +304,6 @@ fn add_checkpoint(
             meta,
             file,
             location,
-            range: (start, end),
             stored_sha256: None,
         });
     }

@@ -263,7 +263,7 @@ fn a_same_length_rewrite_that_keeps_the_mtime_is_caught_by_the_checksums() {
         // One byte of `big` changes, and the modification time is put back:
         // what a coarse clock or a careful vandal leaves.
         let f = File::options().write(true).open(&path).unwrap();
-        let inside_big = model.entry("big").unwrap().range.0 + 1000;
+        let inside_big = model.entry("big").unwrap().offset().unwrap() + 1000;
         std::os::unix::fs::FileExt::write_all_at(&f, &[0x55], inside_big).unwrap();
         f.set_modified(mtime).unwrap();
         // What `verify` does: every tensor's sha256 against the stored one.

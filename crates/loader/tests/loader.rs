@@ -139,14 +139,22 @@ fn damaged_tensor_is_caught_when_checked_on_load() {
     bytes[n - 1] ^= 0x80;
     std::fs::write(&path, bytes).unwrap();
     let model = Model::open(&path, OpenOptions::default()).unwrap();
-    let last = model.entries().iter().max_by_key(|e| e.range.1).unwrap();
+    let last = model
+        .entries()
+        .iter()
+        .max_by_key(|e| e.offset().unwrap_or(0) + e.byte_len())
+        .unwrap();
     let err = model.bytes_checked(last).unwrap_err();
     assert!(err.is_check_failure());
     assert!(
         err.to_string().contains(&format!("`{}`", last.meta.name)),
         "{err}"
     );
-    let first = model.entries().iter().min_by_key(|e| e.range.0).unwrap();
+    let first = model
+        .entries()
+        .iter()
+        .min_by_key(|e| e.offset().unwrap_or(0))
+        .unwrap();
     assert!(model.bytes_checked(first).is_ok());
 }
 

@@ -362,7 +362,6 @@ pub(crate) fn read_elements<'m>(
                     start: start + b0,
                     end: start + b1,
                 },
-                range: (start + b0, start + b1),
                 ..entry.clone()
             };
             model.bytes(&piece)?
