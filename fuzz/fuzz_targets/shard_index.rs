@@ -127,7 +127,8 @@ fuzz_target!(|data: &[u8]| {
             dir.join(shard),
             "`{name}` is not in the shard the index names"
         );
-        let (start, end) = entry.range;
+        let start = entry.offset().expect("a shard's tensor is a range of its file");
+        let end = start + entry.byte_len();
         assert!(file.header_bytes <= start && start <= end && end <= file.file_len);
         let len = entry
             .meta
