@@ -20,6 +20,43 @@ pub struct Tolerance {
     pub rel: f64,
 }
 
+impl std::str::FromStr for Tolerance {
+    type Err = String;
+
+    /// `ABS` or `ABS,REL`, each finite and not negative (what `diff
+    /// --tolerance` takes).
+    ///
+    /// ```
+    /// use modeltool_stats::Tolerance;
+    /// let t: Tolerance = "0,0.01".parse()?;
+    /// assert_eq!((t.abs, t.rel), (0.0, 0.01));
+    /// assert!("-1".parse::<Tolerance>().is_err());
+    /// assert!("1,2,3".parse::<Tolerance>().is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    fn from_str(s: &str) -> std::result::Result<Tolerance, String> {
+        let mut parts = s.split(',');
+        let mut next = |what: &str| -> std::result::Result<f64, String> {
+            match parts.next() {
+                None => Ok(0.0),
+                Some(p) => match p.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+                    _ => Err(format!(
+                        "{what} tolerance `{}` is not a number >= 0",
+                        modeltool_format::text::Escaped(p)
+                    )),
+                },
+            }
+        };
+        let abs = next("the absolute")?;
+        let rel = next("the relative")?;
+        if parts.next().is_some() {
+            return Err("give ABS or ABS,REL".into());
+        }
+        Ok(Tolerance { abs, rel })
+    }
+}
+
 impl Tolerance {
     /// Whether `a` and `b` count as equal.
     #[inline]

@@ -243,6 +243,41 @@ impl StatsReport {
     }
 }
 
+/// `verify` and, when asked, `verify --values`: the loader's
+/// [`VerifyReport`](modeltool_loader::VerifyReport) with every value of
+/// every float tensor read for NaN and infinities, one verdict for both.
+/// Serializes as the report's fields plus `values` (`null` when values were
+/// not read).
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    /// Structure, checksums, invalid values; its `ok` covers `values` too.
+    #[serde(flatten)]
+    pub report: modeltool_loader::VerifyReport,
+    /// NaN and infinities, when values were read.
+    pub values: Option<ValueCheck>,
+}
+
+impl Verification {
+    /// Verifies `model` ([`Model::verify_with_progress`]) and, with
+    /// `values`, reads every float value ([`ValueCheck::from_model`]); the
+    /// verdict fails when either does.
+    pub fn from_model(
+        model: &Model,
+        options: &modeltool_loader::VerifyOptions,
+        values: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Verification> {
+        let mut report = model.verify_with_progress(options, progress)?;
+        let values = if values {
+            Some(ValueCheck::from_model(model)?)
+        } else {
+            None
+        };
+        report.ok &= values.as_ref().is_none_or(ValueCheck::ok);
+        Ok(Verification { report, values })
+    }
+}
+
 /// Tensors of a float dtype that hold NaN or infinities: what
 /// `verify --values` reports.
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use modeltool_format::text::{Escaped, middle};
+use modeltool_format::text::middle;
 use modeltool_loader::{Model, OpenOptions};
 use modeltool_stats::{DiffOptions, DiffReport, Tolerance, short};
 
@@ -21,7 +21,7 @@ pub struct DiffArgs {
     b: PathBuf,
     /// Count values as equal when |a - b| <= ABS + REL * |b| (numpy's
     /// `isclose`; REL defaults to 0). NaN equals NaN at the same place.
-    #[arg(long, value_name = "ABS[,REL]", value_parser = parse_tolerance)]
+    #[arg(long, value_name = "ABS[,REL]", value_parser = clap::value_parser!(Tolerance))]
     tolerance: Option<Tolerance>,
     /// Only tensors whose name matches GLOB (`*`, `?`); may be repeated.
     #[arg(long, value_name = "GLOB")]
@@ -34,29 +34,6 @@ pub struct DiffArgs {
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
-}
-
-/// `ABS` or `ABS,REL`: finite, not negative.
-fn parse_tolerance(s: &str) -> Result<Tolerance, String> {
-    let mut parts = s.split(',');
-    let mut next = |what: &str| -> Result<f64, String> {
-        match parts.next() {
-            None => Ok(0.0),
-            Some(p) => match p.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-                _ => Err(format!(
-                    "{what} tolerance `{}` is not a number >= 0",
-                    Escaped(p)
-                )),
-            },
-        }
-    };
-    let abs = next("the absolute")?;
-    let rel = next("the relative")?;
-    if parts.next().is_some() {
-        return Err("give ABS or ABS,REL".into());
-    }
-    Ok(Tolerance { abs, rel })
 }
 
 /// Runs the command.
@@ -206,24 +183,4 @@ pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> 
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_tolerance;
-
-    #[test]
-    fn tolerances() {
-        assert_eq!(
-            parse_tolerance("1e-3").map(|t| (t.abs, t.rel)),
-            Ok((1e-3, 0.0))
-        );
-        assert_eq!(
-            parse_tolerance("0,0.01").map(|t| (t.abs, t.rel)),
-            Ok((0.0, 0.01))
-        );
-        assert!(parse_tolerance("-1").is_err());
-        assert!(parse_tolerance("nan").is_err());
-        assert!(parse_tolerance("1,2,3").is_err());
-    }
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::bail;
 use modeltool_format::text::Escaped;
 use modeltool_loader::{ModelKind, VerifyOptions, VerifyReport};
+use modeltool_stats::Verification;
 
 use crate::exit::CheckFailed;
 use crate::{Format, InputArgs};
@@ -51,39 +52,24 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
     let bar = super::progress_bar(total, "verifying");
-    let mut report = model.verify_with_progress(
+    let verification = Verification::from_model(
+        &model,
         &VerifyOptions {
             sha256: args.sha256.clone(),
             strict: args.strict,
         },
+        args.values,
         &|n| bar.inc(n),
     )?;
     bar.finish_and_clear();
-    report.path = args.input.input.display().to_string();
-    let values = if args.values {
-        Some(modeltool_stats::ValueCheck::from_model(&model)?)
-    } else {
-        None
-    };
-    report.ok &= values.as_ref().is_none_or(|v| v.ok());
-
+    let mut verification = verification;
+    // The path as the user gave it.
+    verification.report.path = args.input.input.display().to_string();
     match args.format {
-        Format::Json => {
-            #[derive(serde::Serialize)]
-            struct WithValues<'a> {
-                #[serde(flatten)]
-                report: &'a VerifyReport,
-                /// `null` when values were not read (no --values).
-                values: Option<&'a modeltool_stats::ValueCheck>,
-            }
-            let json = WithValues {
-                report: &report,
-                values: values.as_ref(),
-            };
-            super::print_json(out, &json)?;
-        }
-        Format::Human => print_human(&report, values.as_ref(), out)?,
+        Format::Json => super::print_json(out, &verification)?,
+        Format::Human => print_human(&verification.report, verification.values.as_ref(), out)?,
     }
+    let Verification { report, values } = verification;
     if report.ok {
         return Ok(());
     }
