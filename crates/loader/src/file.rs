@@ -47,19 +47,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata)> {
     let meta = file.metadata().map_err(LoadError::io(path))?;
     let t = meta.file_type();
     if !t.is_file() {
-        let what = if t.is_dir() {
-            "a directory"
-        } else if t.is_fifo() {
-            "a FIFO (named pipe)"
-        } else if t.is_char_device() {
-            "a character device"
-        } else if t.is_block_device() {
-            "a block device"
-        } else if t.is_socket() {
-            "a socket"
-        } else {
-            "not a file"
-        };
+        let what = crate::write::describe(&meta);
         return Err(LoadError::NotRegularFile {
             path: path.to_owned(),
             what,

@@ -136,7 +136,7 @@ pub use crate::gguf::{GGUF_PREFIX, MAX_ARRAY_SHOWN};
 pub use crate::pytorch::{
     DROPPED_KEY, MAX_METADATA_BYTES, MAX_METADATA_VALUES, TIED_PREFIX, TorchView,
 };
-pub use crate::shards::{INDEX_NAME, PYTORCH_INDEX_NAME, parse_size, plan_shards, shard_name};
+pub use crate::shards::{INDEX_NAME, PYTORCH_INDEX_NAME, plan_shards, shard_name};
 pub use crate::sigbus::mapped_file_at;
 pub use crate::verify::{
     DamagedHeader, DamagedTensor, FileHash, InvalidValues, VerifyOptions, VerifyReport,

@@ -304,31 +304,6 @@ pub fn shard_name(i: usize, n: usize) -> String {
     format!("model-{:05}-of-{:05}.safetensors", i + 1, n)
 }
 
-/// Parses a size such as `5GB`, `500MB`, `2GiB` or `1000000` (bytes).
-/// Decimal units (KB, MB, GB, TB) are powers of 1000, as Hugging Face uses.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        "KIB" => 1 << 10,
-        "MIB" => 1 << 20,
-        "GIB" => 1 << 30,
-        "TIB" => 1 << 40,
-        _ => return None,
-    };
-    let value: f64 = num.parse().ok()?;
-    let bytes = value * factor as f64;
-    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,16 +346,5 @@ mod tests {
             vec![vec![1], vec![0, 2], vec![3]]
         );
         assert_eq!(plan_shards(&[], 10), Vec::<Vec<usize>>::new());
-    }
-
-    #[test]
-    fn sizes_are_decimal_like_hugging_face() {
-        assert_eq!(parse_size("5GB"), Some(5_000_000_000));
-        assert_eq!(parse_size("100MB"), Some(100_000_000));
-        assert_eq!(parse_size("2GiB"), Some(2 << 30));
-        assert_eq!(parse_size("1234"), Some(1234));
-        assert_eq!(parse_size("1.5KB"), Some(1500));
-        assert_eq!(parse_size("lots"), None);
-        assert_eq!(parse_size("0"), None);
     }
 }

@@ -158,8 +158,9 @@ fn refused(path: &Path, reason: impl Into<String>) -> LoadError {
     }
 }
 
-/// What a thing that is not a regular file or a folder is, for messages.
-fn describe(meta: &Metadata) -> &'static str {
+/// What a thing that is not a regular file or a folder is, for messages
+/// (about an output here, and about an input in `file.rs`).
+pub(crate) fn describe(meta: &Metadata) -> &'static str {
     let t = meta.file_type();
     if t.is_symlink() {
         "a symbolic link"

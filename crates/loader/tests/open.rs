@@ -210,7 +210,7 @@ fn a_fifo_a_device_or_a_folder_listed_as_a_shard_is_named_not_missing() {
         let text = open_err(d).to_string();
         let expected = match what {
             "fifo" => "is a FIFO",
-            "dir" => "is a directory",
+            "dir" => "is a folder",
             // A symlink out of the folder is refused before it is opened.
             _ => "outside the checkpoint folder",
         };
