@@ -76,7 +76,50 @@ impl TrainReport {
             cut(&self.inputs.join(","), 60),
             cut(&self.targets.join(","), 60)
         )?;
-        writeln!(out, "final loss (mean squared error): {}", self.final_loss)?;
+        writeln!(
+            out,
+            "final loss (mean squared error): {}",
+            significant(self.final_loss)
+        )?;
         writeln!(out, "wrote {}", self.model)
+    }
+}
+
+/// `x` to six significant digits, trailing zeros dropped: a loss of
+/// `0.000000000014551915228366852` reads `1.45519e-11`, `7.681800000000011`
+/// reads `7.6818`. `--format json` keeps every digit.
+fn significant(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return x.to_string();
+    }
+    let exponent = x.abs().log10().floor() as i32;
+    if !(-4..15).contains(&exponent) {
+        let text = format!("{x:.5e}");
+        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exp}");
+    }
+    let decimals = (5 - exponent).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+
+    #[test]
+    fn losses_print_with_six_significant_digits() {
+        assert_eq!(significant(0.0), "0");
+        assert_eq!(significant(7.681800000000011), "7.6818");
+        assert_eq!(significant(7.681801635485704), "7.6818");
+        assert_eq!(significant(0.0009687428738109573), "0.000968743");
+        assert_eq!(significant(0.000000000014551915228366852), "1.45519e-11");
+        assert_eq!(significant(123456.789), "123457");
+        assert_eq!(significant(2.5), "2.5");
     }
 }
