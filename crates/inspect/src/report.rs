@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use modeltool_format::Dtype;
-use modeltool_loader::{Model, ModelKind};
+use modeltool_loader::Model;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
@@ -423,17 +423,6 @@ pub fn inspect<'m>(facts: &'m ModelFacts, options: &InspectOptions) -> Report<'m
     Report::from_facts(facts, options)
 }
 
-/// The kind of a model as the report names it.
-fn kind_name(kind: &ModelKind) -> &'static str {
-    match kind {
-        ModelKind::Safetensors => "safetensors",
-        ModelKind::Json => "json",
-        ModelKind::Sharded { .. } => "sharded",
-        ModelKind::Gguf => "gguf",
-        ModelKind::Pytorch => "pytorch",
-    }
-}
-
 impl<'m> Report<'m> {
     /// The report of an opened model, from its headers: nothing of the
     /// tensor data is read. When the model's folder holds a Hugging Face
@@ -453,15 +442,14 @@ impl<'m> Report<'m> {
         // The layer table reads facts; only a model that stores an
         // architecture pays for them.
         let layers = metadata.architecture.as_ref().map(|a| {
-            let json = matches!(model.kind(), ModelKind::Json);
             let facts: Vec<TensorFacts> = model
                 .entries()
                 .iter()
                 .map(|e| TensorFacts {
                     meta: e.meta.clone(),
                     file: e.file,
-                    offset: if json { 0 } else { e.offset().unwrap_or(0) },
-                    bytes: e.byte_len(),
+                    offset: e.offset().unwrap_or(0),
+                    bytes: e.stored_len(),
                 })
                 .collect();
             table(a, &facts)
@@ -469,7 +457,7 @@ impl<'m> Report<'m> {
         let mut report = Report::build(
             Source::Model(model),
             model.path().display().to_string(),
-            kind_name(model.kind()),
+            model.kind().name(),
             files,
             &metadata.user,
             layers,

@@ -206,6 +206,25 @@ pub enum ModelKind {
     Pytorch,
 }
 
+impl ModelKind {
+    /// A short name for reports (`safetensors`, `json`, `sharded`, `gguf`,
+    /// `pytorch`), so that nothing above the loader matches on the kinds
+    /// and a new container needs no change there.
+    ///
+    /// ```
+    /// assert_eq!(modeltool_loader::ModelKind::Gguf.name(), "gguf");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Safetensors => "safetensors",
+            ModelKind::Json => "json",
+            ModelKind::Sharded { .. } => "sharded",
+            ModelKind::Gguf => "gguf",
+            ModelKind::Pytorch => "pytorch",
+        }
+    }
+}
+
 /// Where a tensor's bytes live.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
