@@ -313,8 +313,17 @@ pub fn write_csv(
         header.write_record(names).map_err(std::io::Error::other)?;
         header.flush()?;
     }
+    write_rows(out, values.chunks(width.max(1)))
+}
+
+/// One line per row, values comma-separated, each in the shortest form that
+/// reads back to the same f32 (the rows of [`write_csv`] and of `run`'s output).
+pub(crate) fn write_rows<'v>(
+    out: &mut impl std::io::Write,
+    rows: impl IntoIterator<Item = &'v [f32]>,
+) -> std::io::Result<()> {
     let mut line = String::new();
-    for row in values.chunks(width.max(1)) {
+    for row in rows {
         line.clear();
         for (i, v) in row.iter().enumerate() {
             if i > 0 {

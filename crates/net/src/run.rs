@@ -407,21 +407,7 @@ impl Predictions {
                 write_table(out, &lines)?;
                 self.write_summary(out)
             }
-            _ => {
-                let mut line = String::new();
-                for row in &self.predictions {
-                    line.clear();
-                    for (i, v) in row.iter().enumerate() {
-                        if i > 0 {
-                            line.push(',');
-                        }
-                        line.push_str(&v.to_string());
-                    }
-                    line.push('\n');
-                    out.write_all(line.as_bytes())?;
-                }
-                Ok(())
-            }
+            _ => crate::data::write_rows(out, self.predictions.iter().map(Vec::as_slice)),
         }
     }
 
