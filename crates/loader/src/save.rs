@@ -732,25 +732,8 @@ impl<'a> Job<'a> {
                 _ => sha256_hex(&bytes),
             };
             self.check_input(e, &in_sum)?;
-            let to = self.target(e.meta.dtype);
-            let mut cast = CastStats::default();
-            let data = match to {
-                Some(to) => {
-                    let mut buf = Vec::new();
-                    cast.cast(e.meta.dtype, to, &bytes, &mut buf);
-                    std::borrow::Cow::Owned(buf)
-                }
-                None => bytes,
-            };
-            self.count_cast(e, to, &cast);
             let out_meta = self.out_meta(e);
-            // Without a cast the output bytes are the input bytes.
-            let sum = if to.is_some() {
-                sha256_hex(&data)
-            } else {
-                in_sum
-            };
-            self.note_rehash(e, &sum, to.is_some());
+            let (data, sum) = self.cast_whole(e, bytes, in_sum);
             writer.write_tensor(&out_meta, &data, &sum).map_err(fail)?;
             self.report.data_bytes += data.len() as u64;
             (self.progress)(e.byte_len());
@@ -852,24 +835,7 @@ impl<'a> Job<'a> {
                 let sum = sha256_hex(bytemuck::cast_slice(&back));
                 (std::borrow::Cow::Owned(q), sum)
             } else {
-                let to = self.target(e.meta.dtype);
-                let mut cast = CastStats::default();
-                let data = match to {
-                    Some(to) => {
-                        let mut buf = Vec::new();
-                        cast.cast(e.meta.dtype, to, &bytes, &mut buf);
-                        std::borrow::Cow::Owned(buf)
-                    }
-                    None => bytes,
-                };
-                self.count_cast(e, to, &cast);
-                let sum = if to.is_some() {
-                    sha256_hex(&data)
-                } else {
-                    in_sum.clone()
-                };
-                self.note_rehash(e, &sum, to.is_some());
-                (data, sum)
+                self.cast_whole(e, bytes, in_sum.clone())
             };
             stream
                 .write_tensor(&data)
@@ -1084,6 +1050,35 @@ impl<'a> Job<'a> {
             );
         }
         Ok(())
+    }
+
+    /// A tensor held whole in memory, cast to the output dtype when one
+    /// is asked for, counted, and its output checksum: `in_sum` when not
+    /// cast (the output bytes are the input bytes), else the new bytes' hash.
+    fn cast_whole<'b>(
+        &mut self,
+        e: &Entry,
+        bytes: std::borrow::Cow<'b, [u8]>,
+        in_sum: String,
+    ) -> (std::borrow::Cow<'b, [u8]>, String) {
+        let to = self.target(e.meta.dtype);
+        let mut cast = CastStats::default();
+        let data = match to {
+            Some(to) => {
+                let mut buf = Vec::new();
+                cast.cast(e.meta.dtype, to, &bytes, &mut buf);
+                std::borrow::Cow::Owned(buf)
+            }
+            None => bytes,
+        };
+        self.count_cast(e, to, &cast);
+        let sum = if to.is_some() {
+            sha256_hex(&data)
+        } else {
+            in_sum
+        };
+        self.note_rehash(e, &sum, to.is_some());
+        (data, sum)
     }
 
     fn count_cast(&mut self, e: &Entry, to: Option<Dtype>, cast: &CastStats) {
