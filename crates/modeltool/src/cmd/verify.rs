@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::bail;
 use modeltool_format::text::Escaped;
-use modeltool_loader::{ModelKind, VerifyOptions, VerifyReport};
+use modeltool_loader::{VerifyOptions, VerifyReport};
 use modeltool_stats::Verification;
 
 use crate::exit::CheckFailed;
@@ -44,12 +44,6 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
         }
     }
     let model = super::open(&args.input)?;
-    if args.sha256.is_some() && matches!(model.kind(), ModelKind::Sharded { .. }) {
-        bail!(
-            "{}: --sha256 compares one file; verify each shard file on its own",
-            Escaped(&args.input.input.display().to_string())
-        );
-    }
     let total: u64 = model.entries().iter().map(|e| e.byte_len()).sum();
     let bar = super::progress_bar(total, "verifying");
     let verification = Verification::from_model(
