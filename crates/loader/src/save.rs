@@ -486,12 +486,17 @@ impl<'a> Job<'a> {
                 self.report.checked += 1;
                 Ok(())
             }
-            Some(expected) if !self.rehash => Err(LoadError::ChecksumMismatch {
-                path: self.model.files()[e.file].path.clone(),
-                name: e.meta.name.clone(),
-                expected: expected.clone(),
-                actual: actual.to_owned(),
-            }),
+            Some(expected) if !self.rehash => {
+                // Bytes that changed because the file was truncated or
+                // rewritten while being read are that, not damage.
+                self.model.files()[e.file].check_unchanged()?;
+                Err(LoadError::ChecksumMismatch {
+                    path: self.model.files()[e.file].path.clone(),
+                    name: e.meta.name.clone(),
+                    expected: expected.clone(),
+                    actual: actual.to_owned(),
+                })
+            }
             _ => {
                 if e.stored_sha256.is_none() {
                     self.report.unchecked += 1;
