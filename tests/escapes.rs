@@ -423,3 +423,120 @@ fn every_command_on_the_fixtures_fits_80_columns() {
         assert_fits(&format!("{args:?}"), &r);
     }
 }
+
+/// Runs modeltool with `args` in `dir` on a screen of `cols` columns.
+fn run_cols(dir: &Path, cols: usize, args: &[&str]) -> Run {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("COLUMNS", cols.to_string())
+        .output()
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn every_command_fits_80_columns_with_long_names_and_damage() {
+    let dir = tempdir();
+    let d = dir.path();
+    // Names as long as deep checkpoints have, and longer.
+    let long = |i: usize| {
+        format!(
+            "model.encoder.layers.{i}.{}.weight",
+            "self_attention".repeat(8)
+        )
+    };
+    let tensors: Vec<_> = (0..3)
+        .map(|i| {
+            (
+                long(i),
+                vec![4, 4],
+                (0..16).map(|v| v as f32 * 0.1).collect(),
+            )
+        })
+        .collect();
+    std::fs::write(d.join("m.safetensors"), safetensors(&tensors, &json!({}))).unwrap();
+    let r = run(d, &["convert", "m.safetensors", "c.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_fits("convert", &r);
+    // One data byte of the checksummed copy changed: damage.
+    let mut bytes = std::fs::read(d.join("c.safetensors")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(d.join("damaged.safetensors"), &bytes).unwrap();
+    std::fs::write(d.join("edited.safetensors"), &bytes).unwrap();
+    let zeros = "0".repeat(64);
+    for (args, code) in [
+        (&["verify", "damaged.safetensors"][..], 1),
+        (&["verify", "c.safetensors", "--sha256", &zeros], 1),
+        (&["verify", "c.safetensors", "--values"], 0),
+        (
+            &[
+                "convert",
+                "damaged.safetensors",
+                "r.safetensors",
+                "--rehash",
+            ],
+            0,
+        ),
+        (&["rehash", "edited.safetensors"], 0),
+        (
+            &[
+                "convert",
+                "m.safetensors",
+                "b.safetensors",
+                "--dtype",
+                "bf16",
+            ],
+            0,
+        ),
+        (&["diff", "m.safetensors", "r.safetensors"], 1),
+        (&["diff", "c.safetensors", "c.safetensors"], 0),
+        (&["stats", "m.safetensors"], 0),
+        (&["inspect", "m.safetensors", "--stats"], 0),
+    ] {
+        let r = run(d, args);
+        assert_eq!(r.code, code, "{args:?}: {}{}", r.stdout, r.stderr);
+        // The report fits the screen; an error line on stderr stays one
+        // line, which a terminal wraps.
+        for l in r.stdout.lines() {
+            assert!(width(l) <= 80, "{args:?}: a {}-column line: {l}", width(l));
+        }
+        for l in r.stderr.lines() {
+            assert!(l.starts_with("error: "), "{args:?}: {l}");
+        }
+        assert_clean(&format!("{args:?}"), &r);
+    }
+}
+
+#[test]
+fn a_wider_screen_shows_more_of_a_long_name() {
+    let dir = tempdir();
+    let d = dir.path();
+    let name = format!("decoder.blocks.0.{}.weight", "cross_attention".repeat(5));
+    let tensors = vec![(name.clone(), vec![2], vec![1.0, 2.0])];
+    std::fs::write(d.join("m.safetensors"), safetensors(&tensors, &json!({}))).unwrap();
+    std::fs::write(
+        d.join("n.safetensors"),
+        safetensors(&[(name.clone(), vec![2], vec![1.0, 3.0])], &json!({})),
+    )
+    .unwrap();
+    for args in [
+        &["stats", "m.safetensors"][..],
+        &["diff", "m.safetensors", "n.safetensors"],
+    ] {
+        let narrow = run_cols(d, 80, args);
+        let wide = run_cols(d, 200, args);
+        assert!(
+            !narrow.stdout.contains(&name),
+            "{args:?} at 80 columns: {}",
+            narrow.stdout
+        );
+        assert!(narrow.stdout.contains('…'), "{args:?}: {}", narrow.stdout);
+        assert!(
+            wide.stdout.contains(&name),
+            "{args:?} at 200 columns: {}",
+            wide.stdout
+        );
+    }
+}

@@ -916,7 +916,7 @@ fn header_changes_the_tensor_checksums_cannot_see_are_reported_as_damage() {
         (
             "a digit of w32's checksum",
             vec![(digit, other_digit)],
-            vec![changed, "DAMAGED w32: sha256 "],
+            vec![changed, "DAMAGED w32: its data does not match"],
         ),
         (
             "modeltool.header_sha256 -> modeltoolXheader_sha256",

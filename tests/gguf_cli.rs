@@ -374,5 +374,5 @@ fn a_type_without_a_decoder_is_refused_unless_kept() {
         &["convert", "iq.safetensors", "iq3.gguf", "--dtype", "f16"],
     );
     let out = ok(d, &["verify", "iq3.gguf"]);
-    assert!(out.contains("1 of 1 tensor checksums match"), "{out}");
+    assert!(out.contains("1 of 1 tensor checksum matches"), "{out}");
 }

@@ -194,7 +194,7 @@ fn sequential_files_need_an_activation_and_others_say_what_is_missing() {
     assert_error(
         &run_in(&fixtures(), &["run", "height.json", "1,2"]),
         2,
-        &["2 values", "1 inputs"],
+        &["2 values", "1 input"],
     );
     assert_error(
         &run_in(&fixtures(), &["run", "height.json", "tall"]),

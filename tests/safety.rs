@@ -620,7 +620,7 @@ fn a_deliberate_edit_is_rehashed_explicitly_and_damage_is_refused_otherwise() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("1 stored checksums replaced"),
+        r.stdout.contains("1 stored checksum replaced"),
         "{}",
         r.stdout
     );
@@ -629,7 +629,7 @@ fn a_deliberate_edit_is_rehashed_explicitly_and_damage_is_refused_otherwise() {
     let r = run_in(d, &["rehash", "in.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("1 tensor checksums replaced"),
+        r.stdout.contains("1 tensor checksum replaced"),
         "{}",
         r.stdout
     );
@@ -683,7 +683,11 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run_in(d, &["rehash", "edited.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("(was damaged): "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("(the old one was damaged):"),
+        "{}",
+        r.stdout
+    );
     let v = run_in(d, &["verify", "edited.safetensors", "--strict"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     // A checksum for one tensor but not the other: rehash adds it.
@@ -719,7 +723,7 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     );
     let r = run_in(d, &["rehash", "partial.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("added    flag: "), "{}", r.stdout);
+    assert!(r.stdout.contains("added    flag:\n      now "), "{}", r.stdout);
     let v = run_in(d, &["verify", "partial.safetensors", "--strict"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     no_temporaries(d);
@@ -767,7 +771,7 @@ fn rehash_rewrites_every_shard_or_none() {
     let r = run_in(d, &["rehash", "ckpt"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("1 tensor checksums replaced"),
+        r.stdout.contains("1 tensor checksum replaced"),
         "{}",
         r.stdout
     );

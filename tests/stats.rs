@@ -463,7 +463,7 @@ fn inspect_stats_adds_the_figures_below_the_report() {
         .nth(1)
         .expect("a Values section");
     assert!(
-        values.contains("F32: 1 tensor, 2 values, min 1.000, max 3.000, mean 2.000"),
+        values.contains("F32: 1 tensor, 2 values\n    min 1.000, max 3.000, mean 2.000"),
         "{values}"
     );
     let run = run_in(

@@ -175,6 +175,85 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// A shape in at most `max` columns (at least 16): `[30522, 384]`, or its
+/// first dimensions and how many there are, `[1, 1, 1, … 22000 dims]`.
+/// A file may declare any number of dimensions; the text stays bounded.
+///
+/// ```
+/// use modeltool_format::text::shape;
+/// assert_eq!(shape(&[30522u64, 384], 40), "[30522, 384]");
+/// assert_eq!(shape(&[7u64; 22_000], 24), "[7, 7, … 22000 dims]");
+/// ```
+pub fn shape<T: fmt::Display>(dims: &[T], max: usize) -> String {
+    use fmt::Write as _;
+    let mut full = String::from("[");
+    for (i, d) in dims.iter().enumerate() {
+        if i > 0 {
+            full.push_str(", ");
+        }
+        let _ = write!(full, "{d}");
+        if full.len() > max {
+            break;
+        }
+    }
+    full.push(']');
+    if full.len() <= max {
+        return full;
+    }
+    let tail = format!(", … {} dims]", dims.len());
+    let mut s = String::from("[");
+    for (i, d) in dims.iter().enumerate() {
+        let piece = if i == 0 {
+            d.to_string()
+        } else {
+            format!(", {d}")
+        };
+        // The first dimension always shows, even a 20-digit one.
+        if i > 0 && s.len() + piece.len() + tail.len() > max.max(16) {
+            break;
+        }
+        s.push_str(&piece);
+    }
+    s.push_str(&tail);
+    s
+}
+
+/// Writes `n` with a comma every three digits: `22,713,728`.
+///
+/// ```
+/// assert_eq!(modeltool_format::text::thousands(22_713_728), "22,713,728");
+/// ```
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count of things in a sentence, the number with separators and the
+/// noun in the singular for one: `1 tensor`, `0 tensors`, `1,024 rows`.
+/// The noun is given in the singular and takes an `s` otherwise.
+///
+/// ```
+/// use modeltool_format::text::Count;
+/// assert_eq!(Count(1, "input").to_string(), "1 input");
+/// assert_eq!(Count(12_000, "row").to_string(), "12,000 rows");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Count<'a>(pub u64, pub &'a str);
+
+impl fmt::Display for Count<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} {}{s}", thousands(self.0), self.1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

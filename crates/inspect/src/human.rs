@@ -127,25 +127,7 @@ fn exact_and_short(n: u64) -> String {
 /// A shape in at most `max` columns: `[30522, 384]`, or its first
 /// dimensions and how many there are.
 fn shape_text(shape: &[usize], max: usize) -> String {
-    let full = format!("{shape:?}");
-    if full.len() <= max {
-        return full;
-    }
-    let tail = format!(", … {} dims]", shape.len());
-    let mut s = String::from("[");
-    for (i, d) in shape.iter().enumerate() {
-        let piece = if i == 0 {
-            d.to_string()
-        } else {
-            format!(", {d}")
-        };
-        if s.len() + piece.len() + tail.len() > max {
-            break;
-        }
-        s.push_str(&piece);
-    }
-    s.push_str(&tail);
-    s
+    modeltool_format::text::shape(shape, max)
 }
 
 /// The last part of a path, for short mentions of a file.

@@ -1,18 +1,7 @@
 //! Numbers for people: thousands separators, three significant digits,
 //! byte sizes and shares.
 
-/// Writes `n` with a comma every three digits: `22,713,728`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use modeltool_format::text::thousands;
 
 /// Writes `n` to three significant digits with a K, M, B or T suffix:
 /// `22.7M`, `6.74B`, `175B`; below 1000 the exact number (`2`).

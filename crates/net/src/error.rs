@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use modeltool_format::Dtype;
 use modeltool_format::arch::ArchError;
-use modeltool_format::text::Escaped;
+use modeltool_format::text::{Count, Escaped};
 use modeltool_loader::LoadError;
 
 /// Everything that can go wrong while describing, building, running or training a network.
@@ -101,8 +101,9 @@ pub enum NetError {
 
     /// A linear layer's input width does not match the width produced before it.
     #[error(
-        "layer {layer}: linear `{}` takes {found} inputs, but the layers before it produce {expected}",
-        Escaped(.weight)
+        "layer {layer}: linear `{}` takes {}, but the layers before it produce {expected}",
+        Escaped(.weight),
+        count(.found, "input")
     )]
     WidthMismatch {
         /// Position of the layer.
@@ -117,7 +118,8 @@ pub enum NetError {
 
     /// A repeat block does not map its width to the same width.
     #[error(
-        "layer {layer}: a repeat block must keep its width, but it maps {input} values to {output}"
+        "layer {layer}: a repeat block must keep its width, but it maps {} to {output}",
+        count(.input, "value")
     )]
     RepeatWidth {
         /// Position of the repeat layer.
@@ -130,7 +132,9 @@ pub enum NetError {
 
     /// The input slice given to `forward` does not hold `batch * input_width` values.
     #[error(
-        "input has {found} values, but a batch of {batch} rows of width {width} needs {expected}"
+        "input has {}, but a batch of {} of width {width} needs {expected}",
+        count(.found, "value"),
+        count(.batch, "row")
     )]
     InputLength {
         /// Number of values expected.
@@ -145,7 +149,9 @@ pub enum NetError {
 
     /// A forward pass would return more values than it may hold at once.
     #[error(
-        "{batch} samples of {width} outputs are more than {max} values; run the input in parts"
+        "{} of {} are more than {max} values; run the input in parts",
+        count(.batch, "sample"),
+        count(.width, "output")
     )]
     TooManyOutputs {
         /// Batch size asked for.
@@ -192,7 +198,7 @@ pub enum NetError {
     },
 
     /// A data row has a different number of fields than the header.
-    #[error("{source_name}: line {line} has {fields} fields, the header has {header}")]
+    #[error("{source_name}: line {line} has {}, the header has {header}", count(.fields, "field"))]
     CsvRagged {
         /// The file or source name.
         source_name: String,
@@ -264,7 +270,11 @@ pub enum NetError {
     },
 
     /// Rows of a CSV whose columns cannot be picked by name have the wrong number of values.
-    #[error("{source_name}: rows have {found} values; the model takes {width} inputs")]
+    #[error(
+        "{source_name}: rows have {}; the model takes {}",
+        count(.found, "value"),
+        count(.width, "input")
+    )]
     CsvWidth {
         /// The file or source name.
         source_name: String,
@@ -294,8 +304,10 @@ pub enum NetError {
 
     /// A sample given as text holds another number of values than the network takes.
     #[error(
-        "sample {sample} (`{}`) has {found} values; the model takes {width} inputs",
-        Escaped(.text)
+        "sample {sample} (`{}`) has {}; the model takes {}",
+        Escaped(.text),
+        count(.found, "value"),
+        count(.width, "input")
     )]
     SampleWidth {
         /// 1-based position of the sample.
@@ -442,4 +454,9 @@ impl NetError {
             },
         }
     }
+}
+
+/// `1 input`, `3 inputs`: a count in an error message.
+fn count<'a>(n: &usize, noun: &'a str) -> Count<'a> {
+    Count(*n as u64, noun)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use modeltool_format::text::cut;
+use modeltool_format::text::{Count, cut};
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta};
 use modeltool_loader::save::stage_model;
 use modeltool_loader::write::{OutputId, Outputs};
@@ -418,8 +418,10 @@ impl Predictions {
         match (&self.targets, &self.error) {
             (Some(_), Some(error)) => writeln!(
                 out,
-                "{} rows: mean squared error {}, mean absolute error {}",
-                self.rows, error.mse, error.mae
+                "{}: mean squared error {}, mean absolute error {}",
+                Count(self.rows as u64, "row"),
+                error.mse,
+                error.mae
             ),
             _ => Ok(()),
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use modeltool_format::Dtype;
 use modeltool_format::gguf::GgmlType;
+use modeltool_format::text::{Count, middle, thousands};
 use modeltool_loader::save::{ConvertOptions, ConvertReport, OutputKind, convert};
 
 use crate::{Format, InputArgs};
@@ -129,33 +130,37 @@ fn print_human(
     options: &ConvertOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let files = if r.files.len() > 1 {
+        format!(" (+{})", Count(r.files.len() as u64 - 1, "more file"))
+    } else {
+        String::new()
+    };
     let target = r
         .files
         .first()
         .map(|f| f.display().to_string())
         .unwrap_or_default();
-    let files = if r.files.len() > 1 {
-        format!(" (+{} more files)", r.files.len() - 1)
-    } else {
-        String::new()
-    };
-    writeln!(
-        out,
-        "wrote {target}{files}: {} tensors, {} bytes of tensor data",
-        r.tensors, r.data_bytes
-    )?;
+    // The path takes what the screen leaves beside the counts.
+    let what = format!(
+        "{files}: {}, {} of tensor data",
+        Count(r.tensors as u64, "tensor"),
+        Count(r.data_bytes, "byte")
+    );
+    let room = modeltool_inspect::screen_columns().saturating_sub(6 + what.len());
+    writeln!(out, "wrote {}{what}", middle(&target, room.max(20)))?;
     if r.unchecked == 0 {
         writeln!(
             out,
-            "{} input checksums verified; every output tensor carries its sha256",
-            r.checked
+            "{} verified; every output tensor carries its sha256",
+            Count(r.checked as u64, "input checksum")
         )?;
     } else {
         // Two lines: each fits 80 columns whatever the counts.
         writeln!(
             out,
-            "{} input checksums verified, {} tensors had none stored;",
-            r.checked, r.unchecked
+            "{} verified, {} had none stored;",
+            Count(r.checked as u64, "input checksum"),
+            Count(r.unchecked as u64, "tensor")
         )?;
         writeln!(out, "every output tensor now carries its sha256")?;
     }
@@ -164,26 +169,33 @@ fn print_human(
         let added = r.rehashed.len() - replaced;
         writeln!(
             out,
-            "rehash: {replaced} stored checksums replaced, {added} added"
+            "rehash: {} replaced, {added} added",
+            Count(replaced as u64, "stored checksum")
         )?;
-        for c in &r.rehashed {
-            let name = modeltool_format::text::middle(&c.name, 60);
-            match &c.old {
-                Some(old) => writeln!(out, "  replaced {name}: {old} -> {}", c.new)?,
-                None => writeln!(out, "  added    {name}: {}", c.new)?,
-            }
-        }
+        super::rehash::print_changes(&r.rehashed, out)?;
     }
     if let Some(d) = options.dtype {
         let overflow = if r.overflow_values > 0 {
-            format!(" ({} too large, written as infinities)", r.overflow_values)
+            format!(
+                " ({} too large, written as infinities)",
+                thousands(r.overflow_values)
+            )
         } else {
             String::new()
         };
+        // The inexact count on a line of its own: with large counts the
+        // sentence does not fit 80 columns.
         writeln!(
             out,
-            "cast {} tensors ({} values) to {d}: {} values were not exactly representable{overflow}",
-            r.cast_tensors, r.cast_values, r.inexact_values
+            "cast {} ({}) to {d}:",
+            Count(r.cast_tensors as u64, "tensor"),
+            Count(r.cast_values, "value")
+        )?;
+        writeln!(
+            out,
+            "    {} {} not exactly representable{overflow}",
+            Count(r.inexact_values, "value"),
+            if r.inexact_values == 1 { "was" } else { "were" }
         )?;
     }
     Ok(())

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use modeltool_format::text::middle;
+use modeltool_format::text::{Count, middle, thousands};
 use modeltool_loader::{Model, OpenOptions};
 use modeltool_stats::{DiffOptions, DiffReport, Tolerance, short};
 
@@ -74,9 +74,9 @@ pub fn run(args: DiffArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
 }
 
+/// A shape in at most 24 columns, whatever the file declares.
 fn shape(s: &[u64]) -> String {
-    let dims: Vec<String> = s.iter().map(u64::to_string).collect();
-    format!("[{}]", dims.join(", "))
+    modeltool_format::text::shape(s, 24)
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -85,22 +85,28 @@ fn opt(v: Option<f64>) -> String {
 
 /// Prints the report for people.
 pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> {
-    const NAME: usize = 48;
-    for name in &r.only_a {
-        writeln!(out, "only in A   {}", middle(name, NAME))?;
+    // A name takes what the screen leaves beside the rest of its line.
+    let cols = modeltool_inspect::screen_columns();
+    let name =
+        |name: &str, rest: usize| middle(name, cols.saturating_sub(rest).max(16)).into_owned();
+    for n in &r.only_a {
+        writeln!(out, "only in A   {}", name(n, 12))?;
     }
-    for name in &r.only_b {
-        writeln!(out, "only in B   {}", middle(name, NAME))?;
+    for n in &r.only_b {
+        writeln!(out, "only in B   {}", name(n, 12))?;
     }
     for s in &r.shape_changed {
-        writeln!(
-            out,
-            "shape       {}: {} {} vs {} {}",
-            middle(&s.name, NAME),
+        let what = format!(
+            "{} {} vs {} {}",
             s.dtype_a,
             shape(&s.shape_a),
             s.dtype_b,
             shape(&s.shape_b)
+        );
+        writeln!(
+            out,
+            "shape       {}: {what}",
+            name(&s.name, 14 + what.len())
         )?;
     }
     for c in &r.changed {
@@ -109,18 +115,28 @@ pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> 
         } else {
             format!("{} vs {}", c.dtype_a, c.dtype_b)
         };
-        writeln!(
-            out,
-            "changed     {} {dtypes} {}",
-            middle(&c.name, NAME),
-            shape(&c.shape)
-        )?;
-        let mut line = format!("    {} of {} values differ", c.differing, c.values);
+        let what = format!("{dtypes} {}", shape(&c.shape));
+        writeln!(out, "changed     {} {what}", name(&c.name, 13 + what.len()))?;
+        let mut line = format!(
+            "    {} of {} {}",
+            thousands(c.differing),
+            Count(c.values, "value"),
+            if c.differing == 1 {
+                "differs"
+            } else {
+                "differ"
+            }
+        );
         if c.nan_mismatch > 0 {
             line.push_str(&format!(" ({} NaN against a number)", c.nan_mismatch));
         }
         if c.inf_mismatch > 0 {
-            line.push_str(&format!(" ({} infinities)", c.inf_mismatch));
+            let what = if c.inf_mismatch == 1 {
+                "infinity"
+            } else {
+                "infinities"
+            };
+            line.push_str(&format!(" ({} {what})", thousands(c.inf_mismatch)));
         }
         writeln!(out, "{line}")?;
         if let (Some(d), Some(pos), Some((x, y))) =
@@ -147,30 +163,33 @@ pub fn print_human(r: &DiffReport, out: &mut impl Write) -> std::io::Result<()> 
     }
     for e in &r.equal {
         if let Some((a, b)) = e.dtypes {
+            let what = format!("{a} vs {b}, values equal");
             writeln!(
                 out,
-                "dtype       {}: {a} vs {b}, values equal",
-                middle(&e.name, NAME)
+                "dtype       {}: {what}",
+                name(&e.name, 14 + what.len())
             )?;
         }
     }
     let by_sum = r.equal.iter().filter(|e| e.by == "checksum").count();
     writeln!(
         out,
-        "{}: {} equal, {} changed, {} only in A, {} only in B, {} reshaped ({} bytes read)",
+        "{}: {} equal, {} changed, {} only in A, {} only in B, {} reshaped\n{} read",
         if r.same { "same" } else { "different" },
         r.equal.len(),
         r.changed.len(),
         r.only_a.len(),
         r.only_b.len(),
         r.shape_changed.len(),
-        r.bytes_read
+        Count(r.bytes_read, "byte")
     )?;
     if by_sum > 0 {
         writeln!(
             out,
-            "note: {by_sum} tensor(s) equal by their stored checksums were not read: damage to \
-             their bytes is not seen here (`modeltool verify` checks it, `--read-all` compares them)"
+            "note: {} equal by their stored checksums {} not read;\n      \
+             `modeltool verify` checks their bytes, `--read-all` compares them",
+            Count(by_sum as u64, "tensor"),
+            if by_sum == 1 { "was" } else { "were" }
         )?;
     }
     let tol = r.tolerance;

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use modeltool_format::text::middle;
-use modeltool_loader::save::{RehashReport, rehash};
+use modeltool_format::text::{Count, Escaped, middle};
+use modeltool_loader::save::{RehashReport, Rehashed, rehash};
 
 use crate::{Format, InputArgs};
 
@@ -36,34 +36,53 @@ pub fn run(args: RehashArgs, out: &mut impl Write) -> anyhow::Result<()> {
 fn print_human(r: &RehashReport, out: &mut impl Write) -> anyhow::Result<()> {
     let replaced = r.changed.iter().filter(|c| c.old.is_some()).count();
     let added = r.changed.len() - replaced;
+    let cols = modeltool_inspect::screen_columns();
     writeln!(
         out,
-        "rehashed {}: {replaced} tensor checksums replaced, {added} added, {} unchanged",
-        r.path.display(),
+        "rehashed {}: {} replaced, {added} added, {} unchanged",
+        middle(&r.path.display().to_string(), cols - 50),
+        Count(replaced as u64, "tensor checksum"),
         r.unchanged
     )?;
-    for c in &r.changed {
-        let name = middle(&c.name, 60);
-        match &c.old {
-            Some(old) => writeln!(out, "  replaced {name}: {old} -> {}", c.new)?,
-            None => writeln!(out, "  added    {name}: {}", c.new)?,
-        }
-    }
+    print_changes(&r.changed, out)?;
     for name in &r.dropped {
         writeln!(
             out,
             "  dropped  {}: a checksum for a tensor that does not exist",
-            middle(name, 60)
+            middle(name, cols - 55)
         )?;
     }
     for h in &r.headers {
         writeln!(
             out,
-            "header checksum of {} (was {}): {}",
-            h.file.display(),
-            h.before,
-            h.after
+            "header checksum of {} ({}):",
+            middle(&h.file.display().to_string(), cols - 45),
+            match h.before {
+                "absent" => "there was none",
+                "matched" => "the old one matched",
+                _ => "the old one was damaged",
+            }
         )?;
+        writeln!(out, "      now {}", h.after)?;
+    }
+    Ok(())
+}
+
+/// The checksums `rehash` and `convert --rehash` wrote: a line naming each
+/// tensor, then the old and the new digest on lines of their own (two
+/// digests do not fit one line of 80 columns).
+pub(super) fn print_changes(changed: &[Rehashed], out: &mut impl Write) -> std::io::Result<()> {
+    let cols = modeltool_inspect::screen_columns();
+    for c in changed {
+        let name = middle(&c.name, cols - 12);
+        match &c.old {
+            Some(old) => {
+                writeln!(out, "  replaced {name}:")?;
+                writeln!(out, "      was {}", Escaped(old))?;
+            }
+            None => writeln!(out, "  added    {name}:")?,
+        }
+        writeln!(out, "      now {}", c.new)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use modeltool_format::text::middle;
+use modeltool_format::text::{Count, middle, thousands};
 use modeltool_loader::{Model, OpenOptions};
 use modeltool_stats::{Number, StatsOptions, StatsReport, TensorStats};
 
@@ -89,9 +89,11 @@ const SPARK: usize = 11;
 /// second line when it holds zeros, NaN, infinities or subnormals, and a
 /// summary per dtype. Also what `inspect --stats` prints below its report.
 pub fn print_human(report: &StatsReport, out: &mut impl Write) -> std::io::Result<()> {
+    // Names get the columns a wider screen adds.
+    let name_w = NAME + (modeltool_inspect::screen_columns() - 80);
     writeln!(
         out,
-        "{:<NAME$} {:<8} {:>9} {:>9} {:>9} {:>9} {:<SPARK$}",
+        "{:<name_w$} {:<8} {:>9} {:>9} {:>9} {:>9} {:<SPARK$}",
         "tensor", "dtype", "min", "max", "mean", "std", "histogram"
     )?;
     for t in &report.tensors {
@@ -105,8 +107,8 @@ pub fn print_human(report: &StatsReport, out: &mut impl Write) -> std::io::Resul
             }
             _ => String::new(),
         };
-        let name = middle(&t.name, NAME);
-        let pad = NAME.saturating_sub(modeltool_format::text::width(&name));
+        let name = middle(&t.name, name_w);
+        let pad = name_w.saturating_sub(modeltool_format::text::width(&name));
         writeln!(
             out,
             "{name}{:pad$} {:<8} {:>9} {:>9} {:>9} {:>9} {spark}",
@@ -126,22 +128,25 @@ pub fn print_human(report: &StatsReport, out: &mut impl Write) -> std::io::Resul
             ("subnormal", t.subnormal),
         ] {
             if let Some(n) = n.filter(|&n| n > 0) {
-                notes.push(format!("{label} {n}"));
+                notes.push(format!("{label} {}", thousands(n)));
             }
         }
         if !notes.is_empty() {
-            writeln!(out, "    {} of {}", notes.join(", "), t.values)?;
+            writeln!(out, "    {} of {}", notes.join(", "), thousands(t.values))?;
         }
     }
     writeln!(out)?;
     for d in &report.dtypes {
         writeln!(
             out,
-            "{}: {} tensor{}, {} values, min {}, max {}, mean {}, std {}",
+            "{}: {}, {}",
             d.dtype,
-            d.tensors,
-            if d.tensors == 1 { "" } else { "s" },
-            d.values,
+            Count(d.tensors as u64, "tensor"),
+            Count(d.values, "value")
+        )?;
+        writeln!(
+            out,
+            "    min {}, max {}, mean {}, std {}",
             number(d.min),
             number(d.max),
             d.mean.map_or("-".into(), num),
@@ -154,7 +159,7 @@ pub fn print_human(report: &StatsReport, out: &mut impl Write) -> std::io::Resul
             ("subnormal", d.subnormal),
         ]
         .iter()
-        .filter_map(|(label, n)| n.map(|n| format!("{label} {n}")))
+        .filter_map(|(label, n)| n.map(|n| format!("{label} {}", thousands(n))))
         .collect();
         writeln!(out, "    {}", counts.join(", "))?;
     }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::bail;
-use modeltool_format::text::Escaped;
+use modeltool_format::text::{Count, Escaped, middle};
 use modeltool_loader::{VerifyOptions, VerifyReport};
 use modeltool_stats::Verification;
 
@@ -90,10 +90,9 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     for v in &report.invalid_values {
         eprintln!(
-            "error: {path}: tensor `{}` holds {} invalid value{} (element {} is 0x{:02x}; BOOL is 0 or 1)",
+            "error: {path}: tensor `{}` holds {} (element {} is 0x{:02x}; BOOL is 0 or 1)",
             Escaped(&v.name),
-            v.count,
-            if v.count == 1 { "" } else { "s" },
+            Count(v.count, "invalid value"),
             v.index,
             v.byte
         );
@@ -126,16 +125,20 @@ fn print_human(
     values: Option<&modeltool_stats::ValueCheck>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    // Paths and tensor names take what the screen leaves beside the words
+    // around them, cut in the middle with `…` when longer.
+    let cols = modeltool_inspect::screen_columns();
+    let (path_cols, name_cols) = (cols - 36, cols - 50);
     let files = if r.files > 1 {
-        format!(" in {} files", r.files)
+        format!(" in {}", Count(r.files as u64, "file"))
     } else {
         String::new()
     };
     writeln!(
         out,
-        "{}: structure ok, {} tensors{files}",
-        Escaped(&r.path),
-        r.tensors
+        "{}: structure ok, {}{files}",
+        middle(&r.path, path_cols),
+        Count(r.tensors as u64, "tensor")
     )?;
     for h in &r.damaged_headers {
         let of = if r.files > 1 {
@@ -147,7 +150,11 @@ fn print_human(
     }
     if r.headers_matched > 0 {
         let of = if r.files > 1 {
-            format!(" in {} of {} files", r.headers_matched, r.files)
+            format!(
+                " in {} of {}",
+                r.headers_matched,
+                Count(r.files as u64, "file")
+            )
         } else {
             String::new()
         };
@@ -158,24 +165,27 @@ fn print_human(
     } else {
         writeln!(
             out,
-            "{} of {} tensor checksums match",
-            r.verified, r.tensors
+            "{} of {} {}",
+            r.verified,
+            Count(r.tensors as u64, "tensor checksum"),
+            if r.verified == 1 { "matches" } else { "match" }
         )?;
     }
     for d in &r.damaged {
+        // Two hex digests do not fit one line of 80 columns: one each.
         writeln!(
             out,
-            "DAMAGED {}: sha256 {} but the file says {}",
-            Escaped(&d.name),
-            Escaped(&d.actual),
-            Escaped(&d.expected)
+            "DAMAGED {}: its data does not match its checksum",
+            middle(&d.name, name_cols)
         )?;
+        writeln!(out, "    stored {}", Escaped(&d.expected))?;
+        writeln!(out, "    actual {}", Escaped(&d.actual))?;
     }
     for name in &r.missing_checksums {
         writeln!(
             out,
             "MISSING checksum of {}: {}",
-            Escaped(name),
+            middle(name, name_cols),
             missing_reason(r)
         )?;
     }
@@ -183,16 +193,15 @@ fn print_human(
         writeln!(
             out,
             "ORPHAN checksum for `{}`, which the model does not hold",
-            Escaped(name)
+            middle(name, name_cols)
         )?;
     }
     for v in &r.invalid_values {
         writeln!(
             out,
-            "INVALID values in {}: {} element{} not 0 or 1 (first: element {}, byte 0x{:02x})",
-            Escaped(&v.name),
-            v.count,
-            if v.count == 1 { "" } else { "s" },
+            "INVALID values in {}: {} not 0 or 1 (first: element {}, byte 0x{:02x})",
+            middle(&v.name, name_cols),
+            Count(v.count, "element"),
             v.index,
             v.byte
         )?;
@@ -209,29 +218,27 @@ fn print_human(
     }
     if let Some(f) = &r.file_sha256 {
         if f.ok {
-            writeln!(out, "file sha256 matches {}", Escaped(&f.expected))?;
+            writeln!(out, "file sha256 matches")?;
+            writeln!(out, "    {}", Escaped(&f.expected))?;
         } else {
-            writeln!(
-                out,
-                "FILE SHA256 MISMATCH: {} but expected {}",
-                Escaped(&f.actual),
-                Escaped(&f.expected)
-            )?;
+            writeln!(out, "FILE SHA256 MISMATCH")?;
+            writeln!(out, "    expected {}", Escaped(&f.expected))?;
+            writeln!(out, "    actual   {}", Escaped(&f.actual))?;
         }
     }
     match values {
         None => writeln!(out, "values: not checked (--values reads them)")?,
         Some(v) if v.ok() => writeln!(
             out,
-            "values: {} float tensors read, no NaN or infinity",
-            v.checked
+            "values: {} read, no NaN or infinity",
+            Count(v.checked as u64, "float tensor")
         )?,
         Some(v) => {
             for t in &v.non_finite {
                 writeln!(
                     out,
                     "NON-FINITE values in {}: {} NaN, {} +inf, {} -inf",
-                    Escaped(&t.name),
+                    middle(&t.name, name_cols),
                     t.nan,
                     t.pos_inf,
                     t.neg_inf

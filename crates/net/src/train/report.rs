@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use modeltool_format::text::cut;
+use modeltool_format::text::{Count, cut};
 use serde::Serialize;
 
 use super::{Dataset, Trained};
@@ -66,13 +66,13 @@ impl TrainReport {
         let how = if self.epochs == 0 {
             "least squares".to_owned()
         } else {
-            format!("{} epochs", self.epochs)
+            Count(self.epochs as u64, "epoch").to_string()
         };
         writeln!(
             out,
-            "trained {} parameters on {} rows ({} -> {}) by {how}",
-            self.parameters,
-            self.rows,
+            "trained {} on {} ({} -> {}) by {how}",
+            Count(self.parameters as u64, "parameter"),
+            Count(self.rows as u64, "row"),
             cut(&self.inputs.join(","), 60),
             cut(&self.targets.join(","), 60)
         )?;
