@@ -466,6 +466,13 @@ fn every_command_fits_80_columns_with_long_names_and_damage() {
     std::fs::write(d.join("damaged.safetensors"), &bytes).unwrap();
     std::fs::write(d.join("edited.safetensors"), &bytes).unwrap();
     let zeros = "0".repeat(64);
+    // Columns with names as long as a file may hold.
+    let (x, y) = ("height_".repeat(20), "weight_".repeat(20));
+    std::fs::write(
+        d.join("long.csv"),
+        format!("{x},{y}\n170,60\n160,50\n150,41\n"),
+    )
+    .unwrap();
     for (args, code) in [
         (&["verify", "damaged.safetensors"][..], 1),
         (&["verify", "c.safetensors", "--sha256", &zeros], 1),
@@ -494,6 +501,8 @@ fn every_command_fits_80_columns_with_long_names_and_damage() {
         (&["diff", "c.safetensors", "c.safetensors"], 0),
         (&["stats", "m.safetensors"], 0),
         (&["inspect", "m.safetensors", "--stats"], 0),
+        (&["train", "long.csv", "-o", "t.json"], 0),
+        (&["run", "t.json", "--input", "long.csv"], 0),
     ] {
         let r = run(d, args);
         assert_eq!(r.code, code, "{args:?}: {}{}", r.stdout, r.stderr);

@@ -723,7 +723,11 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     );
     let r = run_in(d, &["rehash", "partial.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("added    flag:\n      now "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("added    flag:\n      now "),
+        "{}",
+        r.stdout
+    );
     let v = run_in(d, &["verify", "partial.safetensors", "--strict"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     no_temporaries(d);

@@ -420,8 +420,8 @@ impl Predictions {
                 out,
                 "{}: mean squared error {}, mean absolute error {}",
                 Count(self.rows as u64, "row"),
-                error.mse,
-                error.mae
+                crate::train::significant(error.mse),
+                crate::train::significant(error.mae)
             ),
             _ => Ok(()),
         }

@@ -1407,7 +1407,7 @@ mod running {
         report.write_human(&mut text).expect("writes");
         let text = String::from_utf8(text).expect("utf-8");
         assert!(
-            text.starts_with("trained 13 parameters on 5 rows (x -> y) by 20 epochs\n"),
+            text.starts_with("trained 13 parameters on 5 rows by 20 epochs\ncolumns: x -> y\n"),
             "{text}"
         );
         assert!(Provenance::for_file(&d.join("gone.csv"), &data, &trained).is_err());

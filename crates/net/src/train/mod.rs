@@ -14,6 +14,7 @@ pub use crate::data::Dataset;
 use crate::{Architecture, Layer, NetError, Network};
 pub use provenance::{Provenance, keys as provenance_keys};
 pub use report::TrainReport;
+pub(crate) use report::significant;
 pub use settings::{MAX_HIDDEN_LAYERS, MAX_PARAMETERS, MAX_WIDTH, TrainConfig, TrainWarning};
 
 /// One trained tensor, row-major.

@@ -19,8 +19,8 @@ use super::{Dataset, Trained};
 /// let report = TrainReport::new(Path::new("line.json"), &data, &trained);
 /// let mut text = Vec::new();
 /// report.write_human(&mut text)?;
-/// assert_eq!(String::from_utf8(text).unwrap(), "trained 2 parameters on 2 rows (x -> y) by least squares\n\
-///     final loss (mean squared error): 0\nwrote line.json\n");
+/// assert_eq!(String::from_utf8(text).unwrap(), "trained 2 parameters on 2 rows by least squares\n\
+///     columns: x -> y\nfinal loss (mean squared error): 0\nwrote line.json\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,9 +59,9 @@ impl TrainReport {
         }
     }
 
-    /// Three lines: what was trained and how (column lists cut to 60 columns), the final
-    /// loss, the file written. Warnings are not among them: the caller shows those where it
-    /// shows warnings.
+    /// Four lines within 80 columns: what was trained and how, the columns (each list cut to
+    /// 33 columns), the final loss, the file written. Warnings are not among them: the caller
+    /// shows those where it shows warnings.
     pub fn write_human(&self, out: &mut impl Write) -> std::io::Result<()> {
         let how = if self.epochs == 0 {
             "least squares".to_owned()
@@ -70,11 +70,15 @@ impl TrainReport {
         };
         writeln!(
             out,
-            "trained {} on {} ({} -> {}) by {how}",
+            "trained {} on {} by {how}",
             Count(self.parameters as u64, "parameter"),
             Count(self.rows as u64, "row"),
-            cut(&self.inputs.join(","), 60),
-            cut(&self.targets.join(","), 60)
+        )?;
+        writeln!(
+            out,
+            "columns: {} -> {}",
+            cut(&self.inputs.join(","), 33),
+            cut(&self.targets.join(","), 33)
         )?;
         writeln!(
             out,
@@ -88,7 +92,7 @@ impl TrainReport {
 /// `x` to six significant digits, trailing zeros dropped: a loss of
 /// `0.000000000014551915228366852` reads `1.45519e-11`, `7.681800000000011`
 /// reads `7.6818`. `--format json` keeps every digit.
-fn significant(x: f64) -> String {
+pub(crate) fn significant(x: f64) -> String {
     if x == 0.0 || !x.is_finite() {
         return x.to_string();
     }
