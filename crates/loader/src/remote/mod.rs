@@ -208,6 +208,10 @@ fn open_hf(
         Some(p) => vec![p],
         None => vec![INDEX_NAME, SINGLE_NAME],
     };
+    let listed: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("`{}`", Escaped(c)))
+        .collect();
     for c in &candidates {
         if let Some(local) = cached(repo, rev, c) {
             return open_cached(repo, &local, options);
@@ -219,7 +223,7 @@ fn open_hf(
             reason: format!(
                 "HF_HUB_OFFLINE is set and the local Hugging Face cache holds no {} of `{}` \
                  at revision `{}`",
-                candidates.join(" or "),
+                listed.join(" or "),
                 Escaped(repo),
                 Escaped(rev)
             ),
@@ -253,7 +257,7 @@ fn open_hf(
             "not found: repo `{}` at revision `{}` holds no {} (HTTP 404)",
             Escaped(repo),
             Escaped(rev),
-            candidates.join(" and no ")
+            listed.join(" and no ")
         ),
     })
 }
