@@ -322,9 +322,13 @@ fn io_failure(e: std::io::Error) -> Failure {
     ))
 }
 
-/// `Content-Range: bytes A-B/TOTAL` as `(A, B, Some(TOTAL))`, or
-/// `bytes */TOTAL` as `None` range.
-fn content_range(v: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+/// A `Content-Range` header: the inclusive range (`None` for `*`) and the
+/// total length (`None` for `*`).
+type ContentRange = (Option<(u64, u64)>, Option<u64>);
+
+/// `Content-Range: bytes A-B/TOTAL` as `(Some((A, B)), Some(TOTAL))`, or
+/// `bytes */TOTAL` as `(None, Some(TOTAL))`.
+fn content_range(v: &str) -> Option<ContentRange> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let total = match total.trim() {
