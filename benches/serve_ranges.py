@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 file server for the remote benchmarks: byte ranges
+"""A small HTTP/1.1 file server for the remote benchmarks: GET and HEAD, byte ranges
 (206, inclusive ranges, Content-Range, ETag, If-Match), a fixed latency
 added to every request, and counts of requests and body bytes.
 
@@ -48,7 +48,10 @@ def make_handler(root, latency):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self):
+        def do_HEAD(self):
+            self.do_GET(head_only=True)
+
+        def do_GET(self, head_only=False):
             if self.path == "/__stats":
                 with LOCK:
                     body = json.dumps(COUNTS).encode()
@@ -68,7 +71,9 @@ def make_handler(root, latency):
                 COUNTS["requests"] += 1
             path = self.local_path()
             if path is None or not os.path.isfile(path):
-                self.send_empty(404)
+                # As the Hub says it, so that its client tells a missing
+                # file from a missing repo.
+                self.send_empty(404, {"X-Error-Code": "EntryNotFound"})
                 return
             st = os.stat(path)
             size = st.st_size
@@ -93,10 +98,14 @@ def make_handler(root, latency):
             self.send_header("Content-Length", str(length))
             self.send_header("ETag", etag)
             self.send_header("Accept-Ranges", "bytes")
+            # What the Hub's own client checks to accept a Hub endpoint.
+            self.send_header("X-Repo-Commit", "0" * 40)
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.end_headers()
             sent = 0
+            if head_only:
+                return
             with open(path, "rb") as f:
                 f.seek(start)
                 while sent < length:
