@@ -759,3 +759,39 @@ fn malformed_addresses_are_one_error_line() {
     );
     assert_error(&r, 2, &["not a path of plain names"]);
 }
+
+#[test]
+fn every_format_modeltool_reads_opens_over_http_as_it_opens_locally() {
+    let dir = tempdir();
+    let fixtures = crate::util::fixtures();
+    for name in [
+        "height.json",
+        "multi_dtype.safetensors",
+        "gguf/tiny_llama.gguf",
+        "pytorch/legacy.pt",
+        "pytorch/dtypes.pt",
+    ] {
+        let local = fixtures.join(name);
+        let bytes = std::fs::read(&local).unwrap();
+        let path = format!("/f/{}", name.replace('/', "_"));
+        let server = Server::start("127.0.0.1", files(&[(&path, bytes)]), Behaviour::default());
+        let url = server.url(&path);
+        let remote = run_env(dir.path(), &[], &["inspect", "--format", "json", &url]);
+        assert_eq!(remote.code, 0, "{name}: {}", remote.stderr);
+        let here = run_env(
+            dir.path(),
+            &[],
+            &["inspect", "--format", "json", local.to_str().unwrap()],
+        );
+        assert_eq!(here.code, 0, "{name}: {}", here.stderr);
+        let strip = |s: &str, p: &str| s.replace(p, "MODEL");
+        assert_eq!(
+            strip(&remote.stdout, &url),
+            strip(&here.stdout, local.to_str().unwrap()),
+            "{name}"
+        );
+        let r = run_env(dir.path(), &[], &["verify", &url]);
+        let l = run_env(dir.path(), &[], &["verify", local.to_str().unwrap()]);
+        assert_eq!(r.code, l.code, "{name}: {}{}", r.stdout, r.stderr);
+    }
+}
