@@ -795,3 +795,51 @@ fn every_format_modeltool_reads_opens_over_http_as_it_opens_locally() {
         assert_eq!(r.code, l.code, "{name}: {}{}", r.stdout, r.stderr);
     }
 }
+
+#[test]
+fn verify_streams_a_file_read_in_order_instead_of_a_request_per_tensor() {
+    let dir = tempdir();
+    let d = dir.path();
+    // 20 tensors of 80 KB: most lie past the first answer's 100,000 bytes.
+    let bytes = model_bytes(d, "m", 20, 20_000);
+    let server = Server::start(
+        "127.0.0.1",
+        files(&[("/m.safetensors", bytes.clone())]),
+        Behaviour::default(),
+    );
+    let url = server.url("/m.safetensors");
+    let r = run_env(d, &[("RAYON_NUM_THREADS", "1")], &["verify", &url]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("20 of 20 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
+    let seen = server.seen();
+    assert_eq!(
+        seen.len(),
+        2,
+        "the first answer, then one for the rest: {seen:?}"
+    );
+    let sent: u64 = seen.iter().map(|s| s.sent).sum();
+    assert!(
+        sent <= bytes.len() as u64 + 100_000,
+        "{sent} bytes sent for a file of {}",
+        bytes.len()
+    );
+
+    // With threads, each reads runs of tensors in order (how rayon splits
+    // the list decides how many runs): fewer requests than tensors.
+    let server = Server::start(
+        "127.0.0.1",
+        files(&[("/m.safetensors", bytes)]),
+        Behaviour::default(),
+    );
+    let r = run_env(
+        d,
+        &[("RAYON_NUM_THREADS", "4")],
+        &["verify", &server.url("/m.safetensors")],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(server.seen().len() < 20, "{:?}", server.seen().len());
+}

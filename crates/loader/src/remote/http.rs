@@ -3,9 +3,10 @@
 //! changes), bounded retries with backoff, a timeout on every read, and the
 //! ETag of the first answer checked on every later one.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use modeltool_format::text::Escaped;
@@ -19,6 +20,29 @@ pub const FIRST_READ: u64 = 100_000;
 
 /// How many redirects one request follows.
 const MAX_REDIRECTS: usize = 10;
+
+/// How many answers running to the end of a file are kept open for the
+/// reads that continue them (one per thread reading the file in order).
+const MAX_STREAMS: usize = 4;
+
+/// How many ends of recent reads are remembered to tell sequential reads.
+const MAX_ENDS: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An answer running to the end of the file, read up to `pos`.
+struct Stream {
+    pos: u64,
+    reader: ureq::BodyReader<'static>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("pos", &self.pos).finish()
+    }
+}
 
 /// The settings of the client, from the environment (see `docs/REMOTE.md`).
 #[derive(Debug, Clone)]
@@ -371,6 +395,11 @@ pub(crate) struct RemoteFile {
     etag: Option<String>,
     /// Its first bytes (up to [`FIRST_READ`]).
     head: Vec<u8>,
+    /// Answers to the end of the file, kept open where a read stopped.
+    streams: Mutex<Vec<Stream>>,
+    /// Where recent reads ended: a read starting at one of these is
+    /// sequential, and asks for the rest of the file in one answer.
+    ends: Mutex<VecDeque<u64>>,
 }
 
 impl RemoteFile {
@@ -457,6 +486,8 @@ impl RemoteFile {
             len,
             etag,
             head,
+            streams: Mutex::new(Vec::new()),
+            ends: Mutex::new(VecDeque::new()),
         }))
     }
 
@@ -554,7 +585,8 @@ impl RemoteFile {
     }
 
     /// Fills `buf` from `offset`: from the first answer's bytes as far as
-    /// they go, then one range request for exactly the rest.
+    /// they go, then one range request for exactly the rest (or the
+    /// continuation of a sequential read, see [`RemoteFile::read_chunks`]).
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let end = offset
             .checked_add(buf.len() as u64)
@@ -565,19 +597,25 @@ impl RemoteFile {
         if n > 0 {
             buf[..n].copy_from_slice(&self.head[offset as usize..cached as usize]);
         }
-        if cached == end {
-            return Ok(());
+        if cached < end {
+            let rest = &mut buf[n..];
+            let mut at = 0;
+            self.stream((cached, end), rest.len(), &mut |c| {
+                rest[at..at + c.len()].copy_from_slice(c);
+                at += c.len();
+                Ok(())
+            })?;
         }
-        let rest = &mut buf[n..];
-        self.client.retrying(&self.names, || {
-            let mut reader = self.range(cached, end)?;
-            fill(&mut reader, rest)
-        })
+        self.note_end(end);
+        Ok(())
     }
 
     /// Streams bytes `start..end` in chunks of at most `chunk` bytes to
-    /// `f`: one request, resumed where it broke off after a transient
-    /// failure.
+    /// `f`. A read that starts where an earlier one ended is sequential
+    /// (a tensor after a tensor, as `verify` reads them): it asks for the
+    /// rest of the file in one answer and leaves it open for the next read,
+    /// so a file read in order costs one request, not one per tensor (one
+    /// per run of tensors a thread reads in order, when threads share it).
     pub(crate) fn read_chunks(
         &self,
         (start, end): (u64, u64),
@@ -591,13 +629,51 @@ impl RemoteFile {
             for c in self.head[start as usize..end as usize].chunks(chunk.max(1)) {
                 f(c)?;
             }
-            return Ok(());
+        } else {
+            self.stream((start, end), chunk, f)?;
         }
+        self.note_end(end);
+        Ok(())
+    }
+
+    fn note_end(&self, end: u64) {
+        let mut ends = lock(&self.ends);
+        if !ends.contains(&end) {
+            ends.push_back(end);
+            if ends.len() > MAX_ENDS {
+                ends.pop_front();
+            }
+        }
+    }
+
+    /// One request (or the continuation of an open answer) for
+    /// `start..end`, resumed where it broke off after a transient failure,
+    /// with the same `If-Match`.
+    fn stream(
+        &self,
+        (start, end): (u64, u64),
+        chunk: usize,
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut open = {
+            let mut streams = lock(&self.streams);
+            streams
+                .iter()
+                .position(|s| s.pos == start)
+                .map(|i| streams.swap_remove(i).reader)
+        };
+        let sequential = open.is_some() || lock(&self.ends).contains(&start);
+        let answer_end = if sequential { self.len } else { end };
         let mut buf = vec![0u8; chunk.min((end - start) as usize).max(1)];
         let mut at = start;
         let mut breaks = 0;
         while at < end {
-            let mut reader = self.client.retrying(&self.names, || self.range(at, end))?;
+            let mut reader = match open.take() {
+                Some(r) => r,
+                None => self
+                    .client
+                    .retrying(&self.names, || self.range(at, answer_end))?,
+            };
             // Read until done or a transient failure; then resume from `at`.
             let mut broke = None;
             while at < end {
@@ -613,16 +689,26 @@ impl RemoteFile {
                     }
                 }
             }
-            if let Some(e) = broke {
-                // A stream that keeps breaking gives up like any request.
-                breaks += 1;
-                if breaks > self.client.settings.retries {
-                    return Err(self.names.err(format!(
-                        "the connection failed: {} (gave up after {breaks} attempts)",
-                        Escaped(&e.to_string())
-                    )));
+            match broke {
+                None if answer_end > end => {
+                    let mut streams = lock(&self.streams);
+                    streams.push(Stream { pos: end, reader });
+                    if streams.len() > MAX_STREAMS {
+                        streams.remove(0);
+                    }
                 }
-                std::thread::sleep(self.client.settings.backoff);
+                None => {}
+                Some(e) => {
+                    // A stream that keeps breaking gives up like any request.
+                    breaks += 1;
+                    if breaks > self.client.settings.retries {
+                        return Err(self.names.err(format!(
+                            "the connection failed: {} (gave up after {breaks} attempts)",
+                            Escaped(&e.to_string())
+                        )));
+                    }
+                    std::thread::sleep(self.client.settings.backoff);
+                }
             }
         }
         Ok(())
