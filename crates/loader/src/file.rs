@@ -127,7 +127,7 @@ enum Source {
     Local(Local),
     /// A remote file, read with HTTP range requests that carry the ETag of
     /// the first answer (a file changed on the server is an error).
-    Remote(RemoteFile),
+    Remote(Box<RemoteFile>),
 }
 
 /// A local file's handle and what identifies it.
@@ -193,7 +193,7 @@ impl ModelFile {
             file_len: file.len,
             header_bytes: 0,
             header_sha256: HeaderSha256::Absent,
-            source: Source::Remote(file),
+            source: Source::Remote(Box::new(file)),
             mmap: false,
             map: OnceLock::new(),
         }
