@@ -16,6 +16,7 @@ mod inspect;
 mod interop;
 mod loader_cli;
 mod pytorch_cli;
+mod remote;
 mod run_train;
 mod safety;
 mod stats;

@@ -157,6 +157,16 @@ pub enum LoadError {
         /// What differs.
         detail: String,
     },
+    /// A remote model (an `https://`, `http://` or `hf://` address) that
+    /// could not be fetched: refused, not found, or a server that failed
+    /// after the retries (see `docs/REMOTE.md`).
+    #[error("{}: {reason}", shown(path))]
+    Remote {
+        /// The address of the file.
+        path: PathBuf,
+        /// What went wrong (text from the server already escaped).
+        reason: String,
+    },
     /// A tensor holding values its dtype does not allow (a BOOL byte other
     /// than 0 or 1, [`Dtype::first_invalid`]).
     #[error("{}: tensor `{}` holds {value}", shown(path), Escaped(name))]

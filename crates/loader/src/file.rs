@@ -1,5 +1,6 @@
 //! The files a model is made of: opened only when regular, read through a
-//! bounded set of open handles, and checked for changes on every read.
+//! bounded set of open handles, and checked for changes on every read; or
+//! remote files read with HTTP range requests ([`crate::remote`]).
 
 use std::collections::VecDeque;
 use std::fs::{File, Metadata};
@@ -12,6 +13,7 @@ use memmap2::Mmap;
 use modeltool_format::HeaderSha256;
 use sha2::{Digest, Sha256};
 
+use crate::remote::RemoteFile;
 use crate::{CHUNK, LoadError, Result, sigbus};
 
 /// How many files of one model are kept open at once. A checkpoint of
@@ -112,6 +114,25 @@ pub struct ModelFile {
     /// What the header's `modeltool.header_sha256` says about it (always
     /// [`HeaderSha256::Absent`] for a JSON model file, which has no header).
     pub header_sha256: HeaderSha256,
+    /// Where the bytes come from.
+    source: Source,
+    pub(crate) mmap: bool,
+    map: OnceLock<Option<Mapped>>,
+}
+
+/// Where a [`ModelFile`]'s bytes come from.
+#[derive(Debug)]
+enum Source {
+    /// A local file, read through a handle.
+    Local(Local),
+    /// A remote file, read with HTTP range requests that carry the ETag of
+    /// the first answer (a file changed on the server is an error).
+    Remote(Box<RemoteFile>),
+}
+
+/// A local file's handle and what identifies it.
+#[derive(Debug)]
+struct Local {
     /// The path it is reopened from (symlinks resolved, for shards).
     open_path: PathBuf,
     /// The handle, while open. Reads go through it, never through the
@@ -123,8 +144,6 @@ pub struct ModelFile {
     identity: Identity,
     /// Its modification time when opened (when the system has one).
     modified: Option<SystemTime>,
-    pub(crate) mmap: bool,
-    map: OnceLock<Option<Mapped>>,
 }
 
 /// A memory map of a whole file, known to the SIGBUS lookup while it lives.
@@ -152,26 +171,57 @@ impl ModelFile {
             file_len: meta.len(),
             header_bytes: 0,
             header_sha256: HeaderSha256::Absent,
-            open_path: open_path.to_owned(),
-            slot,
-            handles: handles.clone(),
-            identity: Identity {
-                dev: meta.dev(),
-                ino: meta.ino(),
-            },
-            modified: meta.modified().ok(),
+            source: Source::Local(Local {
+                open_path: open_path.to_owned(),
+                slot,
+                handles: handles.clone(),
+                identity: Identity {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                },
+                modified: meta.modified().ok(),
+            }),
             mmap,
             map: OnceLock::new(),
+        }
+    }
+
+    /// A remote file, known by its first answer.
+    pub(crate) fn remote(file: RemoteFile) -> ModelFile {
+        ModelFile {
+            path: file.shown.clone(),
+            file_len: file.len,
+            header_bytes: 0,
+            header_sha256: HeaderSha256::Absent,
+            source: Source::Remote(Box::new(file)),
+            mmap: false,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// Whether the bytes come from a remote server.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.source, Source::Remote(_))
+    }
+
+    fn local(&self) -> Result<&Local> {
+        match &self.source {
+            Source::Local(l) => Ok(l),
+            Source::Remote(_) => Err(LoadError::Remote {
+                path: self.path.clone(),
+                reason: "a remote file has no local handle".into(),
+            }),
         }
     }
 
     /// The open handle, reopened (and checked to be the same, unchanged
     /// file) if it was closed to keep the number of open files bounded.
     pub(crate) fn handle(&self) -> Result<Arc<File>> {
-        if let Some(f) = lock(&self.slot).as_ref() {
+        let local = self.local()?;
+        if let Some(f) = lock(&local.slot).as_ref() {
             return Ok(f.clone());
         }
-        let (file, meta) = open_regular(&self.open_path).map_err(|e| match e {
+        let (file, meta) = open_regular(&local.open_path).map_err(|e| match e {
             LoadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 LoadError::Changed {
                     path: self.path.clone(),
@@ -184,20 +234,20 @@ impl ModelFile {
             dev: meta.dev(),
             ino: meta.ino(),
         };
-        if now != self.identity {
+        if now != local.identity {
             return Err(LoadError::Changed {
                 path: self.path.clone(),
                 detail: "it was replaced by another file".into(),
             });
         }
-        self.compare(&meta)?;
+        self.compare(local, &meta)?;
         let file = Arc::new(file);
-        *lock(&self.slot) = Some(file.clone());
-        self.handles.opened(&self.slot);
+        *lock(&local.slot) = Some(file.clone());
+        local.handles.opened(&local.slot);
         Ok(file)
     }
 
-    fn compare(&self, meta: &Metadata) -> Result<()> {
+    fn compare(&self, local: &Local, meta: &Metadata) -> Result<()> {
         let now = meta.len();
         if now < self.file_len {
             return Err(self.truncated(now));
@@ -208,7 +258,7 @@ impl ModelFile {
                 detail: format!("it was {} bytes long, now {now}", self.file_len),
             });
         }
-        if meta.modified().ok() != self.modified {
+        if meta.modified().ok() != local.modified {
             return Err(LoadError::Changed {
                 path: self.path.clone(),
                 detail: "it was written to while being read".into(),
@@ -221,13 +271,18 @@ impl ModelFile {
     /// had when it was opened: [`LoadError::Truncated`] if it is shorter,
     /// [`LoadError::Changed`] if it is longer or was written to (or, when
     /// its handle had been closed, if the path now names another file).
-    /// One `fstat`; the loader calls it before and after every read.
+    /// One `fstat`; the loader calls it before and after every read. A
+    /// remote file is checked on every answer instead (its ETag and length),
+    /// so this costs no request.
     pub fn check_unchanged(&self) -> Result<()> {
+        let Source::Local(local) = &self.source else {
+            return Ok(());
+        };
         let meta = self
             .handle()?
             .metadata()
             .map_err(LoadError::io(&self.path))?;
-        self.compare(&meta)
+        self.compare(local, &meta)
     }
 
     pub(crate) fn truncated(&self, actual: u64) -> LoadError {
@@ -242,6 +297,9 @@ impl ModelFile {
     /// early because the file shrank is [`LoadError::Truncated`], not a bare
     /// "failed to fill whole buffer".
     pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        if let Source::Remote(remote) = &self.source {
+            return remote.read_exact_at(buf, offset);
+        }
         let handle = self.handle()?;
         handle.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -282,6 +340,10 @@ impl ModelFile {
         chunk: usize,
         mut f: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
+        if let Source::Remote(remote) = &self.source {
+            // One request for the whole range, streamed.
+            return remote.read_chunks((start, end), chunk, &mut f);
+        }
         self.check_unchanged()?;
         let mut buf = vec![0u8; chunk.min((end - start) as usize).max(1)];
         let mut at = start;
@@ -309,7 +371,7 @@ impl ModelFile {
     /// The file's memory map, made on first use; `None` when the model was
     /// opened without mmap or the file cannot be mapped (plain reads then).
     pub(crate) fn map(&self) -> Option<&Mmap> {
-        if !self.mmap || !crate::mmap_allowed() {
+        if !self.mmap || !crate::mmap_allowed() || self.is_remote() {
             return None;
         }
         self.map

@@ -104,6 +104,7 @@ mod error;
 mod file;
 mod gguf;
 mod pytorch;
+mod remote;
 pub mod save;
 mod shards;
 mod sigbus;
@@ -450,8 +451,21 @@ impl Model {
     /// (the index first, else a single `.safetensors` file, else a single
     /// `.gguf` file that is its only model file). What a file is comes from
     /// its first bytes, not its name.
+    ///
+    /// A path that is a remote address opens the model over HTTP with
+    /// range requests: an `https://` or `http://` URL of a file or of an
+    /// index, or `hf://ORG/REPO[@REVISION][/PATH]` on the Hugging Face Hub
+    /// (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HOME`, `HF_HUB_OFFLINE` honoured;
+    /// see `docs/REMOTE.md`).
     pub fn open(path: impl AsRef<Path>, options: OpenOptions) -> Result<Model> {
         let path = path.as_ref();
+        if let Some(address) = path.to_str().and_then(remote::Address::parse) {
+            let address = address.map_err(|reason| LoadError::Remote {
+                path: path.to_owned(),
+                reason,
+            })?;
+            return remote::open(path, address, options);
+        }
         let meta = std::fs::metadata(path).map_err(LoadError::io(path))?;
         if meta.is_dir() {
             return Model::open_dir(path, options);
@@ -490,10 +504,12 @@ impl Model {
                 let file = ModelFile::new(path, path, file, &meta, &handles, options.mmap);
                 pytorch::open(path, file, container, &options)
             }
-            FileKind::ShardIndex => shards::open_index(path, &file, options),
+            FileKind::ShardIndex => shards::open_index_within(path, &file, options, None),
             // JSON of another kind: the reader its name asks for says
             // precisely what is wrong with it.
-            FileKind::Json if named_as(".index.json") => shards::open_index(path, &file, options),
+            FileKind::Json if named_as(".index.json") => {
+                shards::open_index_within(path, &file, options, None)
+            }
             FileKind::Json if named_as(".json") => Model::open_json(path, file, &meta, &handles),
             // Protobuf has no magic number: the name is the better hint.
             FileKind::Binary if named_as(".onnx") => Err(LoadError::NotWeights {
@@ -607,7 +623,12 @@ impl Model {
         handles: &Arc<Handles>,
     ) -> Result<Model> {
         let json = JsonModel::read_file(&handle).map_err(LoadError::format(path))?;
-        let mut model_file = ModelFile::new(path, path, handle, meta, handles, false);
+        let model_file = ModelFile::new(path, path, handle, meta, handles, false);
+        Model::from_json(path, json, model_file)
+    }
+
+    /// A JSON model file, parsed, whose bytes `model_file` holds.
+    fn from_json(path: &Path, json: JsonModel, mut model_file: ModelFile) -> Result<Model> {
         model_file.header_bytes = model_file.file_len;
         // Checksums and the architecture have their own fields in a JSON
         // model file; the same keys in `metadata` would collide with them

@@ -26,23 +26,22 @@ pub const INDEX_NAME: &str = "model.safetensors.index.json";
 pub const PYTORCH_INDEX_NAME: &str = "pytorch_model.bin.index.json";
 
 /// One shard, read: a safetensors header or a PyTorch checkpoint.
-enum Shard {
+pub(crate) enum Shard {
     Safetensors(ModelFile, modeltool_format::Header),
     Pytorch(ModelFile, crate::pytorch::Read),
 }
 
+/// A parsed `model.safetensors.index.json`.
 #[derive(Deserialize)]
-struct Index {
+pub(crate) struct Index {
     #[serde(default)]
     metadata: BTreeMap<String, serde_json::Value>,
     weight_map: BTreeMap<String, String>,
 }
 
-pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions) -> Result<Model> {
-    let mut text = Vec::new();
-    (&*handle)
-        .read_to_end(&mut text)
-        .map_err(LoadError::io(index_path))?;
+/// Parses an index's text and lists its shards (sorted, each once), each
+/// a relative path of plain names.
+pub(crate) fn parse_index(index_path: &Path, text: &[u8]) -> Result<(Index, Vec<String>)> {
     let shards_err = |reason: String| LoadError::Shards {
         path: index_path.to_owned(),
         reason,
@@ -50,7 +49,7 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     // JSON is UTF-8 (RFC 8259). Checked first: serde_json does not check
     // the strings of fields it skips, so bytes that are not UTF-8 under an
     // unknown key would otherwise pass.
-    let text = std::str::from_utf8(&text).map_err(|e| {
+    let text = std::str::from_utf8(text).map_err(|e| {
         shards_err(format!(
             "not a valid index: not UTF-8 at byte {}",
             e.valid_up_to()
@@ -58,30 +57,56 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     })?;
     let index: Index = serde_json::from_str(text)
         .map_err(|e| shards_err(format!("not a valid index: {}", Escaped(&e.to_string()))))?;
-    let dir = match index_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     if index.weight_map.is_empty() {
         return Err(shards_err("`weight_map` lists no tensors".into()));
     }
-    // The folder is the boundary: every shard, symlinks resolved, must be
-    // inside the index's folder (itself resolved).
-    let folder = dir.canonicalize().map_err(LoadError::io(dir))?;
-
     // Shard files in the order of their names.
-    let mut shard_names: Vec<&str> = index.weight_map.values().map(String::as_str).collect();
+    let mut shard_names: Vec<String> = index.weight_map.values().cloned().collect();
     shard_names.sort_unstable();
     shard_names.dedup();
-    let mut real = Vec::with_capacity(shard_names.len());
     for name in &shard_names {
-        let p = Path::new(name);
-        if !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        if !Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
             return Err(shards_err(format!(
                 "shard `{}` is not a file name inside the checkpoint folder",
                 Escaped(name)
             )));
         }
+    }
+    Ok((index, shard_names))
+}
+
+/// Opens a local index and its shards, which must lie inside `boundary`
+/// (the index's own folder when `None`), symlinks resolved.
+pub(crate) fn open_index_within(
+    index_path: &Path,
+    handle: &File,
+    options: OpenOptions,
+    boundary: Option<&Path>,
+) -> Result<Model> {
+    let mut text = Vec::new();
+    (&*handle)
+        .read_to_end(&mut text)
+        .map_err(LoadError::io(index_path))?;
+    let (index, shard_names) = parse_index(index_path, &text)?;
+    let shards_err = |reason: String| LoadError::Shards {
+        path: index_path.to_owned(),
+        reason,
+    };
+    let dir = match index_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // The folder is the boundary: every shard, symlinks resolved, must be
+    // inside the index's folder (itself resolved), or the boundary given
+    // (a Hugging Face cache keeps the files in the repo's `blobs/`).
+    let boundary = boundary.unwrap_or(dir);
+    let folder = boundary.canonicalize().map_err(LoadError::io(boundary))?;
+    let mut real = Vec::with_capacity(shard_names.len());
+    for name in &shard_names {
+        let p = Path::new(name);
         let resolved = match dir.join(p).canonicalize() {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -92,7 +117,7 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
         if !resolved.starts_with(&folder) {
             return Err(LoadError::OutsideFolder {
                 index: index_path.to_owned(),
-                shard: (*name).to_owned(),
+                shard: name.clone(),
                 resolved,
                 folder,
             });
@@ -115,23 +140,48 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
             })?;
             let mut head = [0u8; 4096];
             let n = read_head_into(&file, &mut head).map_err(LoadError::io(&shown_path))?;
-            let kind = detect(&head[..n]);
-            if matches!(kind, FileKind::Zip | FileKind::PytorchLegacy) {
-                let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
-                let read = crate::pytorch::read_shard(&file, &head[..n], &options)?;
-                return Ok(Shard::Pytorch(file, read));
-            }
-            if !matches!(kind, FileKind::Safetensors | FileKind::Binary) {
-                return Err(shards_err(format!(
-                    "shard `{}` is {kind}, not safetensors",
-                    Escaped(name)
-                )));
-            }
             let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
-            read_safetensors_header(file).map(|(f, h)| Shard::Safetensors(f, h))
+            read_shard(index_path, name, file, &head[..n], &options)
         })
         .collect::<Result<_>>()?;
+    assemble(index_path, &index, &shard_names, headers)
+}
 
+/// Reads shard `name` of the index at `index_path`, whose first bytes are
+/// `head`: a safetensors header or a PyTorch checkpoint's description.
+pub(crate) fn read_shard(
+    index_path: &Path,
+    name: &str,
+    file: ModelFile,
+    head: &[u8],
+    options: &OpenOptions,
+) -> Result<Shard> {
+    let kind = detect(head);
+    if matches!(kind, FileKind::Zip | FileKind::PytorchLegacy) {
+        let read = crate::pytorch::read_shard(&file, head, options)?;
+        return Ok(Shard::Pytorch(file, read));
+    }
+    if !matches!(kind, FileKind::Safetensors | FileKind::Binary) {
+        return Err(LoadError::Shards {
+            path: index_path.to_owned(),
+            reason: format!("shard `{}` is {kind}, not safetensors", Escaped(name)),
+        });
+    }
+    read_safetensors_header(file).map(|(f, h)| Shard::Safetensors(f, h))
+}
+
+/// Builds the model of an index from its shards, read (in the order of
+/// `shard_names`), checking that they agree with it.
+pub(crate) fn assemble(
+    index_path: &Path,
+    index: &Index,
+    shard_names: &[String],
+    headers: Vec<Shard>,
+) -> Result<Model> {
+    let shards_err = |reason: String| LoadError::Shards {
+        path: index_path.to_owned(),
+        reason,
+    };
     let mut model = Model::empty(
         index_path,
         ModelKind::Sharded {
@@ -145,7 +195,7 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     // Reported after a tensor held twice, which explains it better.
     let mut misplaced = None;
     for (i, shard_read) in headers.into_iter().enumerate() {
-        let shard = shard_names[i];
+        let shard = shard_names[i].as_str();
         let (file, mut header) = match shard_read {
             Shard::Safetensors(file, header) => (file, header),
             Shard::Pytorch(file, read) => {
