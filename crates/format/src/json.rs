@@ -88,9 +88,21 @@ impl<W: Write> JsonWriter<W> {
         head.extend_from_slice(b", \"data\": [");
         self.out.write_all(&head)?;
 
+        if count <= BLOCK {
+            // One block: formatted here (handing it to another core would
+            // cost more than formatting it, tensor after small tensor).
+            let mut text = Vec::with_capacity(count * 12);
+            values::write_elements(&mut text, meta.dtype, data, 0, count, count).map_err(
+                |reason| FormatError::BadValue {
+                    name: meta.name.clone(),
+                    reason,
+                },
+            )?;
+            self.out.write_all(&text)?;
+        }
         // Format blocks of elements in parallel, a bounded group at a time.
         let group = BLOCK * par::threads() * 2;
-        let mut first = 0;
+        let mut first = if count <= BLOCK { count } else { 0 };
         while first < count {
             let n = group.min(count - first);
             let starts: Vec<usize> = (first..first + n).step_by(BLOCK).collect();
