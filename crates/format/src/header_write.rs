@@ -176,8 +176,13 @@ impl<'a> HeaderPlan<'a> {
     /// checksum they make; returns that header checksum.
     pub fn write(&self, sums: &[[u8; 32]], mut out: impl Write) -> Result<String> {
         assert_eq!(sums.len(), self.tensors.len(), "a checksum per tensor");
-        let mut hasher = HashWriter(Sha256::new());
+        // Buffered: the description comes in pieces of a few bytes.
+        let mut hasher = io::BufWriter::with_capacity(64 << 10, HashWriter(Sha256::new()));
         self.write_canonical(sums, &mut hasher)
+            .expect("hashing cannot fail");
+        let hasher = hasher
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
             .expect("hashing cannot fail");
         let digest = hex::encode(hasher.0.finalize());
         let json_len = self.header_len - 8;
@@ -252,7 +257,9 @@ impl<'a> HeaderPlan<'a> {
             out.write_all(b"\",\"shape\":")?;
             write_shape(out, &t.shape)?;
             let (a, b) = self.offsets[i];
-            write!(out, ",\"data_offsets\":[{a},{b}]}}")?;
+            out.write_all(b",\"data_offsets\":")?;
+            write_pair_of(out, a, b)?;
+            out.write_all(b"}")?;
         }
         out.write_all(b"}")
     }
@@ -271,7 +278,9 @@ impl<'a> HeaderPlan<'a> {
             }
             write_str(out, &t.name)?;
             let (a, b) = self.offsets[i as usize];
-            write!(out, ":{{\"data_offsets\":[{a},{b}],\"dtype\":\"")?;
+            out.write_all(b":{\"data_offsets\":")?;
+            write_pair_of(out, a, b)?;
+            out.write_all(b",\"dtype\":\"")?;
             out.write_all(t.dtype.name().as_bytes())?;
             out.write_all(b"\",\"shape\":")?;
             write_shape(out, &t.shape)?;
@@ -322,8 +331,18 @@ fn write_shape(out: &mut impl Write, shape: &[usize]) -> io::Result<()> {
         if k > 0 {
             out.write_all(b",")?;
         }
-        write!(out, "{d}")?;
+        out.write_all(itoa::Buffer::new().format(*d).as_bytes())?;
     }
+    out.write_all(b"]")
+}
+
+/// `[a,b]`.
+fn write_pair_of(out: &mut impl Write, a: u64, b: u64) -> io::Result<()> {
+    let mut n = itoa::Buffer::new();
+    out.write_all(b"[")?;
+    out.write_all(n.format(a).as_bytes())?;
+    out.write_all(b",")?;
+    out.write_all(n.format(b).as_bytes())?;
     out.write_all(b"]")
 }
 

@@ -457,13 +457,9 @@ impl<'a> Job<'a> {
         self.target(e.meta.dtype)
     }
 
-    /// [`Job::out_meta`], borrowed when it is the input's.
-    fn out_meta_ref<'e>(&self, e: &'e Entry) -> std::borrow::Cow<'e, TensorMeta> {
-        if self.kept(e) || self.target(e.meta.dtype).is_some() {
-            std::borrow::Cow::Owned(self.out_meta(e))
-        } else {
-            std::borrow::Cow::Borrowed(&e.meta)
-        }
+    /// Whether [`Job::out_meta`] differs from the input's description.
+    fn out_changes(&self, e: &Entry) -> bool {
+        self.kept(e) || self.target(e.meta.dtype).is_some()
     }
 
     fn out_meta(&self, e: &Entry) -> TensorMeta {
@@ -612,8 +608,21 @@ impl<'a> Job<'a> {
         entries: &[&Entry],
         shown_as: &Path,
     ) -> Result<String> {
-        let metas: Vec<std::borrow::Cow<'_, TensorMeta>> =
-            entries.iter().map(|e| self.out_meta_ref(e)).collect();
+        // The input's names and shapes, borrowed: only a cast or kept
+        // tensor's description is made anew.
+        let changed: Vec<TensorMeta> = entries
+            .iter()
+            .filter(|e| self.out_changes(e))
+            .map(|e| self.out_meta(e))
+            .collect();
+        let mut made = changed.iter();
+        let metas: Vec<&TensorMeta> = entries
+            .iter()
+            .map(|e| match self.out_changes(e) {
+                true => made.next().expect("one made for each changed"),
+                false => &e.meta,
+            })
+            .collect();
         let mut meta = ModelMetadata {
             checksums: BTreeMap::new(),
             ..self.model.metadata().clone()
@@ -621,7 +630,7 @@ impl<'a> Job<'a> {
         self.keep_metadata(entries, &mut meta)?;
         let pairs = meta.to_safetensors();
         drop(meta);
-        let plan = HeaderPlan::new(metas.iter().map(|m| &**m).collect(), &pairs)
+        let plan = HeaderPlan::new(metas.clone(), &pairs)
             .map_err(LoadError::format(shown_as))?;
         let mut sums = vec![[0u8; 32]; entries.len()];
         let mut out = BufWriter::with_capacity(1 << 20, file);
