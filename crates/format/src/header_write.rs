@@ -122,7 +122,10 @@ impl<'a> HeaderPlan<'a> {
         };
         let mut meta: BTreeMap<&str, &str> = metadata
             .iter()
-            .filter(|(k, _)| k.strip_prefix(keys::SHA256_PREFIX).is_none_or(|n| !named(n)))
+            .filter(|(k, _)| {
+                k.strip_prefix(keys::SHA256_PREFIX)
+                    .is_none_or(|n| !named(n))
+            })
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         meta.insert(keys::HEADER_SHA256, HEADER_PLACEHOLDER);
@@ -217,7 +220,9 @@ impl<'a> HeaderPlan<'a> {
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(&(&k, _)), Some(&i)) => {
-                    let sum_key = keys::SHA256_PREFIX.bytes().chain(self.tensors[i].name.bytes());
+                    let sum_key = keys::SHA256_PREFIX
+                        .bytes()
+                        .chain(self.tensors[i].name.bytes());
                     k.bytes().cmp(sum_key) == Ordering::Less
                 }
             };
@@ -244,9 +249,7 @@ impl<'a> HeaderPlan<'a> {
         write_str(out, METADATA_KEY)?;
         out.write_all(b":{")?;
         let mut first = true;
-        self.each_pair(sums, Some(header), |k, v| {
-            write_pair(out, &mut first, k, v)
-        })?;
+        self.each_pair(sums, Some(header), |k, v| write_pair(out, &mut first, k, v))?;
         out.write_all(b"}")?;
         for &i in &self.order {
             let t = self.tensors[i];

@@ -630,8 +630,7 @@ impl<'a> Job<'a> {
         self.keep_metadata(entries, &mut meta)?;
         let pairs = meta.to_safetensors();
         drop(meta);
-        let plan = HeaderPlan::new(metas.clone(), &pairs)
-            .map_err(LoadError::format(shown_as))?;
+        let plan = HeaderPlan::new(metas.clone(), &pairs).map_err(LoadError::format(shown_as))?;
         let mut sums = vec![[0u8; 32]; entries.len()];
         let mut out = BufWriter::with_capacity(1 << 20, file);
         plan.write(&sums, &mut out)
