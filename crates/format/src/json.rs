@@ -88,9 +88,22 @@ impl<W: Write> JsonWriter<W> {
         head.extend_from_slice(b", \"data\": [");
         self.out.write_all(&head)?;
 
+        let mut first = 0;
+        if count <= BLOCK {
+            // One block: formatted here (handing it to another core would
+            // cost more than formatting it, tensor after small tensor).
+            let mut text = Vec::with_capacity(count * 12);
+            values::write_elements(&mut text, meta.dtype, data, 0, count, count).map_err(
+                |reason| FormatError::BadValue {
+                    name: meta.name.clone(),
+                    reason,
+                },
+            )?;
+            self.out.write_all(&text)?;
+            first = count;
+        }
         // Format blocks of elements in parallel, a bounded group at a time.
         let group = BLOCK * par::threads() * 2;
-        let mut first = 0;
         while first < count {
             let n = group.min(count - first);
             let starts: Vec<usize> = (first..first + n).step_by(BLOCK).collect();
@@ -141,10 +154,12 @@ pub struct JsonTensor {
     pub data: Vec<u8>,
     /// The checksum the file states, if any (lowercase hex).
     pub sha256: Option<String>,
-    /// The sha256 of `data`, lowercase hex, computed while the file was
-    /// read (on another core, while the next tensor was parsed). A tensor
-    /// is intact when this equals `sha256`.
-    pub actual_sha256: String,
+    /// The sha256 of `data` (the 32 bytes of the digest, which
+    /// [`hex::encode`] turns into the 64 digits `sha256` holds), computed
+    /// while the file was read (on another core, while the next tensor was
+    /// parsed). A tensor is intact when the two agree. Raw bytes, not text:
+    /// a model of 100k small tensors would spend 8 MB on the digits.
+    pub actual_sha256: [u8; 32],
 }
 
 /// A whole JSON model file.

@@ -35,7 +35,8 @@ use crate::number::{self, ScanError};
 use crate::par;
 use crate::safetensors::{StringMap, strip_position};
 use crate::values::{self, Token};
-use crate::{Dtype, TensorMeta, is_sha256_hex, sha256_hex};
+use crate::{Dtype, TensorMeta, is_sha256_hex};
+use sha2::{Digest, Sha256};
 
 /// Bytes of input looked at, at most, per step of a `data` array.
 const WINDOW: usize = 4 << 20;

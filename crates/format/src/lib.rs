@@ -45,6 +45,7 @@ mod dtype;
 mod error;
 pub mod gguf;
 mod header_digest;
+mod header_write;
 mod json;
 mod json_error;
 mod json_read;
@@ -68,6 +69,7 @@ pub use crate::error::{FormatError, Result};
 pub use crate::header_digest::{
     HeaderDamage, HeaderDamageKind, HeaderSha256, canonical_header, header_sha256,
 };
+pub use crate::header_write::HeaderPlan;
 pub use crate::json::{FORMAT_ID, JsonModel, JsonTensor, JsonWriter};
 pub use crate::json_error::{JsonError, JsonErrorKind};
 pub use crate::safetensors::{Header, Layout, MAX_HEADER_LEN, METADATA_KEY, TensorInfo};

@@ -360,7 +360,8 @@ impl Entry {
 #[derive(Debug)]
 struct OwnedTensor {
     bytes: Vec<u8>,
-    sha256: String,
+    /// The digest's bytes, not its 64 hex digits: 80 bytes less a tensor.
+    sha256: [u8; 32],
 }
 
 /// Something about an opened model that is not fatal but is not right
@@ -650,7 +651,15 @@ impl Model {
         let mut model = Model::empty(path, ModelKind::Json);
         model.entries.reserve(json.tensors.len());
         model.buffers.reserve(json.tensors.len());
-        for (buffer, t) in json.tensors.into_iter().enumerate() {
+        // Taken from the end, and the list of read tensors shrunk as it
+        // empties, so that it and the entries are not both whole at once
+        // (100k small tensors: 13 MB each); put back in order below.
+        let mut tensors = json.tensors;
+        while let Some(t) = tensors.pop() {
+            if tensors.capacity() > 2 * tensors.len() + 1024 {
+                tensors.shrink_to_fit();
+            }
+            let buffer = tensors.len();
             let len = t.data.len() as u64;
             model.entries.push(Entry {
                 meta: t.meta,
@@ -663,6 +672,8 @@ impl Model {
                 sha256: t.actual_sha256,
             });
         }
+        model.entries.reverse();
+        model.buffers.reverse();
         model.files.push(model_file);
         model.metadata = ModelMetadata {
             user: json.metadata,
@@ -970,7 +981,7 @@ impl Model {
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
             let actual = match entry.location {
-                Location::Owned { buffer, .. } => self.buffers[buffer].sha256.clone(),
+                Location::Owned { buffer, .. } => hex::encode(self.buffers[buffer].sha256),
                 Location::File { .. } | Location::GgufBlocks { .. } | Location::Torch { .. } => {
                     modeltool_format::sha256_hex(&bytes)
                 }
@@ -1094,7 +1105,7 @@ impl Model {
             // Hashed as the file was read.
             look(&self.buffers[buffer].bytes);
             progress(len);
-            return Ok(self.buffers[buffer].sha256.clone());
+            return Ok(hex::encode(self.buffers[buffer].sha256));
         }
         let mut hasher = Sha256::new();
         if let Location::GgufBlocks { ggml_type, .. } = entry.location {

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use modeltool_format::cast::{is_cast_target, is_castable};
 use modeltool_format::gguf::{GgmlType, GgufWriter, Value};
-use modeltool_format::{Dtype, JsonWriter, Layout, ModelMetadata, TensorMeta, keys, sha256_hex};
-use rayon::prelude::*;
+use modeltool_format::{
+    Dtype, HeaderPlan, JsonWriter, ModelMetadata, TensorMeta, keys, sha256_hex,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -24,6 +25,10 @@ use crate::shards::{INDEX_NAME, plan_shards, shard_name};
 use crate::write::{OutputId, Outputs, SINGLE_SHARD_NAME};
 pub use crate::write::{check_output, write_atomically};
 use crate::{CHUNK, Entry, LoadError, Model, ModelKind, Result};
+
+/// Chunks smaller than this are cast and hashed on one core: handing one
+/// to another core costs more than the work.
+const JOIN_MIN: usize = 256 << 10;
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -452,6 +457,11 @@ impl<'a> Job<'a> {
         self.target(e.meta.dtype)
     }
 
+    /// Whether [`Job::out_meta`] differs from the input's description.
+    fn out_changes(&self, e: &Entry) -> bool {
+        self.kept(e) || self.target(e.meta.dtype).is_some()
+    }
+
     fn out_meta(&self, e: &Entry) -> TensorMeta {
         let mut meta = e.meta.clone();
         if self.kept(e) {
@@ -588,46 +598,54 @@ impl<'a> Job<'a> {
     /// placeholder checksums and header checksum first (both are
     /// fixed-length, so the header length is known), the data chunk by
     /// chunk, then the real header. Returns the header checksum written.
+    ///
+    /// The header is written straight to the file ([`HeaderPlan`]): no map
+    /// of checksum keys and no copy of the header is held, so that a model
+    /// of 100k small tensors costs little more than its names and shapes.
     fn write_safetensors(
         &mut self,
         file: &File,
         entries: &[&Entry],
         shown_as: &Path,
     ) -> Result<String> {
-        let metas: Vec<TensorMeta> = entries.iter().map(|e| self.out_meta(e)).collect();
+        // The input's names and shapes, borrowed: only a cast or kept
+        // tensor's description is made anew.
+        let changed: Vec<TensorMeta> = entries
+            .iter()
+            .filter(|e| self.out_changes(e))
+            .map(|e| self.out_meta(e))
+            .collect();
+        let mut made = changed.iter();
+        let metas: Vec<&TensorMeta> = entries
+            .iter()
+            .map(|e| match self.out_changes(e) {
+                true => made.next().expect("one made for each changed"),
+                false => &e.meta,
+            })
+            .collect();
         let mut meta = ModelMetadata {
             checksums: BTreeMap::new(),
             ..self.model.metadata().clone()
         };
-        for m in &metas {
-            meta.checksums.insert(m.name.clone(), "0".repeat(64));
-        }
         self.keep_metadata(entries, &mut meta)?;
-        let layout = Layout::with_header_sha256(&metas, &meta.to_safetensors())
-            .map_err(LoadError::format(shown_as))?;
+        let pairs = meta.to_safetensors();
+        drop(meta);
+        let plan = HeaderPlan::new(metas.clone(), &pairs).map_err(LoadError::format(shown_as))?;
+        let mut sums = vec![[0u8; 32]; entries.len()];
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&layout.header)
-            .map_err(LoadError::io(shown_as))?;
-        // Only the order and the length are needed from here on: a header
-        // of 100k tensors is not kept twice.
-        let (header_len, order) = (layout.header.len(), layout.order);
-        meta.checksums.clear();
-        // A model held in memory (a JSON file) was hashed as it was read;
-        // a file on disk is hashed as it streams by.
+        plan.write(&sums, &mut out)
+            .map_err(LoadError::format(shown_as))?;
         let model = self.model;
-        let mut known: Vec<Option<String>> = if matches!(model.kind(), ModelKind::Json) {
-            entries
-                .par_iter()
-                .map(|e| model.sha256(e).map(Some))
-                .collect::<Result<_>>()?
-        } else {
-            vec![None; entries.len()]
-        };
-        for &i in &order {
+        for &i in plan.order() {
             let e = entries[i];
             let to = self.target_of(e);
             let kept = self.kept(e);
-            let known = known[i].take();
+            // A model held in memory (a JSON file) was hashed as it was
+            // read; a file on disk is hashed as it streams by.
+            let known = match model.kind() {
+                ModelKind::Json => Some(model.sha256(e)?),
+                _ => None,
+            };
             let mut in_hash = known.is_none().then(Sha256::new);
             // Without a cast the output bytes are the input bytes: one hash serves both.
             let mut out_hash = to.is_some().then(Sha256::new);
@@ -638,19 +656,26 @@ impl<'a> Job<'a> {
             let mut step = |chunk: &[u8]| -> Result<()> {
                 this.check_values(e, chunk, offset)?;
                 offset += chunk.len();
-                // Hashing the input and casting it are independent: do both at once.
-                let cast_chunk = || {
+                // Hashing the input and casting it are independent: do both
+                // at once when both are asked for and the chunk is worth
+                // another core (handing a small one over costs more).
+                let mut cast_chunk = || {
                     if let Some(to) = to {
                         buf.clear();
                         cast.cast(e.meta.dtype, to, chunk, &mut buf);
                     }
                 };
-                let hash_chunk = || {
+                let mut hash_chunk = || {
                     if let Some(h) = in_hash.as_mut() {
                         h.update(chunk);
                     }
                 };
-                rayon::join(hash_chunk, cast_chunk);
+                if to.is_some() && known.is_none() && chunk.len() >= JOIN_MIN {
+                    rayon::join(hash_chunk, cast_chunk);
+                } else {
+                    hash_chunk();
+                    cast_chunk();
+                }
                 let bytes = if to.is_some() { &buf[..] } else { chunk };
                 if let Some(h) = out_hash.as_mut() {
                     h.update(bytes);
@@ -680,27 +705,24 @@ impl<'a> Job<'a> {
             let out_sum = out_hash.map_or(in_sum, |h| hex::encode(h.finalize()));
             self.note_rehash(e, &out_sum, cast_done);
             self.count_cast(e, to, &cast);
-            meta.checksums.insert(metas[i].name.clone(), out_sum);
+            hex::decode_to_slice(&out_sum, &mut sums[i]).expect("a sha256 in hex");
             self.report.data_bytes +=
                 metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
         }
-        let (final_layout, header_sha256) =
-            Layout::with_header_sha256_digest(&metas, &meta.to_safetensors())
-                .map_err(LoadError::format(shown_as))?;
-        drop(meta);
-        assert_eq!(
-            final_layout.header.len(),
-            header_len,
-            "checksums and the header checksum have a fixed length"
-        );
         let mut file = out.into_inner().map_err(|e| LoadError::Io {
             path: shown_as.to_owned(),
             source: e.into_error(),
         })?;
         file.seek(SeekFrom::Start(0))
             .map_err(LoadError::io(shown_as))?;
-        file.write_all(&final_layout.header)
-            .map_err(LoadError::io(shown_as))?;
+        let mut head = BufWriter::with_capacity(1 << 20, file);
+        let header_sha256 = plan
+            .write(&sums, &mut head)
+            .map_err(LoadError::format(shown_as))?;
+        let file = head.into_inner().map_err(|e| LoadError::Io {
+            path: shown_as.to_owned(),
+            source: e.into_error(),
+        })?;
         file.sync_all().map_err(LoadError::io(shown_as))?;
         Ok(header_sha256)
     }

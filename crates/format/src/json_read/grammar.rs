@@ -231,12 +231,12 @@ impl<R: Read> Reader<R> {
             while let Some(name) = self.next_key(&mut first)? {
                 let mut tensor = self.tensor(&name).map_err(|e| in_tensor(e, &name))?;
                 if tensor.data.len() < HASH_INLINE || !par::BACKGROUND {
-                    tensor.actual_sha256 = sha256_hex(&tensor.data);
+                    tensor.actual_sha256 = Sha256::digest(&tensor.data).into();
                 } else {
                     let (index, done) = (tensors.len(), done.clone());
                     let data = std::mem::take(&mut tensor.data);
                     scope.spawn(move || {
-                        let sum = sha256_hex(&data);
+                        let sum: [u8; 32] = Sha256::digest(&data).into();
                         // The receiver is gone only when reading failed.
                         let _ = done.send((index, data, sum));
                     });
@@ -340,7 +340,7 @@ impl<R: Read> Reader<R> {
             meta,
             data,
             sha256,
-            actual_sha256: String::new(),
+            actual_sha256: [0; 32],
         })
     }
 

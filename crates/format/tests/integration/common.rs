@@ -118,7 +118,11 @@ pub fn assert_json_round_trip(samples: &[Sample]) {
             s.meta.name, s.meta.dtype
         );
         assert_eq!(t.sha256.as_deref(), Some(sha256_hex(&s.data).as_str()));
-        assert_eq!(t.actual_sha256, sha256_hex(&s.data), "hashed while read");
+        assert_eq!(
+            hex::encode(t.actual_sha256),
+            sha256_hex(&s.data),
+            "hashed while read"
+        );
     }
 }
 
