@@ -200,7 +200,11 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
     for e in &index.weight_map.entries {
         used[e.2 as usize] = true;
     }
-    let mut shard_names: Vec<&str> = (index.weight_map.shards.iter().zip(&used))
+    let mut shard_names: Vec<&str> = index
+        .weight_map
+        .shards
+        .iter()
+        .zip(&used)
         .filter(|&(_, &used)| used)
         .map(|(s, _)| s.as_str())
         .collect();
