@@ -35,7 +35,8 @@
 #                  json    convert a ~20M-parameter model JSON <-> safetensors (#2)
 #                  shapes  JSON <-> safetensors of BERT-, GPT-2-shaped and 100k-small-
 #                          tensor models with trained-looking values: time, peak RSS
-#                  header  inspect a safetensors file whose header lists 1.4M tensors
+#                  header  inspect a safetensors file whose header lists 1.4M tensors,
+#                          and two such shards with an index
 #                  hash    verify of 512 MiB against openssl and sha256sum (#2)
 #                  big     verify and convert --dtype bf16 of 4 GiB: memory (#3)
 #                  loader  touch every tensor of a 91 MB model (#3)
@@ -207,6 +208,8 @@ fi
 if want header; then
     make_input header "$H_SHAPES ${HEADER_ARGS[*]}" \
         "$PYTHON" "$BENCHES/shapes.py" header "$CACHE/header/header.safetensors" "${HEADER_ARGS[@]}"
+    make_input header_shards "$H_SHAPES ${HEADER_ARGS[*]}" \
+        "$PYTHON" "$BENCHES/shapes.py" header_shards "$CACHE/header_shards/ckpt" "${HEADER_ARGS[@]}" --shards 2
 fi
 if want json; then
     make_input json_model "$H_INPUTS ${JSON_ARGS[*]}" \
@@ -297,8 +300,16 @@ if want header; then
     warm "$F"
     measure header "inspect a safetensors file with a large header" --reps "$REPS" \
         --run mt_inspect "$BIN inspect $F" \
+        --run mt_inspect_json "$BIN inspect $F --format json" \
         --run mt_inspect_tensors "$BIN inspect $F --tensors" \
         --run py_list_tensors "$PEERS list_tensors $F"
+    D=$CACHE/header_shards/ckpt
+    warm "$D"/*
+    measure header_shards "inspect two shards with large headers, and their index" --reps "$REPS" \
+        --run mt_inspect "$BIN inspect $D" \
+        --run mt_inspect_json "$BIN inspect $D --format json" \
+        --run mt_inspect_tensors "$BIN inspect $D --tensors" \
+        --run py_list_shards "$PYTHON $BENCHES/list_shards.py $D"
 fi
 
 if want hash; then

@@ -285,7 +285,24 @@ def render(args):
         what = f"`inspect --tensors` of a safetensors file whose {fmt_bytes(hd['header_bytes'])} header lists {hd['tensors']:,} tensors"
         R.time_row("#3", what, gd, "mt_inspect_tensors", "py_list_tensors", "`safe_open` + `get_slice` each")
         R.time_row("#3", "the same, `inspect` (summary)", gd, "mt_inspect", "py_list_tensors", "`safe_open` + `get_slice` each")
-        R.mem_row("#3", what, gd, "mt_inspect_tensors", peer="py_list_tensors", peer_label="`safe_open`")
+        R.time_row("#3", "the same, `inspect --format json` (every tensor and tree row)", gd, "mt_inspect_json",
+                   "py_list_tensors", "`safe_open` + `get_slice` each")
+        # Whole process, every default path: at most 4x the header bytes.
+        limit = 4 * hd["header_bytes"] / 2**20
+        for run, label in (("mt_inspect", "`inspect`"), ("mt_inspect_json", "`inspect --format json`"),
+                           ("mt_inspect_tensors", "`inspect --tensors`")):
+            R.mem_row("#10", f"{label}, {hd['tensors']:,}-tensor header", gd, run, limit,
+                      f"< 4 × header bytes = {limit:.0f} MiB", "py_list_tensors", "`safe_open`")
+    hs, gs2 = inp("header_shards"), R.group("header_shards")
+    if hs and gs2:
+        what = (f"`inspect` of {hs['shards']} shards whose headers ({fmt_bytes(hs['header_bytes'])}) "
+                f"list {hs['tensors']:,} tensors")
+        R.time_row("#10", what, gs2, "mt_inspect", "py_list_shards", "`safe_open` on each shard")
+        limit = 4 * hs["header_bytes"] / 2**20
+        for run, label in (("mt_inspect", "`inspect`"), ("mt_inspect_json", "`inspect --format json`"),
+                           ("mt_inspect_tensors", "`inspect --tensors`")):
+            R.mem_row("#10", f"{label}, {hs['shards']} shards of {hs['tensors'] // hs['shards']:,} tensors", gs2,
+                      run, limit, f"< 4 × header bytes = {limit:.0f} MiB", "py_list_shards", "`safe_open`")
 
     # ------------------------------------------------ #2 verify vs openssl
     mid, gh = inp("mid"), R.group("hash")
@@ -495,7 +512,7 @@ def render(args):
 
     w("| group | id | command |")
     w("|---|---|---|")
-    for name in ("json_write", "json_read", "shapes_bert", "shapes_gpt2", "shapes_small", "header",
+    for name in ("json_write", "json_read", "shapes_bert", "shapes_gpt2", "shapes_small", "header", "header_shards",
                  "hash", "big", "loader", "shards", "run"):
         g = R.group(name)
         if g:

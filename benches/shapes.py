@@ -22,6 +22,11 @@ what it wrote.
         A safetensors file whose header (97.7 MB with the default, under
         the 100 MB cap) lists 1.4M scalar F32 tensors named `t0`,
         `t1`, ...; for inspect.
+    python shapes.py header_shards OUT_DIR [--tensors 1400000] [--shards 2]
+        A sharded checkpoint of such files: each shard's header lists
+        `--tensors` scalar F32 tensors (`t0` ... across the shards, so
+        names are as long as in one file), with a
+        model.safetensors.index.json naming them all.
 
 Values: weights are normal with a per-layer scale (0.02 / sqrt(2 (i + 1)),
 as GPT-2 scales its residual projections), LayerNorm weights near 1
@@ -117,21 +122,43 @@ def small(args):
     save(t, args.out, shape="small")
 
 
-def header(args):
-    # Written directly: save_file of 1.4M arrays takes long and proves nothing.
+def scalar_file(out, names):
+    """A safetensors file of scalar F32 tensors, written directly: save_file
+    of 1.4M arrays takes long and proves nothing. Returns its header bytes."""
     entries, offset = {}, 0
-    for i in range(args.tensors):
-        name = f"t{i}"
+    for name in names:
         entries[name] = {"dtype": "F32", "shape": [], "data_offsets": [offset, offset + 4]}
         offset += 4
     text = json.dumps({"__metadata__": {"format": "pt"}, **entries}, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    with open(args.out, "wb") as f:
+    with open(out, "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
-        f.write(np.arange(args.tensors, dtype=np.float32).tobytes())
-    print(json.dumps({"path": args.out, "tensors": args.tensors, "header_bytes": len(text),
-                      "tensor_bytes": offset, "parameters": args.tensors}))
+        f.write(np.arange(len(entries), dtype=np.float32).tobytes())
+    return len(text)
+
+
+def header(args):
+    header_bytes = scalar_file(args.out, (f"t{i}" for i in range(args.tensors)))
+    print(json.dumps({"path": args.out, "tensors": args.tensors, "header_bytes": header_bytes,
+                      "tensor_bytes": 4 * args.tensors, "parameters": args.tensors}))
+
+
+def header_shards(args):
+    import os
+
+    os.makedirs(args.out, exist_ok=True)
+    weight_map, header_bytes = {}, 0
+    for s in range(args.shards):
+        shard = f"model-{s + 1:05}-of-{args.shards:05}.safetensors"
+        names = [f"t{s * args.tensors + i}" for i in range(args.tensors)]
+        header_bytes += scalar_file(os.path.join(args.out, shard), names)
+        weight_map.update((n, shard) for n in names)
+    total = 4 * args.tensors * args.shards
+    with open(os.path.join(args.out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    print(json.dumps({"path": args.out, "shards": args.shards, "tensors": len(weight_map),
+                      "header_bytes": header_bytes, "tensor_bytes": total, "parameters": len(weight_map)}))
 
 
 def main():
@@ -151,8 +178,12 @@ def main():
     p = sub.add_parser("header")
     p.add_argument("out")
     p.add_argument("--tensors", type=int, default=1_400_000)
+    p = sub.add_parser("header_shards")
+    p.add_argument("out")
+    p.add_argument("--tensors", type=int, default=1_400_000)
+    p.add_argument("--shards", type=int, default=2)
     args = ap.parse_args()
-    {"bert": bert, "gpt2": gpt2, "small": small, "header": header}[args.what](args)
+    {"bert": bert, "gpt2": gpt2, "small": small, "header": header, "header_shards": header_shards}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 
-use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer as _};
 
 use crate::error::{FormatError, Result};
 use crate::{Dtype, TensorMeta};
@@ -77,11 +77,23 @@ impl Header {
                 offset: e.valid_up_to(),
             });
         }
-        let raw: RawHeader = serde_json::from_slice(json)?;
-        let mut tensors = Vec::with_capacity(raw.tensors.len());
-        for (name, entry) in raw.tensors {
-            tensors.push(entry.validate(name)?);
+        // Each entry is validated as it is read, into one vector sized
+        // up front: no second list of raw entries, and no doubling copies
+        // of a million-tensor list (capacity never written to costs
+        // address space, not memory).
+        let mut failure = None;
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let parsed = de
+            .deserialize_map(RawHeaderVisitor {
+                capacity: entry_count_hint(json),
+                failure: &mut failure,
+            })
+            .and_then(|raw| de.end().map(|()| raw));
+        if let Some(e) = failure {
+            return Err(e);
         }
+        let raw = parsed?;
+        let mut tensors = raw.tensors;
         check_coverage(&mut tensors, data_len)?;
         Ok(Header {
             tensors,
@@ -177,11 +189,11 @@ impl RawEntry<'_> {
                 });
             }
         };
-        let meta = TensorMeta {
-            name,
-            dtype,
-            shape: self.shape,
-        };
+        let mut shape = self.shape;
+        // Parsed into a vector of at least 4 dimensions: a header of a
+        // million tensors keeps only what they have.
+        shape.shrink_to_fit();
+        let meta = TensorMeta { name, dtype, shape };
         let expected = meta.byte_len()? as u64;
         let (begin, end) = self.data_offsets;
         if begin > end {
@@ -207,34 +219,48 @@ impl RawEntry<'_> {
     }
 }
 
-struct RawHeader<'a> {
+/// An upper bound of the number of tensor entries in a header, to size
+/// the list once: every entry has a `data_offsets` key (a key written with
+/// escapes is not counted, and the list then grows as usual), and an
+/// entry takes at least [`MIN_ENTRY_LEN`] bytes whatever else holds that
+/// text.
+fn entry_count_hint(json: &[u8]) -> usize {
+    memchr::memmem::find_iter(json, b"\"data_offsets\"")
+        .count()
+        .min(json.len() / MIN_ENTRY_LEN)
+}
+
+/// The shortest tensor entry: `"":{"dtype":"I8","shape":[],"data_offsets":[0,1]},`.
+const MIN_ENTRY_LEN: usize = 48;
+
+struct RawHeader {
     metadata: BTreeMap<String, String>,
-    tensors: Vec<(String, RawEntry<'a>)>,
+    tensors: Vec<TensorInfo>,
 }
 
-impl<'de> Deserialize<'de> for RawHeader<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(RawHeaderVisitor)
-    }
+/// Reads the header object, validating each tensor entry as it comes. A
+/// validation error is kept in `failure` (and the parse stopped), so that
+/// it reaches the caller as its own [`FormatError`] variant.
+struct RawHeaderVisitor<'f> {
+    capacity: usize,
+    failure: &'f mut Option<FormatError>,
 }
 
-struct RawHeaderVisitor;
-
-impl<'de> Visitor<'de> for RawHeaderVisitor {
-    type Value = RawHeader<'de>;
+impl<'de> Visitor<'de> for RawHeaderVisitor<'_> {
+    type Value = RawHeader;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object mapping tensor names to {dtype, shape, data_offsets}")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
         let mut metadata = None;
-        let mut tensors: Vec<(String, RawEntry<'de>)> = Vec::new();
+        let mut tensors: Vec<TensorInfo> = Vec::with_capacity(self.capacity);
         // Names seen, by hash, to the index of the first with that hash: 12
         // bytes a tensor instead of a second copy of every name (a header
         // of a million tensors is common enough).
         let hasher = RandomState::new();
-        let mut seen: HashMap<u64, u32> = HashMap::new();
+        let mut seen: HashMap<u64, u32> = HashMap::with_capacity(self.capacity);
         while let Some(key) = map.next_key::<String>()? {
             if key == METADATA_KEY {
                 if metadata.is_some() {
@@ -246,9 +272,9 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
             let h = hasher.hash_one(&key);
             let twice = match seen.get(&h) {
                 Some(&i) => {
-                    tensors[i as usize].0 == key
+                    tensors[i as usize].meta.name == key
                         // Another name with the same hash: look at all.
-                        || tensors.iter().any(|(n, _)| *n == key)
+                        || tensors.iter().any(|t| t.meta.name == key)
                 }
                 None => {
                     let i = u32::try_from(tensors.len())
@@ -268,8 +294,17 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                     strip_position(&e.to_string())
                 ))
             })?;
-            tensors.push((key, entry));
+            match entry.validate(key) {
+                Ok(t) => tensors.push(t),
+                Err(e) => {
+                    *self.failure = Some(e);
+                    return Err(de::Error::custom("invalid tensor entry"));
+                }
+            }
         }
+        // A hint too large (text that only looks like entries) gives back
+        // what it took.
+        tensors.shrink_to_fit();
         Ok(RawHeader {
             metadata: metadata.unwrap_or_default(),
             tensors,

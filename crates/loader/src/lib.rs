@@ -693,16 +693,27 @@ impl Model {
         checksums: &BTreeMap<String, String>,
     ) {
         let data = header.data_start();
-        self.entries.reserve(header.tensors.len());
-        for t in header.tensors {
-            let (start, end) = (data + t.data_offsets.0, data + t.data_offsets.1);
-            let stored_sha256 = checksums.get(&t.meta.name).cloned();
-            self.entries.push(Entry {
-                meta: t.meta,
-                file,
-                location: Location::File { file, start, end },
-                stored_sha256,
-            });
+        let mut tensors = header.tensors;
+        self.entries.reserve(tensors.len());
+        // Taken from the back a slice at a time, the header's list giving
+        // back its memory as the entries take theirs: the two lists are
+        // never both whole (for a header of a million tensors, a third of
+        // the peak). The reversal keeps the entries in file order.
+        tensors.reverse();
+        let slice = tensors.len().div_ceil(16).max(1 << 12);
+        while !tensors.is_empty() {
+            let rest = tensors.len().saturating_sub(slice);
+            for t in tensors.drain(rest..).rev() {
+                let (start, end) = (data + t.data_offsets.0, data + t.data_offsets.1);
+                let stored_sha256 = checksums.get(&t.meta.name).cloned();
+                self.entries.push(Entry {
+                    meta: t.meta,
+                    file,
+                    location: Location::File { file, start, end },
+                    stored_sha256,
+                });
+            }
+            tensors.shrink_to_fit();
         }
     }
 

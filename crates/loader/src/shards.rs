@@ -1,7 +1,7 @@
 //! Hugging Face sharded checkpoints: `model.safetensors.index.json` plus
 //! `model-00001-of-0000N.safetensors` shards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -9,6 +9,7 @@ use std::path::{Component, Path};
 
 use rayon::prelude::*;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
 use crate::file::{Handles, open_regular};
 use crate::{
@@ -36,7 +37,130 @@ pub(crate) enum Shard {
 pub(crate) struct Index {
     #[serde(default)]
     metadata: BTreeMap<String, serde_json::Value>,
-    weight_map: BTreeMap<String, String>,
+    weight_map: WeightMap,
+}
+
+/// An index's `weight_map`, compact: an index of a million tensors costs
+/// their names' bytes and 16 bytes each, not a map of two strings each.
+#[derive(Debug, Default)]
+struct WeightMap {
+    /// Every tensor name, one after the other.
+    names: String,
+    /// (start of the name in `names`, its length, its shard in `shards`),
+    /// sorted by name; of a name listed twice, the last one (as a JSON map
+    /// reader keeps it).
+    entries: Vec<(usize, u32, u32)>,
+    /// The shard file names, each once.
+    shards: Vec<String>,
+}
+
+impl WeightMap {
+    fn name(&self, e: &(usize, u32, u32)) -> &str {
+        &self.names[e.0..e.0 + e.1 as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The shard the index puts tensor `name` in.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .binary_search_by(|e| self.name(e).cmp(name))
+            .ok()
+            .map(|k| self.shards[self.entries[k].2 as usize].as_str())
+    }
+
+    /// Every (name, shard), sorted by name.
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|e| (self.name(e), self.shards[e.2 as usize].as_str()))
+    }
+}
+
+impl<'de> Deserialize<'de> for WeightMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(WeightMapVisitor)
+    }
+}
+
+struct WeightMapVisitor;
+
+impl<'de> Visitor<'de> for WeightMapVisitor {
+    type Value = WeightMap;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<WeightMap, A::Error> {
+        let mut w = WeightMap::default();
+        let mut shard_of: HashMap<String, u32> = HashMap::new();
+        let mut shard = String::new();
+        loop {
+            let start = w.names.len();
+            if map.next_key_seed(AppendStr(&mut w.names))?.is_none() {
+                break;
+            }
+            let len = u32::try_from(w.names.len() - start)
+                .map_err(|_| de::Error::custom("a tensor name longer than 4 GiB"))?;
+            shard.clear();
+            map.next_value_seed(AppendStr(&mut shard))?;
+            let k = match shard_of.get(shard.as_str()) {
+                Some(&k) => k,
+                None => {
+                    let k = u32::try_from(w.shards.len())
+                        .map_err(|_| de::Error::custom("more than 4294967295 shards"))?;
+                    shard_of.insert(shard.clone(), k);
+                    w.shards.push(shard.clone());
+                    k
+                }
+            };
+            w.entries.push((start, len, k));
+        }
+        // By name, and of equal names the later first, which the dedup keeps.
+        let names = &w.names;
+        w.entries.sort_unstable_by(|a, b| {
+            names[a.0..a.0 + a.1 as usize]
+                .cmp(&names[b.0..b.0 + b.1 as usize])
+                .then(b.0.cmp(&a.0))
+        });
+        w.entries.dedup_by(|later, kept| {
+            names[later.0..later.0 + later.1 as usize] == names[kept.0..kept.0 + kept.1 as usize]
+        });
+        w.entries.shrink_to_fit();
+        Ok(w)
+    }
+}
+
+/// Deserializes a JSON string by appending it to a `String`: no allocation
+/// per string.
+struct AppendStr<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for AppendStr<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
+    }
 }
 
 /// Parses an index's text and lists its shards (sorted, each once), each
@@ -61,9 +185,19 @@ pub(crate) fn parse_index(index_path: &Path, text: &[u8]) -> Result<(Index, Vec<
         return Err(shards_err("`weight_map` lists no tensors".into()));
     }
     // Shard files in the order of their names.
-    let mut shard_names: Vec<String> = index.weight_map.values().cloned().collect();
+    let mut used = vec![false; index.weight_map.shards.len()];
+    for e in &index.weight_map.entries {
+        used[e.2 as usize] = true;
+    }
+    let mut shard_names: Vec<String> = index
+        .weight_map
+        .shards
+        .iter()
+        .zip(&used)
+        .filter(|&(_, &used)| used)
+        .map(|(s, _)| s.clone())
+        .collect();
     shard_names.sort_unstable();
-    shard_names.dedup();
     for name in &shard_names {
         if !Path::new(name)
             .components()
@@ -91,6 +225,8 @@ pub(crate) fn open_index_within(
         .read_to_end(&mut text)
         .map_err(LoadError::io(index_path))?;
     let (index, shard_names) = parse_index(index_path, &text)?;
+    // An index of a million tensors is tens of megabytes: parsed, it goes.
+    drop(text);
     let shards_err = |reason: String| LoadError::Shards {
         path: index_path.to_owned(),
         reason,

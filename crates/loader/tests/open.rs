@@ -429,3 +429,84 @@ fn error_messages_escape_what_came_from_a_file() {
     );
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+/// A header of many tensors is moved into the model a slice at a time:
+/// every tensor arrives once, in file order, each found by its name.
+#[test]
+fn a_header_of_many_tensors_opens_whole_and_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.safetensors");
+    let n = 10_007;
+    // Names whose sorted order is not the file order.
+    let names: Vec<String> = (0..n).map(|i| format!("m{}.w", (i * 7919) % n)).collect();
+    let one = [1u8];
+    let tensors: Vec<(TensorMeta, &[u8])> = names
+        .iter()
+        .map(|name| (meta(name, Dtype::U8, &[1]), &one[..]))
+        .collect();
+    let f = std::fs::File::create(&path).unwrap();
+    write_safetensors(f, &tensors, &Default::default()).unwrap();
+    let header = modeltool_format::Header::from_file_bytes(&std::fs::read(&path).unwrap()).unwrap();
+
+    let model = Model::open(&path, OpenOptions::default()).unwrap();
+    let got: Vec<(&str, Option<u64>)> = model
+        .entries()
+        .iter()
+        .map(|e| (e.meta.name.as_str(), e.offset()))
+        .collect();
+    let want: Vec<(&str, Option<u64>)> = header
+        .tensors
+        .iter()
+        .map(|t| {
+            (
+                t.meta.name.as_str(),
+                Some(header.data_start() + t.data_offsets.0),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), n);
+    assert_eq!(got, want);
+    for name in &names {
+        assert_eq!(&model.entry(name).unwrap().meta.name, name);
+    }
+}
+
+/// The index's names are matched as JSON reads them (escapes decoded), and
+/// a name the index lists twice is where its last listing puts it, as for
+/// any JSON object read into a map.
+#[test]
+fn index_names_are_read_as_json_and_the_last_listing_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        modeltool_loader::shard_name(0, 2),
+        modeltool_loader::shard_name(1, 2),
+    );
+    write_st(&dir.path().join(&a), &["caf\u{e9}", "q\"uote"], &[], false);
+    write_st(&dir.path().join(&b), &["t"], &[], false);
+    let index = |map: &str| {
+        std::fs::write(
+            dir.path().join(INDEX_NAME),
+            format!(r#"{{"metadata": {{"total_size": 24}}, "weight_map": {{{map}}}}}"#),
+        )
+        .unwrap();
+    };
+    index(&format!(
+        r#""caf\u00e9": "{a}", "q\"uote": "{a}", "t": "{a}", "t": "{b}""#
+    ));
+    let model = Model::open(dir.path(), OpenOptions::default()).unwrap();
+    assert_eq!(model.entries().len(), 3);
+    assert!(model.warnings().is_empty(), "{:?}", model.warnings());
+    assert!(model.entry("caf\u{e9}").is_ok() && model.entry("q\"uote").is_ok());
+
+    index(&format!(
+        r#""caf\u00e9": "{a}", "q\"uote": "{a}", "t": "{b}", "t": "{a}""#
+    ));
+    // Shard b is then listed for nothing, so not read.
+    let e = open_err(dir.path()).to_string();
+    assert!(
+        e.contains(&format!(
+            "index puts `t` in `{a}`, but that shard does not hold it"
+        )),
+        "{e}"
+    );
+}

@@ -492,3 +492,56 @@ fn io_errors_from_the_writers_pass_through() {
         .expect_err("broken writer");
     assert!(matches!(e, FormatError::Io(_)), "{e:?}");
 }
+
+/// The parser sizes its tensor list from a count of `"data_offsets"` in
+/// the text: a count that is too high (the word as a metadata value or a
+/// name) or too low (the key written with an escape) must change nothing
+/// but that guess.
+#[test]
+fn a_wrong_count_of_entries_changes_nothing() {
+    let entry = |name: &str, key: &str, i: u64| {
+        format!(
+            r#""{name}":{{"dtype":"U8","shape":[1],"{key}":[{i},{}]}}"#,
+            i + 1
+        )
+    };
+    let decoys: Vec<String> = (0..200)
+        .map(|i| format!(r#""k{i}":"data_offsets""#))
+        .collect();
+    let mut parts = vec![format!(r#""__metadata__":{{{}}}"#, decoys.join(","))];
+    for i in 0..50 {
+        let key = if i % 2 == 0 {
+            "data_offsets"
+        } else {
+            r"data\u005foffsets"
+        };
+        parts.push(entry(&format!("t{i}"), key, i));
+    }
+    parts.push(entry("data_offsets", "data_offsets", 50));
+    let json = format!("{{{}}}", parts.join(","));
+    let h = Header::from_file_bytes(&file(&json, &[7; 51])).expect("a valid header");
+    let names: Vec<&str> = h.tensors.iter().map(|t| t.meta.name.as_str()).collect();
+    let mut want: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    want.push("data_offsets".to_owned());
+    assert_eq!(names, want);
+    assert!(
+        h.tensors
+            .iter()
+            .all(|t| t.meta.shape == [1] && t.byte_len() == 1)
+    );
+    assert_eq!(h.metadata.len(), 200);
+    assert_eq!(h.metadata["k7"], "data_offsets");
+}
+
+/// An entry that fails validation while the header is read stops the
+/// parse with its own error, not a JSON error, even when the text after
+/// it is not JSON.
+#[test]
+fn a_bad_entry_is_reported_as_itself_before_the_rest_is_read() {
+    let json = r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"Q9","shape":[1],"data_offsets":[1,2]},"c": nonsense"#;
+    let e = header_err(&file(json, &[0; 2]));
+    assert!(
+        matches!(&e, FormatError::UnknownDtype { name, dtype } if name == "b" && dtype == "Q9"),
+        "{e:?}"
+    );
+}

@@ -363,6 +363,7 @@ fn open_index(
     let index_path = names.shown.clone();
     let text = whole(&file, MAX_INDEX_LEN, "an index")?;
     let (index, shard_names) = shards::parse_index(&index_path, &text)?;
+    drop(text);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(client.settings.concurrency.min(shard_names.len()).max(1))
         .build()

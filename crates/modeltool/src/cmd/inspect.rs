@@ -34,6 +34,15 @@ pub struct InspectArgs {
 
 /// Runs the command.
 pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    // Buffered: the JSON report of a million tensors is tens of millions
+    // of lines, each a write of its own to a line-buffered stdout.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    report(args, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn report(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let model = super::open(&args.input)?;
     let options = InspectOptions {
         depth: args.depth.map(usize::from),
