@@ -41,9 +41,10 @@ pub const MAX_COLUMNS: usize = 400;
 /// heading lines, at most the tensor limit of rows, one line per file).
 /// The sum of every section's cap: the title, 10 warnings, the summary
 /// (each item wrapped on at most 4 lines, 22 dtypes, 11 packings), 40 tree
-/// rows, 40 layer rows with their notes, the size section and 20 metadata
-/// entries.
-pub const MAX_LINES: usize = 400;
+/// rows, 40 layer rows with their notes, the size section, 20 metadata
+/// entries, and for a GGUF file its section (a row per ggml type and the
+/// metadata summary).
+pub const MAX_LINES: usize = 400 + crate::gguf::MAX_GGUF_LINES;
 
 /// A writer that holds every line to `cols` columns: a line wider than that
 /// is cut with `…`. The text it is given is already escaped.
@@ -172,6 +173,11 @@ impl Report<'_> {
         };
         let s = &mut screen;
         self.summary(s)?;
+        if let Some(g) = &self.gguf {
+            for line in g.human_lines() {
+                s.line(&line)?;
+            }
+        }
         self.module_tree(s)?;
         if let Some(layers) = &self.layers {
             layer_table(layers, s)?;
