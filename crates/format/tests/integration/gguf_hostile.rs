@@ -494,7 +494,6 @@ fn types_without_a_decoder_are_refused_not_guessed() {
         GgmlType::I32,
         GgmlType::F64,
         GgmlType::Q8_K,
-        GgmlType::IQ2_XXS,
         GgmlType::Q1_0,
     ] {
         let data = vec![0u8; t.type_size() as usize];
