@@ -343,7 +343,9 @@ impl Report<'_> {
             .map(|d| bytes(d.bytes).len())
             .max()
             .unwrap_or(0);
-        for (name, d) in &self.dtypes {
+        // A GGUF file's dtypes are those its tensors decode to: its own
+        // section lists the ggml types it stores instead.
+        for (name, d) in self.dtypes.iter().filter(|_| self.gguf.is_none()) {
             let share = if self.parameter_count == 0 {
                 0.0
             } else {
