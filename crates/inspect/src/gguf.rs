@@ -396,8 +396,8 @@ fn scalar_text(v: &Value) -> String {
 
 /// Lines the text view of the GGUF section takes at most: a blank and a
 /// title, the type table (a heading, one row per ggml type, the total)
-/// and the metadata summary (a title and ten rows).
-pub(crate) const MAX_GGUF_LINES: usize = 2 + 2 + GgmlType::ALL.len() + 11;
+/// and the metadata summary (a title and eleven rows).
+pub(crate) const MAX_GGUF_LINES: usize = 2 + (1 + GgmlType::ALL.len() + 1) + (1 + 11);
 
 /// Width of the label column of the metadata summary.
 const KEY: usize = 18;
