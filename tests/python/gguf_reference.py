@@ -95,7 +95,10 @@ def write(out):
         add(f"q.{qtype.name}", qtype, data, shape)
     for qtype, offsets in list(RANDOM_ONLY.items()) + list(RANDOM_TOO.items()):
         block, type_size = gguf.GGML_QUANT_SIZES[qtype]
-        rows, per_row = 4, max(1, 512 // block)
+        # The codebook types get more blocks: each index reaches a row of a
+        # table of up to 2048, and random blocks should reach many of them.
+        rows = 64 if qtype.name.startswith(("IQ1", "IQ2", "IQ3")) else 4
+        per_row = max(1, 512 // block)
         data = random_blocks(rng, qtype, offsets, rows * per_row).reshape(rows, per_row * type_size)
         add(f"r.{qtype.name}", qtype, data, (rows, per_row * block))
     w.write_header_to_file()
