@@ -119,7 +119,10 @@ fn check_types(report: &Json, text: &str, expected: &[(String, u64, u64)]) {
         .unwrap_or_else(|| panic!("no `all` row in\n{text}"));
     assert!(all.contains(&format!("{whole:.2}")), "{all}");
     assert!(
-        all.contains(&format!("whole file {:.2}", 8.0 * file as f64 / elements as f64)),
+        all.contains(&format!(
+            "whole file {:.2}",
+            8.0 * file as f64 / elements as f64
+        )),
         "{all}"
     );
 }
@@ -131,10 +134,8 @@ fn the_fixture_shows_each_ggml_type_with_its_bits_per_weight() {
     let report = json(&f, &["inspect", "tiny_llama.gguf"]);
     // What the gguf package wrote (fixtures/gguf/make.py): each tensor's
     // type and row-major shape.
-    let made: Json = serde_json::from_str(
-        &std::fs::read_to_string(f.join("tiny_llama.json")).unwrap(),
-    )
-    .unwrap();
+    let made: Json =
+        serde_json::from_str(&std::fs::read_to_string(f.join("tiny_llama.json")).unwrap()).unwrap();
     let mut expected: Vec<(String, u64, u64)> = Vec::new();
     for t in made["tensors"].as_array().unwrap() {
         let name = t["type"].as_str().unwrap().to_owned();
@@ -160,6 +161,14 @@ fn the_fixture_shows_each_ggml_type_with_its_bits_per_weight() {
         "said once: {text}"
     );
     assert_eq!(text.matches("row-major").count(), 1, "{text}");
+    // Its size is its ggml types', not the f32 they decode to.
+    let me = report["landmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["this_model"] == true)
+        .unwrap();
+    assert_eq!(me["size"], "62.8 KB Q4_K");
     let s = &report["gguf"]["summary"];
     assert_eq!(s["architecture"], "llama");
     assert_eq!(s["name"], "tiny llama");
@@ -195,18 +204,41 @@ fn metadata_key_prints_one_value_whole_and_bounded() {
     let f = fixtures().join("gguf");
     // A scalar: the value alone, for scripts.
     assert_eq!(
-        ok(&f, &["inspect", "tiny_llama.gguf", "--metadata", "llama.context_length"]),
+        ok(
+            &f,
+            &[
+                "inspect",
+                "tiny_llama.gguf",
+                "--metadata",
+                "llama.context_length"
+            ]
+        ),
         "128\n"
     );
     // The key as convert writes it (under `gguf.`) works too.
     assert_eq!(
-        ok(&f, &["inspect", "tiny_llama.gguf", "--metadata", "gguf.general.name"]),
+        ok(
+            &f,
+            &[
+                "inspect",
+                "tiny_llama.gguf",
+                "--metadata",
+                "gguf.general.name"
+            ]
+        ),
         "tiny llama\n"
     );
     // An array: one element a line, cut at --limit with what is left.
     let tokens = ok(
         &f,
-        &["inspect", "tiny_llama.gguf", "--metadata", "tokenizer.ggml.tokens", "--limit", "3"],
+        &[
+            "inspect",
+            "tiny_llama.gguf",
+            "--metadata",
+            "tokenizer.ggml.tokens",
+            "--limit",
+            "3",
+        ],
     );
     let lines: Vec<&str> = tokens.lines().collect();
     assert_eq!(lines.len(), 4, "{tokens}");
@@ -214,18 +246,36 @@ fn metadata_key_prints_one_value_whole_and_bounded() {
     assert_eq!(lines[3], "... 97 more (of 100; --limit 0 shows every one)");
     let all = ok(
         &f,
-        &["inspect", "tiny_llama.gguf", "--metadata", "tokenizer.ggml.tokens", "--limit", "0"],
+        &[
+            "inspect",
+            "tiny_llama.gguf",
+            "--metadata",
+            "tokenizer.ggml.tokens",
+            "--limit",
+            "0",
+        ],
     );
     assert_eq!(all.lines().count(), 100);
     assert!(all.lines().last().unwrap().starts_with("[99] "), "{all}");
     // JSON: the exact value, every element.
-    let j = json(&f, &["inspect", "tiny_llama.gguf", "--metadata", "tokenizer.ggml.scores"]);
+    let j = json(
+        &f,
+        &[
+            "inspect",
+            "tiny_llama.gguf",
+            "--metadata",
+            "tokenizer.ggml.scores",
+        ],
+    );
     assert_eq!(j["key"], "tokenizer.ggml.scores");
     assert_eq!(j["type"], "array of f32");
     assert_eq!(j["length"], 100);
     assert_eq!(j["value"].as_array().unwrap().len(), 100);
     // A key that is not there: one error line, exit 2.
-    let r = run(&f, &["inspect", "tiny_llama.gguf", "--metadata", "llama.nope"]);
+    let r = run(
+        &f,
+        &["inspect", "tiny_llama.gguf", "--metadata", "llama.nope"],
+    );
     assert_error(&r, 2, &["tiny_llama.gguf", "`llama.nope`"]);
     assert_eq!(r.stderr.lines().count(), 1);
     assert!(r.stdout.is_empty());
@@ -246,15 +296,20 @@ fn strings_from_a_gguf_are_escaped_in_every_view() {
     let tokens = vec!["ok".to_owned(), evil.to_owned(), "a\nb".to_owned()];
     w.add_metadata("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)))
         .unwrap();
-    w.add_metadata(&format!("{evil}.rope.freq_base"), Value::F32(10000.0))
+    w.add_metadata(format!("{evil}.rope.freq_base"), Value::F32(10000.0))
         .unwrap();
-    w.add_tensor(&format!("w{evil}"), &[32], GgmlType::F32, vec![0u8; 128])
+    w.add_tensor(format!("w{evil}"), &[32], GgmlType::F32, vec![0u8; 128])
         .unwrap();
     std::fs::write(d.join("evil.gguf"), w.to_bytes().unwrap()).unwrap();
     for args in [
         &["inspect", "evil.gguf"][..],
         &["inspect", "evil.gguf", "--tensors"],
-        &["inspect", "evil.gguf", "--metadata", "tokenizer.ggml.tokens"],
+        &[
+            "inspect",
+            "evil.gguf",
+            "--metadata",
+            "tokenizer.ggml.tokens",
+        ],
         &["inspect", "evil.gguf", "--metadata", "general.name"],
     ] {
         let out = ok(d, args);
@@ -265,8 +320,19 @@ fn strings_from_a_gguf_are_escaped_in_every_view() {
         );
         assert!(out.contains("\\u{1b}"), "{args:?}: {out}");
     }
-    let tokens = ok(d, &["inspect", "evil.gguf", "--metadata", "tokenizer.ggml.tokens"]);
-    assert!(tokens.contains("[2] a\\u{a}b") || tokens.contains("[2] a\\nb"), "{tokens}");
+    let tokens = ok(
+        d,
+        &[
+            "inspect",
+            "evil.gguf",
+            "--metadata",
+            "tokenizer.ggml.tokens",
+        ],
+    );
+    assert!(
+        tokens.contains("[2] a\\u{a}b") || tokens.contains("[2] a\\nb"),
+        "{tokens}"
+    );
     // JSON keeps the exact strings (a JSON encoder escapes them).
     let j = json(d, &["inspect", "evil.gguf", "--metadata", "general.name"]);
     assert_eq!(j["value"], format!("n{evil}"));
@@ -291,8 +357,21 @@ fn a_llama_shaped_file_the_gguf_package_writes_is_summarised() {
     let out = Command::new(&python)
         .arg(script("gguf_llama.py"))
         .args([
-            "l.gguf", "--layers", "8", "--dim", "512", "--ff", "1024", "--vocab", "3000",
-            "--heads", "8", "--kv-heads", "2", "--name", "small llama",
+            "l.gguf",
+            "--layers",
+            "8",
+            "--dim",
+            "512",
+            "--ff",
+            "1024",
+            "--vocab",
+            "3000",
+            "--heads",
+            "8",
+            "--kv-heads",
+            "2",
+            "--name",
+            "small llama",
         ])
         .current_dir(d)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -353,7 +432,10 @@ fn a_llama_shaped_file_the_gguf_package_writes_is_summarised() {
     // Three 3000-element arrays: described, not dumped.
     assert!(!text.contains("tok10"), "{text}");
     assert!(text.lines().count() < 80, "{text}");
-    let tokens = ok(d, &["inspect", "l.gguf", "--metadata", "tokenizer.ggml.tokens"]);
+    let tokens = ok(
+        d,
+        &["inspect", "l.gguf", "--metadata", "tokenizer.ggml.tokens"],
+    );
     assert_eq!(tokens.lines().count(), 201, "200 and the cut");
     assert!(tokens.ends_with("... 2,800 more (of 3,000; --limit 0 shows every one)\n"));
 }

@@ -13,8 +13,7 @@ use modeltool_loader::{GGUF_PREFIX, GgufInfo, MAX_ARRAY_SHOWN, Model, value_json
 use serde::Serialize;
 
 /// What the report says once about shapes in a GGUF file.
-pub const SHAPE_ORDER: &str =
-    "row-major, slowest dimension first: ggml stores ne0 (the fastest) first, so shapes are its dimensions reversed";
+pub const SHAPE_ORDER: &str = "row-major, slowest dimension first: ggml stores ne0 (the fastest) first, so shapes are its dimensions reversed";
 
 /// The GGUF section of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -458,9 +457,15 @@ impl GgufReport {
             }),
         );
         row("context length", m.context_length.as_ref().map(json_text));
-        row("embedding length", m.embedding_length.as_ref().map(json_text));
+        row(
+            "embedding length",
+            m.embedding_length.as_ref().map(json_text),
+        );
         row("blocks", m.block_count.as_ref().map(json_text));
-        row("feed forward", m.feed_forward_length.as_ref().map(json_text));
+        row(
+            "feed forward",
+            m.feed_forward_length.as_ref().map(json_text),
+        );
         let heads = match (&m.head_count, &m.head_count_kv) {
             (None, None) => None,
             (h, kv) => Some(format!(

@@ -474,6 +474,18 @@ impl<'m> Report<'m> {
             .warnings
             .extend(model.warnings().iter().map(ToString::to_string));
         report.gguf = GgufReport::from_model(model);
+        // A GGUF file is as large as it is for its ggml types, not for the
+        // f32 its quantized tensors decode to.
+        if let Some(main) = report.gguf.as_ref().and_then(|g| g.types.first()) {
+            let size = format!(
+                "{} {}",
+                crate::units::bytes(report.file_bytes),
+                main.ggml_type
+            );
+            if let Some(l) = report.landmarks.iter_mut().find(|l| l.this_model) {
+                l.size = size;
+            }
+        }
         let folder = model
             .files()
             .first()

@@ -40,10 +40,7 @@ pub struct GgufInfo {
 impl GgufInfo {
     /// The value of metadata key `key`, exactly as the file spells it.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
 
