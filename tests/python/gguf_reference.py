@@ -32,6 +32,11 @@ QUANTIZABLE = [T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.T
 RANDOM_ONLY = {
     T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
     T.IQ4_NL: [0], T.IQ4_XS: [0], T.NVFP4: [],
+}
+# The codebook types, from a generator of their own (the blocks of the
+# types above stay what they were), in more blocks: each index reaches a
+# row of a table of up to 2048, and random blocks should reach many.
+CODEBOOK = {
     T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0],
     T.IQ1_S: [0], T.IQ1_M: [],
 }
@@ -95,11 +100,14 @@ def write(out):
         add(f"q.{qtype.name}", qtype, data, shape)
     for qtype, offsets in list(RANDOM_ONLY.items()) + list(RANDOM_TOO.items()):
         block, type_size = gguf.GGML_QUANT_SIZES[qtype]
-        # The codebook types get more blocks: each index reaches a row of a
-        # table of up to 2048, and random blocks should reach many of them.
-        rows = 64 if qtype.name.startswith(("IQ1", "IQ2", "IQ3")) else 4
-        per_row = max(1, 512 // block)
+        rows, per_row = 4, max(1, 512 // block)
         data = random_blocks(rng, qtype, offsets, rows * per_row).reshape(rows, per_row * type_size)
+        add(f"r.{qtype.name}", qtype, data, (rows, per_row * block))
+    codebook_rng = np.random.default_rng(5678)
+    for qtype, offsets in CODEBOOK.items():
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        rows, per_row = 64, max(1, 512 // block)
+        data = random_blocks(codebook_rng, qtype, offsets, rows * per_row).reshape(rows, per_row * type_size)
         add(f"r.{qtype.name}", qtype, data, (rows, per_row * block))
     w.write_header_to_file()
     w.write_kv_data_to_file()
