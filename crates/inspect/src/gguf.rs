@@ -441,6 +441,7 @@ impl GgufReport {
 
         let m = &self.summary;
         lines.push("Model metadata".to_owned());
+        let title = lines.len();
         let mut row = |k: &str, v: Option<String>| {
             if let Some(v) = v {
                 lines.push(format!("  {k:<KEY$}{v}"));
@@ -511,6 +512,10 @@ impl GgufReport {
                     .join(", ")
             }),
         );
+        if lines.len() == title {
+            lines[title - 1] =
+                "Model metadata: none of the keys llama.cpp reads (general.*, ARCH.*)".to_owned();
+        }
         lines
     }
 }
