@@ -5,8 +5,9 @@
 #   bash benches/all.sh               # the full suite, ~10-20 minutes on 2 cores
 #   QUICK=1 bash benches/all.sh       # small inputs, 3 repetitions: a smoke test
 #
-# 1. Builds the release binary and the two example programs it times
-#    (modeltool, modeltool-loader's touch_all, modeltool-net's forward_bench)
+# 1. Builds the release binary and the three example programs it times
+#    (modeltool, modeltool-loader's touch_all, modeltool-net's forward_bench,
+#    modeltool-format's gguf_dequant)
 #    and copies them into a scratch folder, so that a concurrent
 #    `cargo build` cannot swap them mid-run.
 # 2. Sets up the Python peers in a virtual environment ($VENV, default
@@ -42,6 +43,8 @@
 #                  loader  touch every tensor of a 91 MB model (#3)
 #                  shards  inspect a 175B sharded checkpoint; data untouched (#3, #4)
 #                  run     run an MLP against numpy; GFLOP/s in process (#5)
+#                  gguf    inspect a 7B-shaped Q4_K_M GGUF against gguf-dump; dequantize
+#                          100M Q4_K values against gguf.quants (#14; benches/gguf.sh)
 #   OUT=PATH     where to write the report (default docs/PERFORMANCE.md)
 #   REPS=N       repetitions of the fast groups (default 7; QUICK 3)
 #   VENV=DIR     the virtual environment (default target/bench-venv)
@@ -64,7 +67,7 @@ else
     MODE=full
     REPS=${REPS:-7}
 fi
-ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats,pytorch
+ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats,pytorch,gguf
 ONLY=${ONLY:-$ALL_GROUPS}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -96,11 +99,12 @@ mkdir "$WORK/bin"
 echo "results: $RESULTS" >&2
 
 # ------------------------------------------------------------ 1. build
-log "cargo build --release (modeltool, examples touch_all and forward_bench)"
+log "cargo build --release (modeltool, examples touch_all, forward_bench and gguf_dequant)"
 BUILD=ok
 for spec in "modeltool --bin modeltool:release/modeltool" \
             "modeltool-loader --example touch_all:release/examples/touch_all" \
-            "modeltool-net --example forward_bench:release/examples/forward_bench"; do
+            "modeltool-net --example forward_bench:release/examples/forward_bench" \
+            "modeltool-format --example gguf_dequant:release/examples/gguf_dequant"; do
     # shellcheck disable=SC2086 # the package and target arguments split on purpose
     if ! cargo build --release --quiet -p ${spec%%:*}; then
         BUILD=failed
@@ -432,6 +436,13 @@ if want pytorch; then
     log "pytorch: convert a GPT-2-medium-shaped pytorch_model.bin against torch; cold inspect"
     BIN="$BIN" PYTHON="$PYTHON" REPS="$REPS" WORK="$CACHE/pytorch" bash "$BENCHES/pytorch.sh" |
         tee "$RESULTS/pytorch.txt" >&2
+fi
+
+if want gguf; then
+    log "gguf: inspect a 7B-shaped Q4_K_M GGUF against gguf-dump; dequantize Q4_K against gguf.quants"
+    GGUF_VALUES=$([[ $MODE == quick ]] && echo 10000000 || echo 100000000)
+    BIN="$BIN" DEQUANT="$WORK/bin/gguf_dequant" PYTHON="$PYTHON" REPS="$REPS" VALUES="$GGUF_VALUES" \
+        WORK="$CACHE/gguf" bash "$BENCHES/gguf.sh" | tee "$RESULTS/gguf.txt" >&2
 fi
 
 # ------------------------------------------------------------ 5. report

@@ -324,7 +324,11 @@ fn assert_fits(what: &str, r: &Run) {
 #[test]
 fn inspect_output_on_the_fixtures_fits_80_columns() {
     let f = fixtures();
-    for model in ["multi_dtype.safetensors", "height.json"] {
+    for model in [
+        "multi_dtype.safetensors",
+        "height.json",
+        "gguf/tiny_llama.gguf",
+    ] {
         for extra in [&[][..], &["--tensors"], &["--depth", "9"]] {
             let mut args = vec!["inspect", model];
             args.extend_from_slice(extra);

@@ -234,7 +234,7 @@ fn files_the_gguf_package_writes_convert_bit_exactly_with_its_dequantizer() {
         "gguf_convert_check.py",
         &["dequantized", "ref", "ref.safetensors"],
     );
-    assert!(out.contains("27 tensors bit-exact"), "{out}");
+    assert!(out.contains("34 tensors bit-exact"), "{out}");
     // Kept as blocks and back: the package's file, byte for byte.
     ok(
         d,
@@ -279,8 +279,8 @@ fn gguf_files_modeltool_writes_read_back_in_the_gguf_package() {
     }
 }
 
-/// A GGUF file with one IQ2_XXS tensor (a type modeltool has no decoder
-/// for) of 256 values, made by hand.
+/// A GGUF file with one Q1_0 tensor (a type neither the `gguf` package
+/// nor modeltool decodes) of 256 values, made by hand.
 fn iq2_gguf() -> Vec<u8> {
     let mut f = b"GGUF".to_vec();
     f.extend_from_slice(&3u32.to_le_bytes());
@@ -290,10 +290,10 @@ fn iq2_gguf() -> Vec<u8> {
     f.extend_from_slice(b"iq");
     f.extend_from_slice(&1u32.to_le_bytes());
     f.extend_from_slice(&256u64.to_le_bytes());
-    f.extend_from_slice(&16u32.to_le_bytes()); // IQ2_XXS
+    f.extend_from_slice(&41u32.to_le_bytes()); // Q1_0
     f.extend_from_slice(&0u64.to_le_bytes());
     f.resize(f.len().next_multiple_of(32), 0);
-    f.extend((0..66u8).map(|i| i.wrapping_mul(7)));
+    f.extend((0..36u8).map(|i| i.wrapping_mul(7)));
     f.resize(f.len().next_multiple_of(32), 0);
     f
 }
@@ -359,7 +359,7 @@ fn a_type_without_a_decoder_is_refused_unless_kept() {
     assert_error(
         &run_in(d, &["convert", "iq.gguf", "iq.safetensors"]),
         2,
-        &["iq.gguf", "`iq`", "IQ2_XXS", "--keep-quantized"],
+        &["iq.gguf", "`iq`", "Q1_0", "--keep-quantized"],
     );
     assert!(!d.join("iq.safetensors").exists());
     ok(

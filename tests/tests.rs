@@ -12,6 +12,7 @@ mod cli;
 mod escapes;
 mod faults;
 mod gguf_cli;
+mod gguf_inspect;
 mod inspect;
 mod interop;
 mod loader_cli;

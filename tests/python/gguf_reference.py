@@ -33,6 +33,13 @@ RANDOM_ONLY = {
     T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
     T.IQ4_NL: [0], T.IQ4_XS: [0], T.NVFP4: [],
 }
+# The codebook types, from a generator of their own (the blocks of the
+# types above stay what they were), in more blocks: each index reaches a
+# row of a table of up to 2048, and random blocks should reach many.
+CODEBOOK = {
+    T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0],
+    T.IQ1_S: [0], T.IQ1_M: [],
+}
 # Quantizable types also get random blocks, to reach every bit pattern.
 RANDOM_TOO = {
     T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
@@ -60,6 +67,10 @@ def random_blocks(rng, qtype, scale_offsets, n_blocks):
     b = rng.integers(0, 256, size=(n_blocks, type_size), dtype=np.uint8)
     for off in scale_offsets:
         b[:, off:off + 2] = finite_f16_bits(rng, n_blocks).view(np.uint8).reshape(n_blocks, 2)
+    if qtype == T.IQ1_M:
+        # Its f16 scale is the top nibble of each of the four u16 scale
+        # words (bytes 48..56); bit 14 of the f16 is bit 6 of byte 55.
+        b[:, 55] &= 0xBF
     return b
 
 
@@ -71,7 +82,8 @@ def write(out):
     w.add_custom_alignment(64)
     for key, vtype, value in METADATA:
         w.add_key_value(key, value, vtype)
-    manifest = {"gguf_version": gguf_version(), "tensors": []}
+    manifest = {"gguf_version": gguf_version(), "tensors": [],
+                "package_dequantizes": package_dequantizes()}
 
     def add(name, qtype, data, shape):
         w.add_tensor(name, data, raw_dtype=qtype if data.dtype == np.uint8 else None)
@@ -91,6 +103,12 @@ def write(out):
         rows, per_row = 4, max(1, 512 // block)
         data = random_blocks(rng, qtype, offsets, rows * per_row).reshape(rows, per_row * type_size)
         add(f"r.{qtype.name}", qtype, data, (rows, per_row * block))
+    codebook_rng = np.random.default_rng(5678)
+    for qtype, offsets in CODEBOOK.items():
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        rows, per_row = 64, max(1, 512 // block)
+        data = random_blocks(codebook_rng, qtype, offsets, rows * per_row).reshape(rows, per_row * type_size)
+        add(f"r.{qtype.name}", qtype, data, (rows, per_row * block))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -106,6 +124,19 @@ def write(out):
     (out / "q8_in.f32").write_bytes(x.tobytes())
     (out / "q8_out.bin").write_bytes(quantize(x.reshape(-1, 32), T.Q8_0).tobytes())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def package_dequantizes():
+    """Every ggml type gguf.quants.dequantize decodes."""
+    names = []
+    for t in T:
+        try:
+            _, type_size = gguf.GGML_QUANT_SIZES[t]
+            dequantize(np.zeros((1, type_size), dtype=np.uint8), t)
+        except (NotImplementedError, KeyError):
+            continue
+        names.append(t.name)
+    return names
 
 
 def gguf_version():

@@ -41,9 +41,10 @@ pub const MAX_COLUMNS: usize = 400;
 /// heading lines, at most the tensor limit of rows, one line per file).
 /// The sum of every section's cap: the title, 10 warnings, the summary
 /// (each item wrapped on at most 4 lines, 22 dtypes, 11 packings), 40 tree
-/// rows, 40 layer rows with their notes, the size section and 20 metadata
-/// entries.
-pub const MAX_LINES: usize = 400;
+/// rows, 40 layer rows with their notes, the size section, 20 metadata
+/// entries, and for a GGUF file its section (a row per ggml type and the
+/// metadata summary).
+pub const MAX_LINES: usize = 400 + crate::gguf::MAX_GGUF_LINES;
 
 /// A writer that holds every line to `cols` columns: a line wider than that
 /// is cut with `…`. The text it is given is already escaped.
@@ -154,6 +155,11 @@ impl Report<'_> {
         };
         let s = &mut screen;
         self.summary(s)?;
+        if let Some(g) = &self.gguf {
+            for line in g.human_lines() {
+                s.line(&line)?;
+            }
+        }
         self.module_tree(s)?;
         if let Some(layers) = &self.layers {
             layer_table(layers, s)?;
@@ -319,7 +325,9 @@ impl Report<'_> {
             .map(|d| bytes(d.bytes).len())
             .max()
             .unwrap_or(0);
-        for (name, d) in &self.dtypes {
+        // A GGUF file's dtypes are those its tensors decode to: its own
+        // section lists the ggml types it stores instead.
+        for (name, d) in self.dtypes.iter().filter(|_| self.gguf.is_none()) {
             let share = if self.parameter_count == 0 {
                 0.0
             } else {

@@ -53,6 +53,7 @@ mod buffers;
 mod config;
 mod error;
 mod facts;
+mod gguf;
 pub mod growth;
 mod human;
 mod layers;
@@ -66,6 +67,9 @@ pub use crate::buffers::buffer_kind;
 pub use crate::config::{HfConfig, MAX_CONFIG_BYTES};
 pub use crate::error::InspectError;
 pub use crate::facts::{FileFacts, ModelFacts, TensorFacts};
+pub use crate::gguf::{
+    ArraySummary, GgmlTypeTotals, GgufReport, GgufSummary, MetadataValue, SHAPE_ORDER,
+};
 pub use crate::human::{MAX_COLUMNS, MAX_LINES, screen_columns};
 pub use crate::layers::{ACTIVATIONS, LayerRow, LayerTable};
 pub use crate::quant::{Packing, Quantization};

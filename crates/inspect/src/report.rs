@@ -11,6 +11,7 @@ use serde::ser::{SerializeSeq, Serializer};
 use crate::buffers::buffer_kind;
 use crate::config::HfConfig;
 use crate::facts::{FileFacts, ModelFacts, TensorFacts, element_count};
+use crate::gguf::GgufReport;
 use crate::layers::{LayerTable, table};
 use crate::quant::{Quantization, recognise};
 use crate::source::Source;
@@ -148,6 +149,10 @@ pub struct Report<'m> {
     /// The architecture's layer table, when the model stores one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<LayerTable>,
+    /// For a GGUF file: per ggml type totals and bits per weight, and the
+    /// metadata summary (see [`GgufReport`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gguf: Option<GgufReport>,
     #[serde(skip)]
     pub(crate) view: View,
 }
@@ -468,6 +473,19 @@ impl<'m> Report<'m> {
         report
             .warnings
             .extend(model.warnings().iter().map(ToString::to_string));
+        report.gguf = GgufReport::from_model(model);
+        // A GGUF file is as large as it is for its ggml types, not for the
+        // f32 its quantized tensors decode to.
+        if let Some(main) = report.gguf.as_ref().and_then(|g| g.types.first()) {
+            let size = format!(
+                "{} {}",
+                crate::units::bytes(report.file_bytes),
+                main.ggml_type
+            );
+            if let Some(l) = report.landmarks.iter_mut().find(|l| l.this_model) {
+                l.size = size;
+            }
+        }
         let folder = model
             .files()
             .first()
@@ -713,6 +731,7 @@ impl<'m> Report<'m> {
                 json: kind == "json",
             },
             layers,
+            gguf: None,
             view: View {
                 depth,
                 height,

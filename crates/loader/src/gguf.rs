@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use modeltool_format::gguf::{self, Array, GgufError, GgufHeader, Parsed, Value};
+use modeltool_format::gguf::{self, Array, GgmlType, GgufError, GgufHeader, Parsed, Value};
 use modeltool_format::text::Escaped;
 use modeltool_format::{Dtype, ModelMetadata, TensorMeta, is_sha256_hex, keys};
 
@@ -18,6 +18,31 @@ pub const GGUF_PREFIX: &str = "gguf.";
 /// Arrays with more elements than this are summarised ("array of 151936
 /// string") in the metadata instead of rendered.
 pub const MAX_ARRAY_SHOWN: usize = 16;
+
+/// A GGUF file's header as the file has it, kept beside the entries
+/// ([`Model::gguf`]): what a report about GGUF needs beyond tensors and
+/// text metadata. The tensor data is not part of it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct GgufInfo {
+    /// The format version (2 or 3).
+    pub version: u32,
+    /// `general.alignment`, or 32 when absent.
+    pub alignment: u32,
+    /// Where the data section starts (the header's length, padded).
+    pub data_start: u64,
+    /// Every metadata entry in file order, typed, arrays whole.
+    pub metadata: Vec<(String, Value)>,
+    /// Each tensor's ggml type, in the order of [`Model::entries`].
+    pub types: Vec<GgmlType>,
+}
+
+impl GgufInfo {
+    /// The value of metadata key `key`, exactly as the file spells it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
 
 /// The first read of a header; real headers with a large vocabulary are a
 /// few MB, and [`gguf::parse`] says how much more it needs.
@@ -143,6 +168,13 @@ pub(crate) fn open(path: &Path, mut file: ModelFile) -> Result<Model> {
         });
     }
     model.files.push(file);
+    model.gguf = Some(Box::new(GgufInfo {
+        version: header.version,
+        alignment: header.alignment,
+        data_start: header.data_start,
+        types: header.tensors.iter().map(|t| t.ggml_type).collect(),
+        metadata: header.metadata,
+    }));
     model.metadata = ModelMetadata {
         user,
         checksums: BTreeMap::new(),
@@ -168,6 +200,28 @@ fn render_array(a: &Array) -> String {
         return format!("array of {} {}", a.len(), a.element_type());
     }
     array_json(a).to_string()
+}
+
+/// A metadata value as JSON, exact: integers as numbers, floats as numbers
+/// (a NaN or infinity as its text), strings as they are, arrays whole
+/// (nested ones too).
+///
+/// ```
+/// use modeltool_format::gguf::{Array, Value};
+/// let v = Value::Array(Array::String(vec!["<s>".into(), "</s>".into()]));
+/// assert_eq!(modeltool_loader::value_json(&v), serde_json::json!(["<s>", "</s>"]));
+/// ```
+pub fn value_json(value: &Value) -> serde_json::Value {
+    fn whole(a: &Array) -> serde_json::Value {
+        match a {
+            Array::Array(v) => serde_json::Value::Array(v.iter().map(whole).collect()),
+            other => array_json(other),
+        }
+    }
+    match value {
+        Value::Array(a) => whole(a),
+        other => scalar_json(other),
+    }
 }
 
 fn array_json(a: &Array) -> serde_json::Value {

@@ -42,7 +42,8 @@
 //! [`LoadError::Gguf`]. Metadata values are kept as text in
 //! [`ModelMetadata::user`] under `gguf.` ([`GGUF_PREFIX`]); arrays longer
 //! than [`MAX_ARRAY_SHOWN`] (a vocabulary) are summarised as their type and
-//! length. modeltool's own keys (`modeltool.sha256.<name>`,
+//! length; [`Model::gguf`] keeps the typed values and each tensor's ggml
+//! type ([`GgufInfo`]). modeltool's own keys (`modeltool.sha256.<name>`,
 //! `modeltool.architecture`) keep their meaning; a tensor's checksum
 //! covers the bytes [`Model::bytes`] returns (the decoded f32 values for a
 //! quantized tensor; the blocks for a type with no decoder), so it
@@ -133,7 +134,7 @@ use crate::file::{Handles, open_regular};
 
 pub use crate::error::{LoadError, Result};
 pub use crate::file::{MAX_OPEN_FILES, ModelFile};
-pub use crate::gguf::{GGUF_PREFIX, MAX_ARRAY_SHOWN};
+pub use crate::gguf::{GGUF_PREFIX, GgufInfo, MAX_ARRAY_SHOWN, value_json};
 pub use crate::pytorch::{
     DROPPED_KEY, MAX_METADATA_BYTES, MAX_METADATA_VALUES, TIED_PREFIX, TorchView,
 };
@@ -428,6 +429,8 @@ pub struct Model {
     incomplete: Option<String>,
     /// PyTorch views, shared storages and zip directories.
     torch: pytorch::TorchState,
+    /// A GGUF file's header as it is (metadata values, ggml types).
+    gguf: Option<Box<GgufInfo>>,
 }
 
 impl Model {
@@ -444,6 +447,7 @@ impl Model {
             warnings: Vec::new(),
             incomplete: None,
             torch: Default::default(),
+            gguf: None,
         }
     }
 
@@ -829,6 +833,12 @@ impl Model {
     /// [`Entry`] instead; `checksums` here is empty.
     pub fn metadata(&self) -> &ModelMetadata {
         &self.metadata
+    }
+
+    /// A GGUF file's header as the file has it: typed metadata values
+    /// (arrays whole) and each tensor's ggml type. `None` for other kinds.
+    pub fn gguf(&self) -> Option<&GgufInfo> {
+        self.gguf.as_deref()
     }
 
     /// What is not right about the model but did not stop it from opening

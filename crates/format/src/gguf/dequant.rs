@@ -7,6 +7,9 @@ use rayon::prelude::*;
 
 use super::GgmlType;
 use super::error::{GgufError, Result};
+use super::iq_tables::{
+    IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS,
+};
 
 /// Whether [`dequantize`] decodes `ggml_type`.
 ///
@@ -23,15 +26,13 @@ fn why_not(t: GgmlType) -> Option<&'static str> {
     use GgmlType::*;
     match t {
         F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2_K | Q3_K | Q4_K | Q5_K | Q6_K
-        | TQ1_0 | TQ2_0 | IQ4_NL | IQ4_XS | MXFP4 | NVFP4 => None,
+        | TQ1_0 | TQ2_0 | IQ4_NL | IQ4_XS | MXFP4 | NVFP4 | IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS
+        | IQ3_S | IQ1_S | IQ1_M => None,
         I8 | I16 | I32 | I64 | F64 => {
             Some("it is a plain type, copied with its own dtype rather than turned into f32")
         }
         Q8_1 | Q8_K => {
             Some("it is an intermediate type of ggml's matrix products, not a storage type")
-        }
-        IQ2_XXS | IQ2_XS | IQ2_S | IQ3_XXS | IQ3_S | IQ1_S | IQ1_M => {
-            Some("its lattice-codebook decoder is not implemented yet")
         }
         Q1_0 => Some("the reference implementation has no decoder for it"),
     }
@@ -41,7 +42,8 @@ fn why_not(t: GgmlType) -> Option<&'static str> {
 /// hold exactly the blocks' elements.
 ///
 /// Decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, TQ1_0,
-/// TQ2_0, IQ4_NL, IQ4_XS, MXFP4 and NVFP4, little-endian, bit-exact with
+/// TQ2_0, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL,
+/// IQ4_XS, MXFP4 and NVFP4, little-endian, bit-exact with
 /// `gguf.quants.dequantize`. Other types are refused with
 /// [`GgufError::CannotDequantize`], never guessed. Work is spread over
 /// threads in runs of blocks.
@@ -104,6 +106,13 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], out: &mut [f32]) -> Result<(
         IQ4_XS => blocks(data, out, tsize, bsize, iq4_xs),
         MXFP4 => blocks(data, out, tsize, bsize, mxfp4),
         NVFP4 => blocks(data, out, tsize, bsize, nvfp4),
+        IQ2_XXS => blocks(data, out, tsize, bsize, iq2_xxs),
+        IQ2_XS => blocks(data, out, tsize, bsize, iq2_xs),
+        IQ2_S => blocks(data, out, tsize, bsize, iq2_s),
+        IQ3_XXS => blocks(data, out, tsize, bsize, iq3_xxs),
+        IQ3_S => blocks(data, out, tsize, bsize, iq3_s),
+        IQ1_S => blocks(data, out, tsize, bsize, iq1_s),
+        IQ1_M => blocks(data, out, tsize, bsize, iq1_m),
         _ => unreachable!("why_not refused every other type"),
     }
     Ok(())
@@ -391,6 +400,160 @@ fn nvfp4(b: &[u8], o: &mut [f32]) {
         for j in 0..8 {
             chunk[j] = d * f32::from(FP4_VALUES[usize::from(bytes[j] & 0x0F)]);
             chunk[j + 8] = d * f32::from(FP4_VALUES[usize::from(bytes[j] >> 4)]);
+        }
+    }
+}
+
+// The IQ types: each index picks a row of a codebook (iq_tables.rs); a
+// scale per group multiplies it, and for IQ2/IQ3 a sign pattern negates
+// some of its elements. The operations and their order are the `gguf`
+// package's (`db * grid * signs`, `dl * (grid + delta)`), each in f32.
+
+#[inline(always)]
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// `x`, negated where bit `j` of `signs` is set.
+#[inline(always)]
+fn signed(x: f32, signs: u8, j: usize) -> f32 {
+    if (signs >> j) & 1 == 0 { x } else { -x }
+}
+
+fn iq2_xxs(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    for g in 0..8 {
+        let (aux0, aux1) = (u32_at(b, 2 + 8 * g), u32_at(b, 6 + 8 * g));
+        let db = d * (0.5 + (aux1 >> 28) as f32) * 0.25;
+        for l in 0..4 {
+            let grid = &IQ2XXS_GRID[((aux0 >> (8 * l)) & 0xFF) as usize];
+            let signs = KSIGNS[((aux1 >> (7 * l)) & 0x7F) as usize];
+            for j in 0..8 {
+                o[g * 32 + l * 8 + j] = signed(db * f32::from(grid[j]), signs, j);
+            }
+        }
+    }
+}
+
+fn iq2_xs(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    let scales = &b[66..74];
+    for s in 0..16 {
+        let sc = (scales[s / 2] >> (4 * (s % 2))) & 0x0F;
+        let db = d * (0.5 + f32::from(sc)) * 0.25;
+        for k in 0..2 {
+            let q = u16_at(b, 2 + 2 * (s * 2 + k));
+            let grid = &IQ2XS_GRID[usize::from(q & 511)];
+            let signs = KSIGNS[usize::from(q >> 9)];
+            for j in 0..8 {
+                o[s * 16 + k * 8 + j] = signed(db * f32::from(grid[j]), signs, j);
+            }
+        }
+    }
+}
+
+fn iq2_s(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    let (qs, signs, qh, scales) = (&b[2..34], &b[34..66], &b[66..74], &b[74..82]);
+    for s in 0..16 {
+        let sc = (scales[s / 2] >> (4 * (s % 2))) & 0x0F;
+        let db = d * (0.5 + f32::from(sc)) * 0.25;
+        for k in 0..2 {
+            let i = s * 2 + k;
+            let hi = (qh[i / 4] >> (2 * (i % 4))) & 3;
+            let grid = &IQ2S_GRID[usize::from(qs[i]) | usize::from(hi) << 8];
+            for j in 0..8 {
+                o[i * 8 + j] = signed(db * f32::from(grid[j]), signs[i], j);
+            }
+        }
+    }
+}
+
+fn iq3_xxs(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    let qs = &b[2..66];
+    for g in 0..8 {
+        let aux = u32_at(b, 66 + 4 * g);
+        let db = d * (0.5 + (aux >> 28) as f32) * 0.5;
+        for l in 0..4 {
+            let signs = KSIGNS[((aux >> (7 * l)) & 0x7F) as usize];
+            for j in 0..8 {
+                let v = g * 32 + l * 8 + j;
+                let x = f32::from(IQ3XXS_GRID[usize::from(qs[v / 4])][v % 4]);
+                o[v] = signed(db * x, signs, j);
+            }
+        }
+    }
+}
+
+fn iq3_s(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    let (qs, qh, signs, scales) = (&b[2..66], &b[66..74], &b[74..106], &b[106..110]);
+    for g in 0..8 {
+        let sc = (scales[g / 2] >> (4 * (g % 2))) & 0x0F;
+        let db = d * f32::from(1 + 2 * sc);
+        for v in g * 32..g * 32 + 32 {
+            let i = v / 4;
+            let hi = (qh[i / 8] >> (i % 8)) & 1;
+            let x = f32::from(IQ3S_GRID[usize::from(qs[i]) | usize::from(hi) << 8][v % 4]);
+            o[v] = signed(db * x, signs[v / 8], v % 8);
+        }
+    }
+}
+
+/// What IQ1_S and IQ1_M add to each codebook value, before the sign of
+/// the group is applied.
+const IQ1_DELTA: f32 = 0.125;
+
+fn iq1_s(b: &[u8], o: &mut [f32]) {
+    let d = half(b, 0);
+    let qs = &b[2..34];
+    for g in 0..8 {
+        let qh = u16_at(b, 34 + 2 * g);
+        let dl = d * f32::from(2 * ((qh >> 12) & 7) + 1);
+        let delta = if qh & 0x8000 == 0 {
+            IQ1_DELTA
+        } else {
+            -IQ1_DELTA
+        };
+        for l in 0..4 {
+            let i = g * 4 + l;
+            let hi = (qh >> (3 * l)) & 7;
+            let grid = &IQ1S_GRID[usize::from(qs[i]) | usize::from(hi) << 8];
+            for j in 0..8 {
+                o[i * 8 + j] = dl * (f32::from(grid[j]) + delta);
+            }
+        }
+    }
+}
+
+fn iq1_m(b: &[u8], o: &mut [f32]) {
+    let (qs, qh) = (&b[0..32], &b[32..48]);
+    let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
+    // The f16 scale is the top four bits of each of the four scale words.
+    let d = f16::from_bits(
+        (sc[0] & 0xF000) >> 12 | (sc[1] & 0xF000) >> 8 | (sc[2] & 0xF000) >> 4 | (sc[3] & 0xF000),
+    )
+    .to_f32();
+    for s in 0..16 {
+        let dl = d * f32::from(2 * ((sc[s / 4] >> (3 * (s % 4))) & 7) + 1);
+        for k in 0..2 {
+            let i = s * 2 + k;
+            let nib = (qh[i / 2] >> (4 * (i % 2))) & 0x0F;
+            let delta = if nib & 0x08 == 0 {
+                IQ1_DELTA
+            } else {
+                -IQ1_DELTA
+            };
+            let grid = &IQ1S_GRID[usize::from(qs[i]) | usize::from(nib & 7) << 8];
+            for j in 0..8 {
+                o[i * 8 + j] = dl * (f32::from(grid[j]) + delta);
+            }
         }
     }
 }

@@ -31,6 +31,8 @@
 
 mod dequant;
 mod error;
+#[rustfmt::skip]
+mod iq_tables;
 mod parse;
 mod quant;
 mod types;

@@ -116,6 +116,16 @@ fn dequantize_matches_the_gguf_package_bit_for_bit() {
         .filter(|&t| can_dequantize(t))
         .collect();
     assert_eq!(covered, decodable, "every type we decode is compared");
+    // ...and we decode every type the package decodes (F32 and F16 views
+    // included; the plain integer types and F64 it only reinterprets, and
+    // we copy them as they are).
+    for name in manifest["package_dequantizes"].as_array().unwrap() {
+        let t = GgmlType::from_name(name.as_str().unwrap()).unwrap();
+        assert!(
+            can_dequantize(t) || t.plain_dtype().is_some(),
+            "the gguf package dequantizes {t}, modeltool does not"
+        );
+    }
 }
 
 #[test]

@@ -55,6 +55,9 @@ pub struct ConvertArgs {
     /// tensors, their ggml type and shape in the metadata) instead of
     /// decoding them to f32; converting the result to `.gguf` gives them
     /// back, byte for byte the original file when nothing else changed.
+    /// Every type llama.cpp's `gguf` package decodes is decoded; without
+    /// this flag a tensor of another type (Q1_0, or the intermediates Q8_1
+    /// and Q8_K) is refused.
     #[arg(long)]
     keep_quantized: bool,
     /// How to print the report.

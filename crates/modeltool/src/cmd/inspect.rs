@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use modeltool_inspect::{InspectOptions, Report, TENSOR_ROW_LIMIT, screen_columns};
+use modeltool_inspect::{InspectOptions, MetadataValue, Report, TENSOR_ROW_LIMIT, screen_columns};
 
 use crate::{Format, InputArgs};
 
@@ -20,9 +20,19 @@ pub struct InspectArgs {
     /// 200; see --limit).
     #[arg(long)]
     tensors: bool,
-    /// How many tensors --tensors lists; 0 lists every one.
+    /// How many tensors --tensors lists, or array elements --metadata
+    /// prints; 0 lists every one.
     #[arg(long, value_name = "N", default_value_t = TENSOR_ROW_LIMIT)]
     limit: usize,
+    /// Print only the metadata value KEY, whole (the report lists arrays
+    /// such as a GGUF vocabulary by type and length only). KEY as the file
+    /// spells it, e.g. tokenizer.ggml.tokens. A scalar prints as one line;
+    /// an array one element a line as `[index] value`, the first --limit
+    /// (200) then `... N more` (--limit 0: every one). Strings are escaped
+    /// (a line break shows as \n); --format json gives the exact value,
+    /// every element.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["tensors", "stats", "depth"])]
+    metadata: Option<String>,
     /// Also read every value and show per-tensor statistics (as `modeltool
     /// stats` does): reads the whole model.
     #[arg(long)]
@@ -44,6 +54,19 @@ pub fn run(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
 
 fn report(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let model = super::open(&args.input)?;
+    if let Some(key) = &args.metadata {
+        let Some(value) = MetadataValue::find(&model, key) else {
+            anyhow::bail!(
+                "{}: no metadata key `{}` (inspect lists the keys)",
+                modeltool_format::text::escape(&args.input.input.display().to_string()),
+                modeltool_format::text::escape(key)
+            );
+        };
+        return match args.format {
+            Format::Json => super::print_json(out, &value),
+            Format::Human => Ok(value.render_human(out, (args.limit > 0).then_some(args.limit))?),
+        };
+    }
     let options = InspectOptions {
         depth: args.depth.map(usize::from),
         tensors: args.tensors,
