@@ -271,6 +271,7 @@ fn converted_safetensors_hold_torchs_contiguous_bytes() {
         "protocol4.pt",
         "no_byteorder.pt",
         "renamed_folder.pt",
+        "tar.pt",
     ]
     .iter()
     .map(|f| pt(f))

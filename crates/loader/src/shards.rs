@@ -116,7 +116,10 @@ pub(crate) fn open_index(index_path: &Path, handle: &File, options: OpenOptions)
             let mut head = [0u8; 4096];
             let n = read_head_into(&file, &mut head).map_err(LoadError::io(&shown_path))?;
             let kind = detect(&head[..n]);
-            if matches!(kind, FileKind::Zip | FileKind::PytorchLegacy) {
+            if matches!(
+                kind,
+                FileKind::Zip | FileKind::PytorchLegacy | FileKind::Tar
+            ) {
                 let file = ModelFile::new(&shown_path, real, file, &meta, &handles, options.mmap);
                 let read = crate::pytorch::read_shard(&file, &head[..n], &options)?;
                 return Ok(Shard::Pytorch(file, read));
