@@ -248,6 +248,8 @@ mod tests {
     fn every_kind_is_told_by_its_first_bytes() {
         let mut st = 16u64.to_le_bytes().to_vec();
         st.extend_from_slice(b"{\"a\":1}         ");
+        // A tar header: a name, then `ustar` at byte 257.
+        let tar = [&b"sys_info"[..], &[0; 249], b"ustar\x0000"].concat();
         let cases: Vec<(&[u8], FileKind)> = vec![
             (b"", FileKind::Empty),
             (&st, FileKind::Safetensors),
@@ -280,10 +282,7 @@ mod tests {
                 FileKind::PytorchLegacy,
             ),
             (b"\x80\x04\x95\x10\x00", FileKind::Pickle),
-            (
-                &[&b"sys_info"[..], &[0; 249], b"ustar\x0000"].concat(),
-                FileKind::Tar,
-            ),
+            (&tar, FileKind::Tar),
             (b"\x08\x07\x12\x07pytorch", FileKind::Onnx),
             (
                 b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n",

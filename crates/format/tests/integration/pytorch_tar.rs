@@ -81,8 +81,11 @@ fn no_views() -> Vec<u8> {
     pickle(&[b"]"])
 }
 
-/// A tensors entry: each (key, storage key, sizes, strides, offset).
-fn tensors(list: &[(u8, u8, &[i64], &[i64], i64)]) -> Vec<u8> {
+/// A tensor record: key, storage key, sizes, strides, storage offset.
+type TensorRecord<'a> = (u8, u8, &'a [i64], &'a [i64], i64);
+
+/// A tensors entry of these records.
+fn tensors(list: &[TensorRecord<'_>]) -> Vec<u8> {
     let mut v = pickle(&[&int(list.len() as u8)]);
     for (key, storage, sizes, strides, offset) in list {
         v.extend(pickle(&[&tuple(&[
