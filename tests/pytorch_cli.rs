@@ -271,6 +271,7 @@ fn converted_safetensors_hold_torchs_contiguous_bytes() {
         "protocol4.pt",
         "no_byteorder.pt",
         "renamed_folder.pt",
+        "tar.pt",
     ]
     .iter()
     .map(|f| pt(f))
@@ -333,4 +334,192 @@ fn run_matches_torchs_forward_pass_live() {
         .map(|l| l.trim().parse().expect("a number"))
         .collect();
     assert_close(&ours, &theirs, "sequential.pt");
+}
+
+#[test]
+fn a_refused_class_names_the_flag_and_a_code_execution_entry_point_never_does() {
+    let d = tempdir();
+    let d = d.path();
+    copy(d, "whole_module.pt", "model.pt");
+    copy(d, "hostile_system.pt", "evil.pt");
+    let class = "torch.nn.modules.linear.Linear";
+    let hint = format!("--allow-global {class}");
+    for args in [
+        &["inspect", "model.pt"][..],
+        &["verify", "model.pt"],
+        &["convert", "model.pt", "m.safetensors"],
+        &["stats", "model.pt"],
+        &["diff", "model.pt", "model.pt"],
+        &["run", "model.pt", "1"],
+    ] {
+        let r = run_in(d, args);
+        assert_error(&r, 2, &[class, &hint]);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    for args in [
+        &["inspect", "evil.pt"][..],
+        &["stats", "evil.pt"],
+        &["diff", "evil.pt", "model.pt"],
+        &["inspect", "--allow-global", "posix.system", "evil.pt"],
+    ] {
+        let r = run_in(d, args);
+        assert_error(&r, 2, &["posix.system", "never be allowed"]);
+        assert!(
+            !r.stderr.contains("--allow-global"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!d.join(MARKER).exists());
+    }
+}
+
+#[test]
+fn stats_and_diff_take_allow_global() {
+    let d = tempdir();
+    let d = d.path();
+    copy(d, "whole_module.pt", "model.pt");
+    let allowed = ["--allow-global", "torch.nn.modules.linear.Linear"];
+    let r = run_in(d, &[&["stats"][..], &allowed, &["model.pt"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("_parameters.weight"), "{}", r.stdout);
+    let r = run_in(
+        d,
+        &[&["diff", "model.pt", "model.pt"][..], &allowed].concat(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("2 equal"), "{}", r.stdout);
+}
+
+#[test]
+fn tar_checkpoints_read_through_every_command() {
+    let d = tempdir();
+    let d = d.path();
+    copy(d, "tar.pt", "model.pt");
+    let r = run_in(d, &["inspect", "model.pt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("state_dict.tied_b"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("modeltool.tied.state_dict.tied_b: state_dict.tied_a"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(d, &["verify", "model.pt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.ends_with("OK\n"), "{}", r.stdout);
+    for out in ["out.safetensors", "out.json", "shards/"] {
+        let r = run_in(d, &["convert", "model.pt", out]);
+        assert_eq!(r.code, 0, "{out}: {}", r.stderr);
+        let r = run_in(d, &["verify", "--strict", out]);
+        assert_eq!(r.code, 0, "{out}: {}{}", r.stdout, r.stderr);
+    }
+    assert_eq!(run_in(d, &["stats", "model.pt"]).code, 0);
+    assert_eq!(
+        run_in(d, &["diff", "model.pt", "out.safetensors"]).code,
+        0,
+        "the conversion holds the same tensors"
+    );
+}
+
+/// Sets a tar header's checksum after an edit.
+fn tar_checksum(h: &mut [u8]) {
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h[..512].iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+#[test]
+fn hostile_tar_checkpoints_give_one_error_line_each() {
+    use modeltool_format::pytorch::TarFile;
+    let good = std::fs::read(pt("tar.pt")).expect("the fixture");
+    let t = TarFile::parse(&good, &[]).expect("the fixture reads");
+    let entry = |name: &str| t.entries[name].clone();
+    let (tensors, storages) = (entry("tensors"), entry("storages"));
+    let header = |r: &std::ops::Range<u64>| (r.start - 512) as usize;
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    // An entry whose size runs past the end of the file.
+    cases.push((
+        "cut",
+        good[..storages.start as usize + 100].to_vec(),
+        "past the end of the file",
+    ));
+    // A missing entry: `tensors` renamed.
+    let mut b = good.clone();
+    let h = header(&tensors);
+    b[h..h + 7].copy_from_slice(b"tensorz");
+    tar_checksum(&mut b[h..h + 512]);
+    cases.push(("missing", b, "no `tensors` entry"));
+    // A count the entry cannot hold (BININT1 255 records in 770 bytes).
+    let mut b = good.clone();
+    let at = tensors.start as usize;
+    assert_eq!(&b[at..at + 3], b"\x80\x02K");
+    b[at + 3] = 255;
+    cases.push(("count", b, "255 records"));
+    // A storage whose element count is near 2^63.
+    let mut b = good.clone();
+    let text = &good[storages.start as usize..storages.end as usize];
+    let stop = text
+        .windows(2)
+        .skip(5)
+        .position(|w| w == b"\x87q")
+        .expect("the first storage record")
+        + 5;
+    // `\x87 q N .` ends the record's pickle: the count follows.
+    let count = storages.start as usize + stop + 4;
+    b[count..count + 8].copy_from_slice(&i64::MAX.to_le_bytes());
+    cases.push(("storage count", b, "9223372036854775807 elements"));
+    // A damaged header.
+    let mut b = good.clone();
+    b[header(&storages) + 1] ^= 1;
+    cases.push(("checksum", b, "checksum"));
+
+    let d = tempdir();
+    let d = d.path();
+    for (what, bytes, needle) in cases {
+        std::fs::write(d.join("model.pt"), &bytes).expect("write");
+        for args in [
+            &["inspect", "model.pt"][..],
+            &["verify", "model.pt"],
+            &["convert", "model.pt", "out.safetensors"],
+        ] {
+            let r = run_in(d, args);
+            assert_error(&r, 2, &["model.pt", needle]);
+            assert_eq!(r.stderr.lines().count(), 1, "{what} {args:?}: {}", r.stderr);
+            assert!(!d.join("out.safetensors").exists());
+        }
+    }
+}
+
+#[test]
+fn a_sharded_folder_torch_wrote_reads_through_inspect_verify_and_convert() {
+    let Some(python) = torch_python() else { return };
+    let d = tempdir();
+    let d = d.path();
+    script(&python, d, &["torch_tensors.py", "shards", "ckpt"]);
+    for input in ["ckpt", "ckpt/pytorch_model.bin.index.json"] {
+        let r = run_in(d, &["inspect", input]);
+        assert_eq!(r.code, 0, "{input}: {}", r.stderr);
+        assert!(r.stdout.contains("sharded, 2 files"), "{}", r.stdout);
+        assert!(r.stdout.contains("lm_head.weight"), "{}", r.stdout);
+        let r = run_in(d, &["verify", input]);
+        assert_eq!(r.code, 0, "{input}: {}", r.stderr);
+        assert!(r.stdout.contains("6 tensors in 2 files"), "{}", r.stdout);
+    }
+    for out in ["out.safetensors", "out.json", "shards/"] {
+        let r = run_in(d, &["convert", "ckpt", out]);
+        assert_eq!(r.code, 0, "{out}: {}", r.stderr);
+        assert_eq!(run_in(d, &["verify", "--strict", out]).code, 0, "{out}");
+    }
+    // Every tensor bit for bit as torch loads it from one file.
+    let n = script(
+        &python,
+        d,
+        &[
+            "torch_convert_check.py",
+            "compare",
+            "all.pt",
+            "out.safetensors",
+        ],
+    );
+    assert_eq!(n.trim(), "6");
 }

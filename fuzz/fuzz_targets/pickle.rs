@@ -63,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
         let opts = PickleOptions {
             allow_globals: &allow,
             torchscript,
+            tar_objects: None,
         };
         if let Ok(p) = parse_pickle(data, &opts) {
             assert!(p.len >= 1 && p.len <= data.len());

@@ -3,6 +3,9 @@
     python torch_tensors.py write DIR      writes fresh checkpoints into DIR
     python torch_tensors.py dump FILE...   prints, as JSON, every tensor torch
                                            loads from each FILE
+    python torch_tensors.py shards DIR     writes a sharded checkpoint into
+                                           DIR as Hugging Face does without
+                                           safetensors, and all.pt beside it
 
 `dump` loads with `torch.load` (trusted files only: see below) (TorchScript archives with
 `torch.jit.load`, their `state_dict()` plus buffers) and prints, per file,
@@ -103,9 +106,40 @@ def write(out):
     torch.save(legacy, os.path.join(out, "fresh_legacy.pt"), _use_new_zipfile_serialization=False)
 
 
+def shards(out):
+    """DIR/pytorch_model-0000N-of-00002.bin (a zip and a legacy stream),
+    DIR/pytorch_model.bin.index.json naming each tensor's shard as
+    transformers' save_pretrained(safe_serialization=False) writes it, and
+    DIR/../all.pt: every tensor in one file, for comparison."""
+    g = torch.Generator().manual_seed(99)
+    emb = torch.randn(11, 4, generator=g)
+    sd = {
+        "embed.weight": emb,
+        "layers.0.weight": torch.randn(4, 4, generator=g).t(),
+        "layers.0.bias": torch.randn(4, generator=g).half(),
+        "layers.1.weight": torch.randn(3, 4, generator=g),
+        "layers.1.steps": torch.arange(5),
+        "lm_head.weight": emb,
+    }
+    os.makedirs(out, exist_ok=True)
+    parts = [["embed.weight", "layers.0.weight", "layers.0.bias"], ["layers.1.weight", "layers.1.steps", "lm_head.weight"]]
+    weight_map, total = {}, 0
+    for i, names in enumerate(parts):
+        file = f"pytorch_model-{i + 1:05d}-of-{len(parts):05d}.bin"
+        torch.save({n: sd[n] for n in names}, os.path.join(out, file), _use_new_zipfile_serialization=i == 0)
+        for n in names:
+            weight_map[n] = file
+            total += sd[n].numel() * sd[n].element_size()
+    with open(os.path.join(out, "pytorch_model.bin.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    torch.save(sd, os.path.join(out, "..", "all.pt"))
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "write":
         write(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "shards":
+        shards(sys.argv[2])
     elif len(sys.argv) >= 2 and sys.argv[1] == "dump":
         dump(sys.argv[2:])
     else:

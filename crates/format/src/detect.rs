@@ -60,6 +60,9 @@ pub enum FileKind {
     /// A legacy PyTorch checkpoint (torch < 1.6): a protocol-2 pickle of
     /// the magic number `0x1950a86a20f9469cfc6c`.
     PytorchLegacy,
+    /// A tar archive (`ustar` at byte 257): what `torch.save` wrote before
+    /// torch 0.1.10, or any other tar.
+    Tar,
     /// A Python pickle that is not a legacy PyTorch checkpoint.
     Pickle,
     /// Probably an ONNX model (a protobuf starting with `ir_version`):
@@ -94,6 +97,7 @@ impl FileKind {
             FileKind::Gguf { byte_swapped: true } => "a big-endian GGUF file",
             FileKind::Zip => "a zip archive (PyTorch checkpoints since torch 1.6 are zips)",
             FileKind::PytorchLegacy => "a legacy PyTorch checkpoint (torch < 1.6)",
+            FileKind::Tar => "a tar archive (PyTorch checkpoints before torch 0.1.10 are tars)",
             FileKind::Pickle => "a Python pickle",
             FileKind::Onnx => "an ONNX model (by its first bytes)",
             FileKind::GitLfsPointer => "a Git LFS pointer",
@@ -154,6 +158,9 @@ pub fn detect(head: &[u8]) -> FileKind {
     }
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return FileKind::Zip;
+    }
+    if crate::pytorch::is_tar(head) {
+        return FileKind::Tar;
     }
     if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
         return if head[2..].starts_with(TORCH_LEGACY_MAGIC) {
@@ -241,6 +248,8 @@ mod tests {
     fn every_kind_is_told_by_its_first_bytes() {
         let mut st = 16u64.to_le_bytes().to_vec();
         st.extend_from_slice(b"{\"a\":1}         ");
+        // A tar header: a name, then `ustar` at byte 257.
+        let tar = [&b"sys_info"[..], &[0; 249], b"ustar\x0000"].concat();
         let cases: Vec<(&[u8], FileKind)> = vec![
             (b"", FileKind::Empty),
             (&st, FileKind::Safetensors),
@@ -273,6 +282,7 @@ mod tests {
                 FileKind::PytorchLegacy,
             ),
             (b"\x80\x04\x95\x10\x00", FileKind::Pickle),
+            (&tar, FileKind::Tar),
             (b"\x08\x07\x12\x07pytorch", FileKind::Onnx),
             (
                 b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n",

@@ -499,7 +499,7 @@ impl Model {
                 Model::open_safetensors(path, file)
             }
             FileKind::JsonModel => Model::open_json(path, file, &meta, &handles),
-            FileKind::Zip | FileKind::PytorchLegacy => {
+            FileKind::Zip | FileKind::PytorchLegacy | FileKind::Tar => {
                 let container = modeltool_format::pytorch::sniff(&head).map_err(|source| {
                     LoadError::Pytorch {
                         path: path.to_owned(),

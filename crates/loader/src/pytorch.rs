@@ -1,10 +1,12 @@
 //! PyTorch checkpoints (`model.pt`, `pytorch_model.bin`; the zip archive of
-//! torch >= 1.6 and the legacy stream before it) as a [`Model`].
+//! torch >= 1.6, the legacy stream before it and the older tar archive) as
+//! a [`Model`].
 //!
 //! Opening reads only what describes the tensors: for a zip, the end
 //! records, the central directory, `data.pkl`, `byteorder` and each
 //! storage's local header; for a legacy stream, its pickles and each
-//! storage's 8-byte element count. The pickle is interpreted as data by
+//! storage's 8-byte element count; for a tar, its headers and the records
+//! of its `pickle`, `tensors` and `storages` entries. The pickle is interpreted as data by
 //! [`modeltool_format::pytorch`], never run: a global a checkpoint does not
 //! need is refused unless the caller allows it ([`OpenOptions::allow_globals`]).
 //!
@@ -23,7 +25,8 @@ use std::path::Path;
 
 use modeltool_format::pytorch::zip::{self, Directory, EndRecord, TAIL_LEN, ZipEntry};
 use modeltool_format::pytorch::{
-    ByteOrder, Checkpoint, Container, LegacyFile, PytorchError, TorchArchive, TorchTensor, Value,
+    ByteOrder, Checkpoint, Container, LegacyFile, PytorchError, TarFile, TorchArchive, TorchTensor,
+    Value,
 };
 use modeltool_format::{ModelMetadata, TensorMeta, keys};
 
@@ -109,6 +112,7 @@ pub(crate) fn read_shard(file: &ModelFile, head: &[u8], options: &OpenOptions) -
     let read = match container {
         Container::Zip => read_zip(&path, file, &options.allow_globals),
         Container::Legacy => read_legacy(&path, file, &options.allow_globals),
+        Container::Tar => read_tar(&path, file, &options.allow_globals),
     };
     advise(file, libc::POSIX_FADV_NORMAL);
     read
@@ -139,6 +143,7 @@ pub(crate) fn open(
     let read = match container {
         Container::Zip => read_zip(path, &file, &options.allow_globals),
         Container::Legacy => read_legacy(path, &file, &options.allow_globals),
+        Container::Tar => read_tar(path, &file, &options.allow_globals),
     };
     advise(&file, libc::POSIX_FADV_NORMAL);
     let (checkpoint, storages, byte_order, directory) = read?;
@@ -230,6 +235,33 @@ fn read_legacy(path: &Path, file: &ModelFile, allow: &[String]) -> Result<Read> 
         legacy.check_count(key, &count).map_err(torch_err(path))?;
     }
     Ok((legacy.checkpoint, legacy.storages, ByteOrder::Little, None))
+}
+
+/// Why reading a tar checkpoint stopped: the file's bytes, or reading them.
+enum TarFail {
+    Torch(PytorchError),
+    Load(LoadError),
+}
+
+impl From<PytorchError> for TarFail {
+    fn from(e: PytorchError) -> TarFail {
+        TarFail::Torch(e)
+    }
+}
+
+/// The tar format: its headers, pickles and each storage's element count
+/// are read, one range at a time; the storages' bytes are not.
+fn read_tar(path: &Path, file: &ModelFile, allow: &[String]) -> Result<Read> {
+    let mut fetch = |r: std::ops::Range<u64>| {
+        read_range(file, r.start, r.end)
+            .map(std::borrow::Cow::Owned)
+            .map_err(TarFail::Load)
+    };
+    match TarFile::read(file.file_len, allow, &mut fetch) {
+        Ok(t) => Ok((t.checkpoint, t.storages, ByteOrder::Little, None)),
+        Err(TarFail::Torch(e)) => Err(torch_err(path)(e)),
+        Err(TarFail::Load(e)) => Err(e),
+    }
 }
 
 /// Makes the checkpoint's tensors entries of file `file`, its other values

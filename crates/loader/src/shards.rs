@@ -293,7 +293,10 @@ pub(crate) fn read_shard(
     options: &OpenOptions,
 ) -> Result<Shard> {
     let kind = detect(head);
-    if matches!(kind, FileKind::Zip | FileKind::PytorchLegacy) {
+    if matches!(
+        kind,
+        FileKind::Zip | FileKind::PytorchLegacy | FileKind::Tar
+    ) {
         let read = crate::pytorch::read_shard(&file, head, options)?;
         return Ok(Shard::Pytorch(file, read));
     }

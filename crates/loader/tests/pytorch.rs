@@ -63,6 +63,7 @@ const READABLE: &[&str] = &[
     "protocol4.pt",
     "protocol5.pt",
     "renamed_folder.pt",
+    "tar.pt",
     "tied.pt",
     "torchscript.pt",
     "views.pt",

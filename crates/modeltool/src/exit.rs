@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use modeltool_format::pytorch::PickleError;
 use modeltool_loader::LoadError;
 
 /// A check ran and failed (damaged data): exit 1, the report says why.
@@ -32,12 +33,31 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     // `source` chain would only repeat it. Escaped as a last defence: the
     // libraries escape what came from a file, and no control character
     // (a line break included) reaches stderr whatever slipped through.
-    let line = err.to_string().replace('\n', " ");
+    let mut line = err.to_string().replace('\n', " ");
+    if let Some(global) = allowable_global(&err) {
+        line.push_str(&format!(
+            "; if you trust it, --allow-global {global} accepts it as opaque data (never called)"
+        ));
+    }
     eprintln!("error: {}", modeltool_format::text::escape(&line));
     let check = err
         .downcast_ref::<LoadError>()
         .is_some_and(LoadError::is_check_failure);
     ExitCode::from(if check { 1 } else { 2 })
+}
+
+/// The global a checkpoint's pickle was refused for, when the command line
+/// can accept it (`--allow-global`); never a code-execution entry point.
+fn allowable_global(err: &anyhow::Error) -> Option<&str> {
+    err.chain()
+        .find_map(|e| match e.downcast_ref::<PickleError>()? {
+            PickleError::Forbidden {
+                global,
+                allowable: true,
+                ..
+            } => Some(global.as_str()),
+            _ => None,
+        })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

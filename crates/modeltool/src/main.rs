@@ -149,11 +149,29 @@ pub struct InputArgs {
     /// Read tensors with plain reads instead of memory-mapping the files.
     #[arg(long)]
     pub no_mmap: bool,
+    /// How a PyTorch checkpoint's pickle is read.
+    #[command(flatten)]
+    pub pickle: PickleArgs,
+}
+
+/// `--allow-global`, taken by every command that opens a model.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PickleArgs {
     /// Accept a class a PyTorch checkpoint's pickle names (MODULE.NAME,
     /// repeatable) as opaque data: never imported or called. Code-execution
     /// entry points (os.system, builtins.eval, ...) can never be allowed.
     #[arg(long = "allow-global", value_name = "MODULE.NAME")]
     pub allow_global: Vec<String>,
+}
+
+impl PickleArgs {
+    /// The loader's options: these globals, memory maps or plain reads.
+    pub fn open_options(&self, mmap: bool) -> modeltool_loader::OpenOptions {
+        modeltool_loader::OpenOptions {
+            mmap,
+            allow_globals: self.allow_global.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -202,6 +202,9 @@ impl Checkpoint {
             shape: t.shape.clone(),
         };
         let mut storage_offset = t.storage_offset;
+        // A view of a storage bounds the tensor too (torch's `set_` checks
+        // the tensor against the view, not the root): its end in elements.
+        let mut view_end = None;
         let (key, nbytes) = match t.storage.view {
             // A legacy storage view: elements `off..off+len` of the root storage.
             Some((off, len)) => {
@@ -218,11 +221,13 @@ impl Checkpoint {
                 }
                 // The tensor's offset is in its own dtype's elements.
                 let es_t = (dtype.bits() / 8) as u64;
-                let shift = (off * es)
+                let off_bytes = off.checked_mul(es).ok_or_else(overflow)?;
+                let shift = off_bytes
                     .checked_div(es_t)
-                    .filter(|_| (off * es) % es_t == 0)
+                    .filter(|_| off_bytes % es_t == 0)
                     .ok_or_else(overflow)?;
                 storage_offset = storage_offset.checked_add(shift).ok_or_else(overflow)?;
+                view_end = Some(shift.saturating_add(len.saturating_mul(es) / es_t));
                 let nbytes = t.storage.numel.checked_mul(es).ok_or_else(overflow)?;
                 (t.storage.key.clone(), nbytes)
             }
@@ -272,14 +277,15 @@ impl Checkpoint {
         count.checked_mul(es).ok_or_else(overflow)?;
         if count > 0 {
             let last = storage_offset.checked_add(span);
-            if last.is_none_or(|l| l >= numel) {
+            let end = view_end.map_or(numel, |e| e.min(numel));
+            if last.is_none_or(|l| l >= end) {
                 return Err(PytorchError::ViewOutOfStorage {
                     tensor: name,
                     offset: storage_offset,
                     shape: t.shape.clone(),
                     strides: t.strides.clone(),
                     last: last.unwrap_or(u64::MAX),
-                    numel,
+                    numel: end,
                 });
             }
         }

@@ -2,6 +2,14 @@
 
 use crate::text::Escaped;
 
+fn forbidden_reason(allowable: bool) -> &'static str {
+    if allowable {
+        "which a checkpoint does not need; it would have been imported and could run code, so nothing was loaded"
+    } else {
+        "an entry point that runs code; nothing was loaded, and it can never be allowed"
+    }
+}
+
 /// Why a pickle was refused. Offsets count from the start of the pickle.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -9,10 +17,13 @@ pub enum PickleError {
     /// The pickle names a global that is neither a checkpoint's own
     /// (tensors, storages, dtypes, `OrderedDict`...) nor allowed by the
     /// caller; nothing was imported or called. Code-execution entry points
-    /// (`os.system`, `builtins.eval`...) are refused even when allowed.
+    /// (`os.system`, `builtins.eval`...) are refused even when allowed, and
+    /// say so (`allowable` is false): a caller offers its way of allowing a
+    /// class (a command-line flag) only when `allowable` is true.
     #[error(
-        "byte {offset}: {opcode} names `{}`, which a checkpoint does not need; it would have been imported and could run code, so nothing was loaded (allow a class as opaque data with allow_globals if you trust it)",
-        Escaped(.global)
+        "byte {offset}: {opcode} names `{}`, {}",
+        Escaped(.global),
+        forbidden_reason(*.allowable)
     )]
     Forbidden {
         /// Offset of the opcode.
@@ -21,6 +32,9 @@ pub enum PickleError {
         opcode: &'static str,
         /// `module.name`.
         global: String,
+        /// Whether [`super::PickleOptions::allow_globals`] could accept it
+        /// (false for the entry points [`super::never_allowed`] lists).
+        allowable: bool,
     },
     /// An opcode we do not run (extension registry, out-of-band buffers) or an unknown byte.
     #[error("byte {offset}: opcode 0x{opcode:02x} ({name}) is not supported")]
@@ -203,11 +217,77 @@ pub enum PytorchError {
         /// The first bytes.
         start: Vec<u8>,
     },
-    /// The pre-2018 tar format (torch < 0.1.10), recognised but not read.
-    #[error(
-        "this is the tar checkpoint format of torch before 0.1.10, which is recognised but not read; load and save it again with a newer torch"
-    )]
-    TarFormat,
+    /// A tar header that is not one (bad checksum, a number that does not
+    /// parse, a malformed extended record) or that the file cuts short.
+    #[error("tar: header at byte {offset}: {reason}")]
+    TarHeader {
+        /// Where the header starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tar entry whose declared size runs past the end of the file.
+    #[error("tar: entry `{}` (header at byte {offset}) declares {size} bytes, past the end of the file of {file_len} bytes", Escaped(.name))]
+    TarEntryPastEnd {
+        /// The entry's name.
+        name: String,
+        /// Where its header starts.
+        offset: u64,
+        /// Its declared size.
+        size: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// A tar archive without one of torch's entries.
+    #[error("tar: no `{name}` entry, which a PyTorch checkpoint of the tar format has")]
+    TarMissing {
+        /// `pickle`, `tensors` or `storages`.
+        name: &'static str,
+    },
+    /// Two tar entries of one name.
+    #[error("tar: `{}` appears twice", Escaped(.name))]
+    TarDuplicate {
+        /// The name.
+        name: String,
+    },
+    /// More tar entries than a checkpoint has.
+    #[error("tar: more than {max} entries before the end: not a PyTorch checkpoint")]
+    TarTooManyEntries {
+        /// The limit.
+        max: usize,
+    },
+    /// A record of the `storages` or `tensors` entry that is malformed: a
+    /// count, a record of the wrong shape, a view outside its storage.
+    #[error("tar: `{entry}` entry at byte {offset}: {reason}")]
+    TarRecord {
+        /// `storages` or `tensors`.
+        entry: &'static str,
+        /// Where the record starts in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A storage of the tar format whose element count disagrees with the
+    /// bytes its entry holds.
+    #[error("tar: storage `{}` at byte {offset}: {reason}", Escaped(.key))]
+    TarStorage {
+        /// The storage key.
+        key: String,
+        /// Where its element count is in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor record of the tar format that is malformed.
+    #[error("tar: tensor `{}` at byte {offset}: {reason}", Escaped(.key))]
+    TarTensor {
+        /// The tensor's key.
+        key: String,
+        /// Where its record starts in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// No end-of-central-directory record in the last 64 KiB.
     #[error("zip: no end of central directory record (not a zip file, or cut short)")]
     ZipNoEnd,

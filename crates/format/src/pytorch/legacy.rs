@@ -37,7 +37,7 @@ pub struct LegacyFile {
 }
 
 /// Bytes per element of a storage class, for every class torch has.
-fn class_element_size(class: &str) -> u64 {
+pub(crate) fn class_element_size(class: &str) -> u64 {
     match class {
         "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
         "ComplexDoubleStorage" => 16,
@@ -96,7 +96,7 @@ impl LegacyFile {
         let plain = PickleOptions::default();
         let opts = PickleOptions {
             allow_globals,
-            torchscript: false,
+            ..PickleOptions::default()
         };
         let mut pos = 0usize;
         let mut next = |what: &str, opts: &PickleOptions<'_>| {

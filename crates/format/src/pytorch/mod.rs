@@ -12,9 +12,10 @@
 //!   by its path, as a strided view into a storage
 //!   ([`TorchTensor::copy_contiguous`] makes it contiguous), and every
 //!   other value as metadata.
-//! - Containers: the zip archive ([`zip::Directory`], [`TorchArchive`]) and
-//!   the legacy stream ([`LegacyFile`]); [`sniff`] tells them (and Git LFS
-//!   pointers, HTML pages and the old tar format) apart from the first bytes.
+//! - Containers: the zip archive ([`zip::Directory`], [`TorchArchive`]),
+//!   the legacy stream ([`LegacyFile`]) and the older tar archive
+//!   ([`TarFile`]); [`sniff`] tells them (and Git LFS pointers and HTML
+//!   pages) apart from the first bytes.
 //!
 //! [`PytorchFile::parse`] does it all on a whole file's bytes. A reader of
 //! ranges (see [`TorchArchive`]) fetches only the zip directory, `data.pkl`
@@ -34,6 +35,7 @@ mod checkpoint;
 mod error;
 mod legacy;
 mod pickle;
+pub mod tar;
 mod value;
 mod view;
 pub mod zip;
@@ -48,6 +50,7 @@ pub use pickle::{
     Known, MAX_DEPTH, MAX_VALUES, Pickle, PickleOptions, known, never_allowed, opcode_name,
     parse_pickle,
 };
+pub use tar::{TarFile, is_tar};
 pub use value::{Global, Object, RawTensor, StorageRef, Value};
 pub use view::ByteOrder;
 
@@ -60,9 +63,11 @@ pub enum Container {
     Zip,
     /// The legacy pickle stream of torch 0.1.10 to 1.5.
     Legacy,
+    /// The tar archive of torch before 0.1.10 ([`TarFile`]).
+    Tar,
 }
 
-/// Tells the container from a file's first bytes (at least 512 for the tar
+/// Tells the container from a file's first bytes (at least 263 for the tar
 /// check; fewer are fine for the others).
 pub fn sniff(head: &[u8]) -> Result<Container, PytorchError> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
@@ -79,8 +84,8 @@ pub fn sniff(head: &[u8]) -> Result<Container, PytorchError> {
     if lower.starts_with(b"<!doctype html") || lower.starts_with(b"<html") {
         return Err(PytorchError::Html);
     }
-    if head.len() >= 262 && &head[257..262] == b"ustar" {
-        return Err(PytorchError::TarFormat);
+    if is_tar(head) {
+        return Ok(Container::Tar);
     }
     Err(PytorchError::UnknownContainer {
         start: head.iter().take(8).copied().collect(),
@@ -159,6 +164,7 @@ impl TorchArchive {
         let opts = PickleOptions {
             allow_globals,
             torchscript: self.torchscript,
+            tar_objects: None,
         };
         let part = &self.data_pkl.name;
         let pickle = match parse_pickle(data_pkl, &opts) {
@@ -221,11 +227,22 @@ pub struct PytorchFile {
 }
 
 impl PytorchFile {
-    /// Reads a zip or legacy checkpoint from the whole file's bytes (a
+    /// Reads a zip, legacy or tar checkpoint from the whole file's bytes (a
     /// memory map or a buffer). `allow_globals` lists classes
     /// (`"MODULE.NAME"`) accepted as opaque data.
     pub fn parse(file: &[u8], allow_globals: &[String]) -> Result<PytorchFile, PytorchError> {
         match sniff(&file[..file.len().min(512)])? {
+            Container::Tar => {
+                let t = TarFile::parse(file, allow_globals)?;
+                Ok(PytorchFile {
+                    container: Container::Tar,
+                    torchscript: false,
+                    checkpoint: t.checkpoint,
+                    byte_order: ByteOrder::Little,
+                    storages: t.storages,
+                    directory: None,
+                })
+            }
             Container::Legacy => {
                 let l = LegacyFile::parse(file, allow_globals)?;
                 Ok(PytorchFile {

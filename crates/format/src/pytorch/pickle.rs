@@ -10,7 +10,7 @@
 //! `torch.Size`), an allowed class becomes an [`Object`], and any other name
 //! is refused when the pickle names it, before anything could use it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::error::PickleError;
 use super::value::{Global, Object, RawTensor, StorageRef, Value};
@@ -34,6 +34,10 @@ pub struct PickleOptions<'a> {
     pub allow_globals: &'a [String],
     /// Accept the `__torch__.*` classes of a TorchScript archive as objects.
     pub torchscript: bool,
+    /// The tar format ([`super::TarFile`]): persistent ids are keys
+    /// (`str(int)`) naming these tensors and storages, read beforehand
+    /// from the archive's other entries.
+    pub tar_objects: Option<&'a BTreeMap<String, Value>>,
 }
 
 /// A parsed pickle and where it ended.
@@ -214,6 +218,19 @@ const STORAGES: &[&str] = &[
     "UntypedStorage",
 ];
 
+const LEGACY_TENSOR_TYPES: &[&str] = &[
+    "DoubleTensor",
+    "FloatTensor",
+    "HalfTensor",
+    "BFloat16Tensor",
+    "LongTensor",
+    "IntTensor",
+    "ShortTensor",
+    "CharTensor",
+    "ByteTensor",
+    "BoolTensor",
+];
+
 /// Looks a global up in the checkpoint table; `None` when it is not one.
 pub fn known(module: &str, name: &str) -> Option<Known> {
     Some(match (module, name) {
@@ -241,6 +258,8 @@ pub fn known(module: &str, name: &str) -> Option<Known> {
         ("torch", "Size") => Known::Size,
         ("torch", "device") | ("torch.serialization", "_get_layout") => Known::DataObject,
         ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Known::TensorType,
+        // The tensor types the tar format's `tensors` entry names.
+        ("torch" | "torch.cuda", n) if LEGACY_TENSOR_TYPES.contains(&n) => Known::TensorType,
         ("torch", n) | ("torch.storage", n) if STORAGES.contains(&n) => {
             Known::Storage(n.to_owned())
         }
@@ -496,6 +515,7 @@ impl Machine<'_, '_> {
                 offset: self.at as u64,
                 opcode: self.op,
                 global: g.dotted(),
+                allowable: false,
             });
         }
         if let Some(k) = known(module, name) {
@@ -512,6 +532,7 @@ impl Machine<'_, '_> {
             offset: self.at as u64,
             opcode: self.op,
             global: dotted,
+            allowable: true,
         })
     }
 
@@ -1231,6 +1252,31 @@ impl Machine<'_, '_> {
     fn persistent(&mut self, pid: Id) -> Result<Node, PickleError> {
         let at = self.at as u64;
         let bad = |reason: String| PickleError::BadPersistentId { offset: at, reason };
+        if let Some(objects) = self.opts.tar_objects {
+            let key = match &self.nodes[pid] {
+                Node::Int(i) => Some(Value::Int(*i)),
+                Node::Str(s) => Some(Value::Str(s.clone())),
+                Node::Bytes(b) => Some(Value::Bytes(b.clone())),
+                // (class, source file, source): a whole nn.Module was saved.
+                Node::Tuple(_) => {
+                    return Err(bad(
+                        "it saves a whole nn.Module class (torch.save(model)); save model.state_dict() instead"
+                            .into(),
+                    ));
+                }
+                _ => None,
+            }
+            .as_ref()
+            .and_then(super::tar::int_key)
+            .ok_or_else(|| bad(format!("it is a {}, not a key", self.kind(pid))))?;
+            return match objects.get(&key) {
+                Some(Value::Tensor(t)) => Ok(Node::Tensor(t.clone())),
+                Some(Value::Storage(s)) => Ok(Node::Storage((**s).clone())),
+                _ => Err(bad(format!(
+                    "key {key} names no tensor or storage of the archive"
+                ))),
+            };
+        }
         let items = match &self.nodes[pid] {
             Node::Tuple(items) | Node::List(items) => items.clone(),
             _ => return Err(bad(format!("it is a {}, not a tuple", self.kind(pid)))),

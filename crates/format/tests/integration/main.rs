@@ -19,5 +19,6 @@ mod key_order;
 mod pytorch;
 mod pytorch_hostile;
 mod pytorch_interop;
+mod pytorch_tar;
 mod round_trip;
 mod safetensors_interop;

@@ -42,7 +42,7 @@ fn pickle(parts: &[&[u8]]) -> Vec<u8> {
 fn refused(bytes: &[u8], allow: &[String]) -> PickleError {
     let opts = PickleOptions {
         allow_globals: allow,
-        torchscript: false,
+        ..PickleOptions::default()
     };
     match parse_pickle(bytes, &opts) {
         Ok(p) => panic!("accepted: {:?}", p.value),
@@ -166,11 +166,32 @@ fn code_execution_entry_points_cannot_be_allowed() {
     for g in &allow {
         let (m, n) = g.split_once('.').unwrap();
         let bytes = pickle(&[op::PROTO2, &op::global(m, n), &op::tuple(&[]), b"R."]);
-        assert_forbidden(refused(&bytes, &allow), g, "GLOBAL");
+        let e = refused(&bytes, &allow);
+        assert!(
+            matches!(
+                e,
+                PickleError::Forbidden {
+                    allowable: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("never be allowed"), "{e}");
+        assert_forbidden(e, g, "GLOBAL");
     }
     // Python 2 spelling of builtins.
     let py2 = pickle(&[op::PROTO2, &op::global("__builtin__", "eval"), b"."]);
     assert_forbidden(refused(&py2, &allow), "builtins.eval", "GLOBAL");
+    // Any other class can be allowed, and its refusal says it is allowable.
+    let other = pickle(&[op::PROTO2, &op::global("argparse", "Namespace"), b"."]);
+    assert!(matches!(
+        refused(&other, &[]),
+        PickleError::Forbidden {
+            allowable: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -190,7 +211,7 @@ fn an_allowed_class_is_kept_as_opaque_data() {
         &bytes,
         &PickleOptions {
             allow_globals: &allow,
-            torchscript: false,
+            ..PickleOptions::default()
         },
     )
     .unwrap();
@@ -791,7 +812,10 @@ fn git_lfs_pointers_html_pages_and_tar_files_are_named() {
     ));
     let mut tar = vec![0u8; 512];
     tar[257..262].copy_from_slice(b"ustar");
-    assert!(matches!(sniff(&tar), Err(PytorchError::TarFormat)));
+    assert_eq!(
+        sniff(&tar).unwrap(),
+        modeltool_format::pytorch::Container::Tar
+    );
     assert!(matches!(
         sniff(b"GGUF"),
         Err(PytorchError::UnknownContainer { .. })
@@ -943,10 +967,16 @@ fn mutated_checkpoints_give_errors_or_checked_tensors_never_panics() {
     // A deterministic sweep beside the fuzz target: flip, insert and cut
     // bytes of real checkpoints and their pickles; whatever is accepted
     // must copy every tensor out to its contiguous size.
-    let mut seeds: Vec<Vec<u8>> = ["views.pt", "legacy.pt", "nested.pt", "torchscript.pt"]
-        .iter()
-        .map(|f| crate::pytorch::fixture(f))
-        .collect();
+    let mut seeds: Vec<Vec<u8>> = [
+        "views.pt",
+        "legacy.pt",
+        "nested.pt",
+        "torchscript.pt",
+        "tar.pt",
+    ]
+    .iter()
+    .map(|f| crate::pytorch::fixture(f))
+    .collect();
     let dir = zip::Directory::from_file_bytes(&seeds[0]).unwrap();
     let pkl = dir.entry("views/data.pkl").unwrap();
     seeds.push(dir.entry_bytes(&seeds[0], pkl).unwrap().to_vec());

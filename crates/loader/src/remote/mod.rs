@@ -320,7 +320,7 @@ fn open_remote_file(
             let json = JsonModel::read(&bytes[..]).map_err(LoadError::format(&path))?;
             Model::from_json(&path, json, ModelFile::remote(file))
         }
-        FileKind::Zip | FileKind::PytorchLegacy => {
+        FileKind::Zip | FileKind::PytorchLegacy | FileKind::Tar => {
             let container =
                 modeltool_format::pytorch::sniff(head).map_err(|source| LoadError::Pytorch {
                     path: path.clone(),

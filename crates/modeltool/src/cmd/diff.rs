@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use modeltool_format::text::{Count, middle, thousands};
-use modeltool_loader::{Model, OpenOptions};
+use modeltool_loader::Model;
 use modeltool_stats::{DiffOptions, DiffReport, Tolerance, short};
 
-use crate::Format;
 use crate::exit::CheckFailed;
+use crate::{Format, PickleArgs};
 
 /// Arguments of `modeltool diff`.
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,9 @@ pub struct DiffArgs {
     /// being read).
     #[arg(long)]
     read_all: bool,
+    /// How a PyTorch checkpoint's pickle is read (both models).
+    #[command(flatten)]
+    pickle: PickleArgs,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -39,15 +42,7 @@ pub struct DiffArgs {
 /// Runs the command.
 pub fn run(args: DiffArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // Plain reads in bounded pieces, as for `stats`.
-    let open = |p: &PathBuf| {
-        Model::open(
-            p,
-            OpenOptions {
-                mmap: false,
-                ..OpenOptions::default()
-            },
-        )
-    };
+    let open = |p: &PathBuf| Model::open(p, args.pickle.open_options(false));
     let (a, b) = (open(&args.a)?, open(&args.b)?);
     let mut report = DiffReport::from_models(
         &a,

@@ -10,7 +10,7 @@ pub mod stats;
 pub mod train;
 pub mod verify;
 
-use modeltool_loader::{Model, OpenOptions};
+use modeltool_loader::Model;
 
 use crate::InputArgs;
 
@@ -18,10 +18,7 @@ use crate::InputArgs;
 pub fn open(input: &InputArgs) -> anyhow::Result<Model> {
     Ok(Model::open(
         &input.input,
-        OpenOptions {
-            mmap: !input.no_mmap,
-            allow_globals: input.allow_global.clone(),
-        },
+        input.pickle.open_options(!input.no_mmap),
     )?)
 }
 

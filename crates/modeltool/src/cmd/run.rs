@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail};
 use modeltool_format::text::Escaped;
-use modeltool_loader::{Model, OpenOptions};
+use modeltool_loader::Model;
 use modeltool_net::{Activation, NetError, PredictionFile, Runner};
 
-use crate::Format;
+use crate::{Format, PickleArgs};
 
 /// Arguments of `modeltool run`.
 #[derive(Debug, clap::Args)]
@@ -18,11 +18,9 @@ pub struct RunArgs {
     /// Read tensors with plain reads instead of memory-mapping the files.
     #[arg(long)]
     no_mmap: bool,
-    /// Accept a class a PyTorch checkpoint's pickle names (MODULE.NAME,
-    /// repeatable) as opaque data: never imported or called. Code-execution
-    /// entry points (os.system, builtins.eval, ...) can never be allowed.
-    #[arg(long = "allow-global", value_name = "MODULE.NAME")]
-    allow_global: Vec<String>,
+    /// How a PyTorch checkpoint's pickle is read.
+    #[command(flatten)]
+    pickle: PickleArgs,
     /// Samples: a number each, or comma-separated numbers for wider inputs;
     /// negative values work anywhere (`-1,0.5,2`).
     #[arg(value_name = "X", allow_hyphen_values = true)]
@@ -106,7 +104,7 @@ impl RunArgs {
             self.samples.extend(more.samples);
             self.no_mmap |= more.no_mmap;
             self.force |= more.force;
-            self.allow_global.extend(more.allow_global);
+            self.pickle.allow_global.extend(more.pickle.allow_global);
             self.input = self.input.or(more.input);
             self.output = self.output.or(more.output);
             self.activation = self.activation.or(more.activation);
@@ -124,10 +122,7 @@ impl RunArgs {
 /// Runs the command.
 pub fn run(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let args = args.with_trailing_options()?;
-    let options = OpenOptions {
-        mmap: !args.no_mmap,
-        allow_globals: args.allow_global.clone(),
-    };
+    let options = args.pickle.open_options(!args.no_mmap);
     let model = Model::open(&args.model, options.clone())?;
     // Where the outputs go is checked before any work.
     let file = args

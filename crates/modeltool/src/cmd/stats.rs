@@ -6,10 +6,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use modeltool_format::text::{Count, middle, thousands};
-use modeltool_loader::{Model, OpenOptions};
+use modeltool_loader::Model;
 use modeltool_stats::{Number, StatsOptions, StatsReport, TensorStats};
 
-use crate::Format;
+use crate::{Format, PickleArgs};
 
 /// Arguments of `modeltool stats`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,9 @@ pub struct StatsArgs {
     /// `?` one character); may be given more than once.
     #[arg(long, value_name = "GLOB")]
     tensors: Vec<String>,
+    /// How a PyTorch checkpoint's pickle is read.
+    #[command(flatten)]
+    pickle: PickleArgs,
     /// How to print the report.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -30,13 +33,7 @@ pub struct StatsArgs {
 pub fn run(args: StatsArgs, out: &mut impl Write) -> anyhow::Result<()> {
     // Plain reads in bounded pieces: a memory map would count every page
     // read in the process's resident memory.
-    let model = Model::open(
-        &args.input,
-        OpenOptions {
-            mmap: false,
-            ..OpenOptions::default()
-        },
-    )?;
+    let model = Model::open(&args.input, args.pickle.open_options(false))?;
     let mut report = StatsReport::from_model(
         &model,
         &StatsOptions {
