@@ -271,6 +271,13 @@ fn open_s3(bucket: &str, key: &str, options: &OpenOptions) -> Result<Model> {
             None => break,
         }
     }
+    if keys.is_empty() && !key.is_empty() && !key.ends_with('/') {
+        // Neither an object nor a prefix: S3's own 404 for the key.
+        return Err(LoadError::Remote {
+            path: PathBuf::from(format!("s3://{bucket}/{key}")),
+            reason: s3::status_message(404, Some("NoSuchKey"), bucket, key),
+        });
+    }
     let names_under: Vec<&str> = keys
         .iter()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
