@@ -1,4 +1,4 @@
-//! `s3://BUCKET/KEY`: the standard AWS environment, SigV4 signatures over
+//! `s3://BUCKET/KEY` (see `docs/REMOTE.md`): the standard AWS environment, SigV4 signatures over
 //! the same HTTP client (so range reads, `If-Match`, retries and timeouts
 //! are those of every remote file), and `ListObjectsV2` for a prefix.
 
