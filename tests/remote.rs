@@ -232,7 +232,7 @@ fn serve(
 /// Runs modeltool in `dir` with the environment pointed at loopback: the
 /// Hub endpoint at a port nobody listens on unless `env` says otherwise,
 /// `HF_HOME` in `dir`, no token, short waits between retries.
-fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+pub(crate) fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .current_dir(dir)
@@ -251,7 +251,7 @@ fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
 
 /// A safetensors file made by modeltool itself (with checksums): `n`
 /// f32 values in tensors `w0`..`w{k-1}`, converted from a JSON model file.
-fn model_bytes(dir: &Path, name: &str, tensors: usize, values: usize) -> Vec<u8> {
+pub(crate) fn model_bytes(dir: &Path, name: &str, tensors: usize, values: usize) -> Vec<u8> {
     let mut t = serde_json::Map::new();
     for i in 0..tensors {
         let data: Vec<f64> = (0..values).map(|v| (v * 7 + i) as f64 * 0.25).collect();
@@ -604,7 +604,7 @@ fn refused_and_missing_files_say_what_to_do_and_what_is_missing() {
 }
 
 /// A sharded checkpoint written by modeltool: the index and its shards.
-fn sharded(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn sharded(dir: &Path) -> Vec<(String, Vec<u8>)> {
     model_bytes(dir, "big", 6, 40_000);
     let r = run_in(
         dir,

@@ -19,6 +19,7 @@ mod loader_cli;
 mod pytorch_cli;
 mod remote;
 mod run_train;
+mod s3;
 mod safety;
 mod stats;
 mod tutorial;

@@ -86,6 +86,8 @@ pub(crate) struct Client {
     /// `(origin, token)`: sent as `Authorization: Bearer` to that origin
     /// (`scheme://host:port`) only.
     token: Option<(String, String)>,
+    /// For `s3://` addresses: the AWS settings that sign requests.
+    s3: Option<super::s3::Config>,
 }
 
 /// Why one attempt failed.
@@ -109,6 +111,8 @@ pub(crate) struct Names {
     pub shown: PathBuf,
     /// For a file of a Hugging Face repo: `(repo, revision, path)`.
     pub hf: Option<(String, String, String)>,
+    /// For an object of an S3 bucket: `(bucket, key)`.
+    pub s3: Option<(String, String)>,
 }
 
 impl Names {
@@ -120,8 +124,25 @@ impl Names {
     }
 
     /// The error for an answer that is neither success nor transient.
-    fn status_error(&self, status: StatusCode, url: &str) -> LoadError {
+    pub(crate) fn status_error(&self, resp: Response<ureq::Body>, url: &str) -> LoadError {
+        let status = resp.status();
         let code = status.as_u16();
+        if let Some((bucket, key)) = &self.s3 {
+            // S3 names the problem in the body: `<Code>NoSuchKey</Code>`.
+            let mut body = Vec::new();
+            let _ = resp
+                .into_body()
+                .into_reader()
+                .take(64 << 10)
+                .read_to_end(&mut body);
+            let s3_code = super::s3::element(&String::from_utf8_lossy(&body), "Code");
+            return self.err(super::s3::status_message(
+                code,
+                s3_code.as_deref(),
+                bucket,
+                key,
+            ));
+        }
         match (code, &self.hf) {
             (401 | 403, Some((repo, ..))) => self.err(format!(
                 "HTTP {code}: the repo `{}` is gated or private: give a token with HF_TOKEN \
@@ -240,7 +261,14 @@ impl Client {
             agent,
             settings,
             token,
+            s3: None,
         }
+    }
+
+    /// A client whose requests to the S3 endpoint are signed with SigV4.
+    pub(crate) fn with_s3(mut self, config: super::s3::Config) -> Client {
+        self.s3 = Some(config);
+        self
     }
 
     /// One GET of `url` (a byte range of it when `range` is given, both
@@ -265,6 +293,13 @@ impl Client {
             if let Some((token_origin, token)) = &self.token {
                 if origin(&url).as_deref() == Some(token_origin.as_str()) {
                     req = req.header("Authorization", format!("Bearer {token}"));
+                }
+            }
+            if let Some(s3) = &self.s3 {
+                if s3.signs_for(&url) {
+                    for (name, value) in s3.sign_get(&url) {
+                        req = req.header(name, value);
+                    }
                 }
             }
             let resp = match req.call() {
@@ -295,6 +330,30 @@ impl Client {
         Err(Failure::Fatal(
             names.err(format!("more than {MAX_REDIRECTS} redirects")),
         ))
+    }
+
+    /// The body of `url` (a `ListObjectsV2` page), at most `cap` bytes,
+    /// with the retries of every request.
+    pub(crate) fn fetch_small(&self, names: &Names, url: &str, cap: u64) -> Result<Vec<u8>> {
+        self.retrying(names, || {
+            let resp = self.get(names, url, None, None)?;
+            if resp.status() != StatusCode::OK {
+                return Err(Failure::Fatal(names.status_error(resp, url)));
+            }
+            let mut body = Vec::new();
+            resp.into_body()
+                .into_reader()
+                .take(cap + 1)
+                .read_to_end(&mut body)
+                .map_err(io_failure)?;
+            if body.len() as u64 > cap {
+                return Err(Failure::Fatal(names.err(format!(
+                    "an answer of more than {cap} bytes from {}",
+                    Escaped(url)
+                ))));
+            }
+            Ok(body)
+        })
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or has failed
@@ -472,7 +531,7 @@ impl RemoteFile {
                 // An empty file has no byte 0.
                 416 if matches!(range, Some((None, Some(0)))) => Ok(Some((0, etag, Vec::new()))),
                 404 if missing_ok => Ok(None),
-                _ => Err(Failure::Fatal(names.status_error(status, url))),
+                _ => Err(Failure::Fatal(names.status_error(resp, url))),
             }
         })?;
         let Some((len, etag, head)) = found else {
@@ -535,7 +594,7 @@ impl RemoteFile {
             )));
         }
         if !matches!(status.as_u16(), 200 | 206) {
-            return Err(Failure::Fatal(self.names.status_error(status, &self.url)));
+            return Err(Failure::Fatal(self.names.status_error(resp, &self.url)));
         }
         let etag = header(&resp, "etag");
         if let (Some(was), Some(now)) = (self.etag.as_deref(), etag) {

@@ -1,6 +1,7 @@
 //! Remote models: `https://` and `http://` URLs of a file or of a
 //! `model.safetensors.index.json`, and `hf://ORG/REPO[@REVISION][/PATH]`
-//! addresses of the Hugging Face Hub, read with HTTP range requests and
+//! addresses of the Hugging Face Hub, and `s3://BUCKET/KEY` objects (or
+//! prefixes holding a checkpoint) of S3 and S3-compatible stores, read with HTTP range requests and
 //! never downloaded whole unless a command needs every byte. The design,
 //! the crate chosen and the environment variables are in `docs/REMOTE.md`.
 //!
@@ -11,6 +12,7 @@
 //! [`LoadError::Changed`], never a mix of two versions.
 
 mod http;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +51,13 @@ pub(crate) enum Address {
         /// The file inside the repo, when given.
         path: Option<String>,
     },
+    /// `s3://BUCKET/KEY`: an object, or a prefix holding a checkpoint.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key or prefix (may be empty: the whole bucket).
+        key: String,
+    },
 }
 
 impl Address {
@@ -62,6 +71,27 @@ impl Address {
                 return Some(Err("a URL needs a host".into()));
             }
             return Some(Ok(Address::Url(s.to_owned())));
+        }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            let plain_bucket = !bucket.is_empty()
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if !plain_bucket {
+                return Some(Err(
+                    "an s3:// address is s3://BUCKET/KEY, with a bucket name of letters, \
+                     digits, `-`, `.` and `_`"
+                        .into(),
+                ));
+            }
+            if key.split('/').any(|p| p == "." || p == "..") {
+                return Some(Err("an S3 key may not hold `.` or `..` parts".into()));
+            }
+            return Some(Ok(Address::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            }));
         }
         let rest = s.strip_prefix("hf://")?;
         let mut parts = rest.splitn(3, '/');
@@ -185,6 +215,7 @@ pub(crate) fn open(given: &Path, address: Address, options: OpenOptions) -> Resu
             let names = Names {
                 shown: PathBuf::from(&url),
                 hf: None,
+                s3: None,
             };
             open_url(&client(), &url, names, &options)
         }
@@ -193,7 +224,125 @@ pub(crate) fn open(given: &Path, address: Address, options: OpenOptions) -> Resu
             revision,
             path,
         } => open_hf(given, &repo, revision.as_deref(), path.as_deref(), &options),
+        Address::S3 { bucket, key } => open_s3(&bucket, &key, &options),
     }
+}
+
+/// How large a `ListObjectsV2` page may be.
+const MAX_LIST_PAGE: u64 = 16 << 20;
+
+/// An S3 object, else the checkpoint under the prefix: the prefix's
+/// `model.safetensors.index.json`, else its `model.safetensors`, else its
+/// one model file.
+fn open_s3(bucket: &str, key: &str, options: &OpenOptions) -> Result<Model> {
+    let config = s3::Config::from_env();
+    let client = Arc::new(Client::new(Settings::from_env(), None).with_s3(config.clone()));
+    let names = |key: &str| Names {
+        shown: PathBuf::from(format!("s3://{bucket}/{key}")),
+        hf: None,
+        s3: Some((bucket.to_owned(), key.to_owned())),
+    };
+    if !key.is_empty() && !key.ends_with('/') {
+        let url = config.object_url(bucket, key);
+        if let Some(file) = RemoteFile::open_if_found(&client, &url, names(key))? {
+            return open_remote_file(&client, file, names(key), options);
+        }
+    }
+    let prefix = if key.is_empty() || key.ends_with('/') {
+        key.to_owned()
+    } else {
+        format!("{key}/")
+    };
+    let list_names = names(&prefix);
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    let mut capped = false;
+    loop {
+        let url = config.list_url(bucket, &prefix, token.as_deref());
+        let body = client.fetch_small(&list_names, &url, MAX_LIST_PAGE)?;
+        let (page, next) = s3::parse_list(&String::from_utf8_lossy(&body));
+        keys.extend(page);
+        match next {
+            Some(t) if keys.len() < s3::MAX_KEYS => token = Some(t),
+            Some(_) => {
+                capped = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    if keys.is_empty() && !key.is_empty() && !key.ends_with('/') {
+        // Neither an object nor a prefix: S3's own 404 for the key.
+        return Err(LoadError::Remote {
+            path: PathBuf::from(format!("s3://{bucket}/{key}")),
+            reason: s3::status_message(404, Some("NoSuchKey"), bucket, key),
+        });
+    }
+    let names_under: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .collect();
+    let chosen = [INDEX_NAME, SINGLE_NAME]
+        .into_iter()
+        .find(|c| names_under.contains(c))
+        .map(str::to_owned);
+    let chosen = match chosen {
+        Some(c) => c,
+        None => {
+            let models: Vec<&str> = names_under
+                .iter()
+                .copied()
+                .filter(|n| {
+                    let n = n.to_ascii_lowercase();
+                    [
+                        ".safetensors",
+                        ".gguf",
+                        ".index.json",
+                        ".pt",
+                        ".pth",
+                        ".ckpt",
+                    ]
+                    .iter()
+                    .any(|ext| n.ends_with(ext))
+                })
+                .collect();
+            match models[..] {
+                [one] => one.to_owned(),
+                _ => {
+                    let shown = format!("s3://{bucket}/{prefix}");
+                    let what = if models.is_empty() {
+                        format!("holds no {INDEX_NAME}, no {SINGLE_NAME} and no other model file")
+                    } else {
+                        format!(
+                            "holds {} model files and no {INDEX_NAME} or {SINGLE_NAME}: name \
+                             one (e.g. `{}`)",
+                            models.len(),
+                            Escaped(models[0])
+                        )
+                    };
+                    let capped = if capped {
+                        format!(" (among the first {} keys listed)", keys.len())
+                    } else {
+                        String::new()
+                    };
+                    let missing_key = if key.is_empty() || key.ends_with('/') {
+                        String::new()
+                    } else {
+                        format!("no key `{}`, and the prefix ", Escaped(key))
+                    };
+                    return Err(LoadError::Remote {
+                        path: PathBuf::from(shown),
+                        reason: format!("not found: {missing_key}{what}{capped}"),
+                    });
+                }
+            }
+        }
+    };
+    let full = format!("{prefix}{chosen}");
+    let url = config.object_url(bucket, &full);
+    let file = RemoteFile::open(&client, &url, names(&full))?;
+    open_remote_file(&client, file, names(&full), options)
 }
 
 fn open_hf(
@@ -245,6 +394,7 @@ fn open_hf(
         let names = Names {
             shown: PathBuf::from(format!("{shown_prefix}/{c}")),
             hf: Some((repo.to_owned(), rev.to_owned(), (*c).to_owned())),
+            s3: None,
         };
         match RemoteFile::open_if_found(&client, &url, names.clone())? {
             Some(file) => return open_remote_file(&client, file, names, options),
@@ -382,6 +532,10 @@ fn open_index(
                         .hf
                         .as_ref()
                         .map(|(repo, rev, p)| (repo.clone(), rev.clone(), sibling_str(p, name))),
+                    s3: names
+                        .s3
+                        .as_ref()
+                        .map(|(bucket, key)| (bucket.clone(), sibling_str(key, name))),
                 };
                 let shard = RemoteFile::open(client, &url, shard_names)?;
                 let head = shard.head();

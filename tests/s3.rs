@@ -1,0 +1,257 @@
+//! `s3://` addresses against an S3-compatible server on loopback (moto,
+//! started by `tests/python/s3_server.py` with signatures checked against
+//! credentials it creates): an object, a sharded index under a prefix, the
+//! prefix rule, wrong credentials, missing keys and buckets, and temporary
+//! credentials with their session token. Skipped when `MODELTOOL_PYTHON`
+//! lacks moto, unless `MODELTOOL_REQUIRE_PYTHON` is set.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::remote::{model_bytes, run_env, sharded};
+use crate::util::{Run, assert_error, python, tempdir};
+
+/// A running moto server; stopped (its stdin closed) when dropped.
+struct S3 {
+    child: Child,
+    endpoint: String,
+    key: (String, String),
+    temp: (String, String, String),
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python with moto, or `None` to skip (a failure under
+/// `MODELTOOL_REQUIRE_PYTHON`).
+fn moto_python() -> Option<PathBuf> {
+    let python = python()?;
+    let ok = Command::new(&python)
+        .args(["-c", "import moto.server, boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("MODELTOOL_REQUIRE_PYTHON").is_none(),
+        "MODELTOOL_REQUIRE_PYTHON is set but {} cannot import moto (tests/python/requirements.txt)",
+        python.display()
+    );
+    eprintln!("skipping: {} cannot import moto", python.display());
+    None
+}
+
+/// Starts moto with every file under `folder` uploaded to bucket `models`.
+fn start(python: &Path, folder: &Path) -> S3 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/s3_server.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .arg(folder)
+        .arg("models")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the S3 server did not start: {e}: {line:?}"));
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap().to_owned();
+    S3 {
+        endpoint: s("/endpoint"),
+        key: (s("/key/0"), s("/key/1")),
+        temp: (s("/temp/0"), s("/temp/1"), s("/temp/2")),
+        child,
+    }
+}
+
+impl S3 {
+    /// Runs modeltool with the endpoint and `access`/`secret` (and a
+    /// session token when given).
+    fn run_as(&self, dir: &Path, creds: (&str, &str, Option<&str>), args: &[&str]) -> Run {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", creds.0),
+            ("AWS_SECRET_ACCESS_KEY", creds.1),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_SESSION_TOKEN", creds.2.unwrap_or("")),
+        ];
+        env.push(("MODELTOOL_HTTP_RETRIES", "1"));
+        run_env(dir, &env, args)
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Run {
+        self.run_as(dir, (&self.key.0, &self.key.1, None), args)
+    }
+}
+
+/// The bucket's files: `m.safetensors`, a sharded checkpoint under `ck/`,
+/// `single/model.safetensors`, and `other/` with one model file beside a
+/// config.
+fn bucket(d: &Path) -> PathBuf {
+    let up = d.join("bucket");
+    std::fs::create_dir_all(up.join("ck")).unwrap();
+    std::fs::create_dir_all(up.join("single")).unwrap();
+    std::fs::create_dir_all(up.join("other")).unwrap();
+    let bytes = model_bytes(d, "m", 3, 30_000);
+    std::fs::write(up.join("m.safetensors"), &bytes).unwrap();
+    std::fs::write(up.join("single/model.safetensors"), &bytes).unwrap();
+    let other = model_bytes(d, "other", 2, 10);
+    std::fs::write(up.join("other/weights.safetensors"), other).unwrap();
+    std::fs::write(up.join("other/config.json"), b"{}").unwrap();
+    for (name, b) in sharded(d) {
+        std::fs::write(up.join("ck").join(name), b).unwrap();
+    }
+    up
+}
+
+#[test]
+fn s3_objects_indexes_and_prefixes_read_as_the_local_files() {
+    let Some(python) = moto_python() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let s3 = start(&python, &bucket(d));
+
+    // One object: verify, and convert bit-exact against the local file.
+    let r = s3.run(d, &["verify", "s3://models/m.safetensors", "--strict"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("3 of 3 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
+    let r = s3.run(d, &["convert", "s3://models/m.safetensors", "remote.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = s3.run(d, &["convert", "m.safetensors", "local.json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(d.join("remote.json")).unwrap(),
+        std::fs::read(d.join("local.json")).unwrap()
+    );
+
+    // A sharded checkpoint: by its index, and by its prefix (with or
+    // without the trailing `/`), the same as the local folder.
+    let local = s3.run(d, &["inspect", "shards", "--format", "json"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let tensors = |r: &Run| {
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let t = v["tensors"].clone();
+        assert!(t.as_array().is_some_and(|a| !a.is_empty()), "{}", r.stdout);
+        t
+    };
+    for addr in [
+        "s3://models/ck/model.safetensors.index.json",
+        "s3://models/ck/",
+        "s3://models/ck",
+    ] {
+        let r = s3.run(d, &["inspect", addr, "--format", "json"]);
+        assert_eq!(r.code, 0, "{addr}: {}", r.stderr);
+        assert_eq!(tensors(&r), tensors(&local), "{addr}");
+    }
+    let r = s3.run(d, &["convert", "s3://models/ck", "from-s3.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = s3.run(d, &["convert", "shards", "from-disk.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(d.join("from-s3.safetensors")).unwrap(),
+        std::fs::read(d.join("from-disk.safetensors")).unwrap()
+    );
+
+    // The prefix rule: model.safetensors, else the one model file (the
+    // latter's two tensors tell it from the former's three).
+    let r = s3.run(d, &["inspect", "s3://models/single", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        tensors(&r),
+        tensors(&s3.run(d, &["inspect", "m.safetensors", "--format", "json"]))
+    );
+    let r = s3.run(d, &["inspect", "s3://models/other/", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        tensors(&r),
+        tensors(&s3.run(d, &["inspect", "other.safetensors", "--format", "json"]))
+    );
+    assert_ne!(tensors(&r), tensors(&local));
+
+    // Temporary credentials: accepted with their session token, refused
+    // without it (the server refuses them as AWS does).
+    let (ak, sk, token) = (&s3.temp.0, &s3.temp.1, &s3.temp.2);
+    let r = s3.run_as(d, (ak, sk, Some(token)), &["verify", "s3://models/ck"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = s3.run_as(d, (ak, sk, None), &["inspect", "s3://models/m.safetensors"]);
+    assert_error(&r, 2, &["HTTP 403", "InvalidToken", "AWS_SESSION_TOKEN"]);
+}
+
+#[test]
+fn s3_refusals_and_missing_keys_are_one_line_naming_bucket_key_and_variables() {
+    let Some(python) = moto_python() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let up = d.join("bucket");
+    std::fs::create_dir_all(&up).unwrap();
+    std::fs::write(up.join("m.safetensors"), model_bytes(d, "m", 1, 10)).unwrap();
+    let s3 = start(&python, &up);
+
+    let wrong = s3.run_as(
+        d,
+        (&s3.key.0, "not-the-secret", None),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &wrong,
+        2,
+        &[
+            "s3://models/m.safetensors",
+            "HTTP 403",
+            "SignatureDoesNotMatch",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ],
+    );
+    let unknown = s3.run_as(
+        d,
+        ("AKIANOSUCHKEY0000000", "x", None),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &unknown,
+        2,
+        &["HTTP 403", "InvalidAccessKeyId", "AWS_ACCESS_KEY_ID"],
+    );
+
+    let missing = s3.run(d, &["inspect", "s3://models/no/such.safetensors"]);
+    assert_error(
+        &missing,
+        2,
+        &[
+            "s3://models/no/such.safetensors",
+            "no key `no/such.safetensors`",
+            "bucket `models`",
+            "NoSuchKey",
+        ],
+    );
+    let no_bucket = s3.run(d, &["inspect", "s3://absent-bucket/m.safetensors"]);
+    assert_error(
+        &no_bucket,
+        2,
+        &["no bucket `absent-bucket`", "NoSuchBucket"],
+    );
+    let empty = s3.run(d, &["inspect", "s3://models/"]);
+    assert_eq!(
+        empty.code, 0,
+        "the bucket's one model file: {}",
+        empty.stderr
+    );
+    for r in [&wrong, &unknown, &missing, &no_bucket] {
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+}
