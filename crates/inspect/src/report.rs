@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use modeltool_format::Dtype;
-use modeltool_loader::Model;
+use modeltool_loader::{Location, Model};
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
@@ -473,6 +473,15 @@ impl<'m> Report<'m> {
         report
             .warnings
             .extend(model.warnings().iter().map(ToString::to_string));
+        // The size formula is the safetensors layout: a folder of PyTorch
+        // shards (storages inside zip files) does not follow it.
+        if !model
+            .entries()
+            .iter()
+            .all(|e| matches!(e.location, Location::File { .. }))
+        {
+            report.size_formula = None;
+        }
         report.gguf = GgufReport::from_model(model);
         // A GGUF file is as large as it is for its ggml types, not for the
         // f32 its quantized tensors decode to.
