@@ -94,27 +94,7 @@ impl<'a> HeaderPlan<'a> {
                 name: tensors[w[0] as usize].name.clone(),
             });
         }
-        let mut order: Vec<usize> = (0..tensors.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (tensors[a], tensors[b]);
-            b.dtype
-                .alignment()
-                .cmp(&a.dtype.alignment())
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        let mut offsets = vec![(0, 0); tensors.len()];
-        let mut end = 0u64;
-        for &i in &order {
-            let len = tensors[i].byte_len()? as u64;
-            let stop = end
-                .checked_add(len)
-                .ok_or_else(|| FormatError::ShapeOverflow {
-                    name: tensors[i].name.clone(),
-                    shape: tensors[i].shape.clone(),
-                })?;
-            offsets[i] = (end, stop);
-            end = stop;
-        }
+        let (order, offsets, end) = crate::safetensors::data_plan(&tensors)?;
         let named = |name: &str| {
             by_name
                 .binary_search_by(|&i| tensors[i as usize].name.as_str().cmp(name))

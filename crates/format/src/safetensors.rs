@@ -404,6 +404,38 @@ pub struct Layout {
     pub data_len: u64,
 }
 
+/// The data section of a safetensors file modeltool writes: the tensors'
+/// indices in the order their bytes follow the header (decreasing
+/// alignment, then name, so that each starts naturally aligned), each one's
+/// `data_offsets` (indexed like `tensors`), and the section's length.
+pub(crate) fn data_plan<T: std::borrow::Borrow<TensorMeta>>(
+    tensors: &[T],
+) -> Result<(Vec<usize>, Vec<(u64, u64)>, u64)> {
+    let meta = |i: usize| tensors[i].borrow();
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (meta(a), meta(b));
+        b.dtype
+            .alignment()
+            .cmp(&a.dtype.alignment())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut offsets = vec![(0, 0); tensors.len()];
+    let mut end = 0u64;
+    for &i in &order {
+        let len = meta(i).byte_len()? as u64;
+        let stop = end
+            .checked_add(len)
+            .ok_or_else(|| FormatError::ShapeOverflow {
+                name: meta(i).name.clone(),
+                shape: meta(i).shape.clone(),
+            })?;
+        offsets[i] = (end, stop);
+        end = stop;
+    }
+    Ok((order, offsets, end))
+}
+
 impl Layout {
     /// Plans a file: tensors are ordered by decreasing alignment, then by
     /// name, so that each starts naturally aligned for its dtype (the data
@@ -424,27 +456,7 @@ impl Layout {
                 });
             }
         }
-        let mut order: Vec<usize> = (0..tensors.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&tensors[a], &tensors[b]);
-            b.dtype
-                .alignment()
-                .cmp(&a.dtype.alignment())
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        let mut offsets = vec![(0, 0); tensors.len()];
-        let mut end = 0u64;
-        for &i in &order {
-            let len = tensors[i].byte_len()? as u64;
-            let stop = end
-                .checked_add(len)
-                .ok_or_else(|| FormatError::ShapeOverflow {
-                    name: tensors[i].name.clone(),
-                    shape: tensors[i].shape.clone(),
-                })?;
-            offsets[i] = (end, stop);
-            end = stop;
-        }
+        let (order, offsets, end) = data_plan(tensors)?;
 
         let mut json = Vec::with_capacity(64 + tensors.len() * 96);
         json.push(b'{');
