@@ -45,6 +45,9 @@
 #                  run     run an MLP against numpy; GFLOP/s in process (#5)
 #                  gguf    inspect a 7B-shaped Q4_K_M GGUF against gguf-dump; dequantize
 #                          100M Q4_K values against gguf.quants (#14; benches/gguf.sh)
+#                  remote  inspect a 73-shard GPT-3-shaped checkpoint over HTTP (hf://,
+#                          50 ms a request) against huggingface_hub; verify of 512 MiB
+#                          over HTTP against curl | sha256sum (#16; remote_inspect.py)
 #   OUT=PATH     where to write the report (default docs/PERFORMANCE.md)
 #   REPS=N       repetitions of the fast groups (default 7; QUICK 3)
 #   VENV=DIR     the virtual environment (default target/bench-venv)
@@ -67,7 +70,7 @@ else
     MODE=full
     REPS=${REPS:-7}
 fi
-ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats,pytorch,gguf
+ALL_GROUPS=json,shapes,header,hash,big,loader,shards,run,stats,pytorch,gguf,remote
 ONLY=${ONLY:-$ALL_GROUPS}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 log() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
@@ -125,7 +128,8 @@ printf '{"build": "%s", "commit": "%s", "tree": "%s"}\n' "$BUILD" "$(git rev-par
 VENV=${VENV:-$ROOT/target/bench-venv}
 log "Python peers in $VENV (tests/python/requirements.txt)"
 [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt \
+    -r benches/requirements.txt
 PYTHON=$VENV/bin/python
 PEERS="$PYTHON $BENCHES/peers.py"
 
@@ -443,6 +447,16 @@ if want gguf; then
     GGUF_VALUES=$([[ $MODE == quick ]] && echo 10000000 || echo 100000000)
     BIN="$BIN" DEQUANT="$WORK/bin/gguf_dequant" PYTHON="$PYTHON" REPS="$REPS" VALUES="$GGUF_VALUES" \
         WORK="$CACHE/gguf" bash "$BENCHES/gguf.sh" | tee "$RESULTS/gguf.txt" >&2
+fi
+
+if want remote; then
+    log "remote: inspect a 73-shard checkpoint over HTTP with 50 ms a request; verify 512 MiB"
+    if [[ $MODE == quick ]]; then REMOTE_VERIFY=(); else
+        make_input mid "$H_RANDOM ${MID_ARGS[*]}" random_file "$CACHE/mid/mid.safetensors" "${MID_ARGS[@]}"
+        REMOTE_VERIFY=(--verify "$CACHE/mid/mid.safetensors")
+    fi
+    "$PYTHON" "$BENCHES/remote_inspect.py" "$BIN" --reps "$REPS" --dir "$CACHE/remote/gpt3" \
+        "${REMOTE_VERIFY[@]}" | tee "$RESULTS/remote.txt" >&2
 fi
 
 # ------------------------------------------------------------ 5. report

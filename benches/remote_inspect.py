@@ -7,7 +7,11 @@ sequential lower bound (shards x 2 x latency) and, when `huggingface_hub` is
 importable, `huggingface_hub.get_safetensors_metadata` against the same
 server.
 
+With --verify FILE, also `modeltool verify URL` of FILE served the same way
+(same latency) against `curl -s URL | sha256sum`, whole process.
+
     python benches/remote_inspect.py MODELTOOL [--latency 0.05] [--reps 5] [--dir DIR]
+        [--verify FILE]
 """
 import argparse
 import json
@@ -29,6 +33,7 @@ def main():
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--dir", help="where the checkpoint is (made there if missing)")
+    ap.add_argument("--verify", help="a file to verify over HTTP against curl | sha256sum")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="modeltool-remote-")
     ckpt = args.dir or os.path.join(work, "gpt3")
@@ -42,27 +47,30 @@ def main():
             headers += 8 + struct.unpack("<Q", f.read(8))[0]
     index_len = os.path.getsize(os.path.join(ckpt, "model.safetensors.index.json"))
 
-    port_file = os.path.join(work, "port")
-    server = subprocess.Popen([sys.executable, os.path.join(HERE, "serve_ranges.py"), ckpt,
-                               "--latency", str(args.latency), "--port-file", port_file,
-                               "--stats", os.path.join(work, "stats.json")])
-    try:
+    servers = []
+
+    def serve(folder, tag):
+        port_file = os.path.join(work, "port-" + tag)
+        servers.append(subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "serve_ranges.py"), folder,
+             "--latency", str(args.latency), "--port-file", port_file,
+             "--stats", os.path.join(work, "stats-" + tag + ".json")]))
         for _ in range(200):
-            if os.path.exists(port_file):
+            if os.path.exists(port_file) and open(port_file).read().strip():
                 break
             time.sleep(0.05)
-        base = "http://127.0.0.1:" + open(port_file).read().strip()
+        return "http://127.0.0.1:" + open(port_file).read().strip()
+
+    try:
+        base = serve(ckpt, "gpt3")
         env = dict(os.environ, HF_ENDPOINT=base, HF_HOME=os.path.join(work, "hf-home"))
         env.pop("HF_TOKEN", None)
 
-        def counts():
-            return json.load(urllib.request.urlopen(base + "/__stats"))
-
-        def timed(cmd):
-            urllib.request.urlopen(base + "/__reset").read()
+        def timed(cmd, server=base):
+            urllib.request.urlopen(server + "/__reset").read()
             t = time.perf_counter()
             subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-            return time.perf_counter() - t, counts()
+            return time.perf_counter() - t, json.load(urllib.request.urlopen(server + "/__stats"))
 
         rows = {}
         rows["modeltool inspect hf://org/gpt3"] = [
@@ -75,6 +83,14 @@ def main():
             rows["huggingface_hub.get_safetensors_metadata"] = [timed(peer) for _ in range(args.reps)]
         except ImportError:
             pass
+        if args.verify:
+            other = serve(os.path.dirname(os.path.abspath(args.verify)), "verify")
+            url = other + "/" + os.path.basename(args.verify)
+            size = os.path.getsize(args.verify)
+            rows[f"modeltool verify URL ({size} bytes)"] = [
+                timed([args.modeltool, "verify", url], other) for _ in range(args.reps)]
+            rows["curl -s URL | sha256sum"] = [
+                timed(["sh", "-c", f"curl -s {url} | sha256sum"], other) for _ in range(args.reps)]
         print(f"checkpoint: {len(shards)} shards, headers {headers} bytes, index {index_len} bytes; "
               f"latency {args.latency * 1000:.0f} ms a request")
         print(f"sequential lower bound: {len(shards)} x 2 x {args.latency * 1000:.0f} ms = "
@@ -83,11 +99,13 @@ def main():
             times = [t for t, _ in runs]
             c = runs[-1][1]
             print(f"{name}: median {statistics.median(times):.3f} s (min {min(times):.3f}, "
-                  f"max {max(times):.3f}); {c['requests']} requests, {c['bytes']} bytes "
-                  f"(headers + index = {headers + index_len})")
+                  f"max {max(times):.3f}); {c['requests']} requests, {c['bytes']} bytes"
+                  + (f" (headers + index = {headers + index_len})" if "gpt3" in name
+                     or "metadata" in name else ""))
     finally:
-        server.terminate()
-        server.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
 
 
 if __name__ == "__main__":
