@@ -94,7 +94,11 @@ impl<'a> HeaderPlan<'a> {
                 name: tensors[w[0] as usize].name.clone(),
             });
         }
-        let (order, offsets, end) = crate::safetensors::data_plan(&tensors)?;
+        let crate::safetensors::DataPlan {
+            order,
+            offsets,
+            len: end,
+        } = crate::safetensors::data_plan(&tensors)?;
         let named = |name: &str| {
             by_name
                 .binary_search_by(|&i| tensors[i as usize].name.as_str().cmp(name))

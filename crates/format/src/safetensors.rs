@@ -404,13 +404,19 @@ pub struct Layout {
     pub data_len: u64,
 }
 
-/// The data section of a safetensors file modeltool writes: the tensors'
-/// indices in the order their bytes follow the header (decreasing
-/// alignment, then name, so that each starts naturally aligned), each one's
-/// `data_offsets` (indexed like `tensors`), and the section's length.
-pub(crate) fn data_plan<T: std::borrow::Borrow<TensorMeta>>(
-    tensors: &[T],
-) -> Result<(Vec<usize>, Vec<(u64, u64)>, u64)> {
+/// The data section of a safetensors file modeltool writes.
+pub(crate) struct DataPlan {
+    /// The tensors' indices in the order their bytes follow the header:
+    /// decreasing alignment, then name, so that each starts naturally aligned.
+    pub order: Vec<usize>,
+    /// Each tensor's `data_offsets`, indexed like the tensors given.
+    pub offsets: Vec<(u64, u64)>,
+    /// The section's length.
+    pub len: u64,
+}
+
+/// Plans the data section of `tensors` (see [`DataPlan`]).
+pub(crate) fn data_plan<T: std::borrow::Borrow<TensorMeta>>(tensors: &[T]) -> Result<DataPlan> {
     let meta = |i: usize| tensors[i].borrow();
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| {
@@ -433,7 +439,11 @@ pub(crate) fn data_plan<T: std::borrow::Borrow<TensorMeta>>(
         offsets[i] = (end, stop);
         end = stop;
     }
-    Ok((order, offsets, end))
+    Ok(DataPlan {
+        order,
+        offsets,
+        len: end,
+    })
 }
 
 impl Layout {
@@ -456,7 +466,11 @@ impl Layout {
                 });
             }
         }
-        let (order, offsets, end) = data_plan(tensors)?;
+        let DataPlan {
+            order,
+            offsets,
+            len: end,
+        } = data_plan(tensors)?;
 
         let mut json = Vec::with_capacity(64 + tensors.len() * 96);
         json.push(b'{');
