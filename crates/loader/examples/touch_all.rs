@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::process::ExitCode;
 
+use modeltool_format::text::Count;
 use modeltool_loader::{Model, OpenOptions};
 
 fn main() -> ExitCode {
@@ -56,10 +57,13 @@ fn touch_all(path: &str, options: OpenOptions) -> Result<(), modeltool_loader::L
         sum += values.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
     println!(
-        "{path}: {} tensors in {} files, {} parameters; f32 views: {borrowed} borrowed from the map, {copied} copied or converted; sum of values {sum}",
-        model.entries().len(),
-        model.files().len(),
-        model.parameter_count()
+        "{path}: {} in {}, {}; f32 views: {borrowed} borrowed from the map, {copied} copied or converted; sum of values {sum}",
+        Count(model.entries().len() as u64, "tensor"),
+        Count(model.files().len() as u64, "file"),
+        Count(
+            u64::try_from(model.parameter_count()).unwrap_or(u64::MAX),
+            "parameter"
+        )
     );
     Ok(())
 }
