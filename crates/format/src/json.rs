@@ -191,6 +191,39 @@ impl JsonModel {
         crate::json_read::read(file, Some(len.saturating_sub(at)))
     }
 
+    /// Reads a JSON model file from an open file, from its current
+    /// position, like [`read_file`](Self::read_file), but hands each tensor
+    /// to `take` as soon as it is read and hashed, in file order, instead
+    /// of keeping it: the model returned holds no tensors, and only the
+    /// tensors `take` keeps stay in memory. Two tensors of one name are not
+    /// an error here (the reader keeps no names): the caller finds them.
+    ///
+    /// ```
+    /// use modeltool_format::JsonModel;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("m.json");
+    /// std::fs::write(&path, r#"{"format": "modeltool.json/1", "tensors": {
+    ///     "a": {"dtype": "F32", "shape": [2], "data": [1.0, -110.0]},
+    ///     "b": {"dtype": "I64", "shape": [], "data": [7]}}}"#)?;
+    /// let mut seen = Vec::new();
+    /// let model = JsonModel::read_file_each(&std::fs::File::open(&path)?, |t| {
+    ///     seen.push((t.meta.name, t.data.len()));
+    ///     Ok(())
+    /// })?;
+    /// assert!(model.tensors.is_empty());
+    /// assert_eq!(seen, [("a".to_owned(), 8), ("b".to_owned(), 8)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_file_each(
+        mut file: &std::fs::File,
+        mut take: impl FnMut(JsonTensor) -> Result<()>,
+    ) -> Result<JsonModel> {
+        let len = file.metadata()?.len();
+        let at = std::io::Seek::stream_position(&mut file)?;
+        crate::json_read::read_each(file, Some(len.saturating_sub(at)), &mut take)
+    }
+
     /// Reads a JSON model file held in memory.
     pub fn from_slice(bytes: &[u8]) -> Result<JsonModel> {
         crate::json_read::read(bytes, Some(bytes.len() as u64))

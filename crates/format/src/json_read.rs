@@ -19,7 +19,7 @@
 //! before its tensor's `dtype` is held as text until the dtype is known.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::io::{self, Read};
 use std::ops::Range;
@@ -79,7 +79,33 @@ fn missing(key: &'static str) -> FormatError {
 
 /// Reads a JSON model file from a stream of `len` bytes, when known.
 pub(crate) fn read(src: impl Read, len: Option<u64>) -> crate::Result<JsonModel> {
-    Reader::new(src, 0, len).model()
+    let mut tensors = Vec::new();
+    let mut model = read_each(src, len, &mut |t| {
+        tensors.push(t);
+        Ok(())
+    })?;
+    // Repeated names, checked once all are read: a set sized once, of
+    // names that are not copied.
+    let mut seen = HashSet::with_capacity(tensors.len());
+    if let Some(t) = tensors.iter().find(|t| !seen.insert(t.meta.name.as_str())) {
+        return Err(err(JsonErrorKind::DuplicateTensor {
+            name: t.meta.name.clone(),
+        }));
+    }
+    drop(seen);
+    model.tensors = tensors;
+    Ok(model)
+}
+
+/// Reads a JSON model file from a stream of `len` bytes, when known,
+/// handing each tensor to `take` in file order; the model returned holds
+/// no tensors, and repeated names are the caller's to find.
+pub(crate) fn read_each(
+    src: impl Read,
+    len: Option<u64>,
+    take: &mut dyn FnMut(JsonTensor) -> crate::Result<()>,
+) -> crate::Result<JsonModel> {
+    Reader::new(src, 0, len).model(take)
 }
 
 type Result<T, E = FormatError> = std::result::Result<T, E>;
@@ -187,7 +213,14 @@ mod tests {
     fn read_with_window(text: &[u8], window: usize) -> (usize, WindowStats) {
         let mut reader = Reader::new(text, 0, Some(text.len() as u64));
         reader.window = window;
-        let model = reader.model().expect("the file is valid");
+        let mut tensors = Vec::new();
+        let mut model = reader
+            .model(&mut |t| {
+                tensors.push(t);
+                Ok(())
+            })
+            .expect("the file is valid");
+        model.tensors = tensors;
         // The same values as through the default window, and the values
         // written: `file` writes `(i + v) % 1000 + 0.25`.
         assert_eq!(model, JsonModel::from_slice(text).expect("valid"));

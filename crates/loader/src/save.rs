@@ -630,22 +630,22 @@ impl<'a> Job<'a> {
         self.keep_metadata(entries, &mut meta)?;
         let pairs = meta.to_safetensors();
         drop(meta);
-        let plan = HeaderPlan::new(metas.clone(), &pairs).map_err(LoadError::format(shown_as))?;
+        let plan = HeaderPlan::new(metas, &pairs).map_err(LoadError::format(shown_as))?;
         let mut sums = vec![[0u8; 32]; entries.len()];
+        // The header's length does not depend on the checksums: the data
+        // goes after it now, and the header, once, when they are known.
+        (&mut &*file)
+            .seek(SeekFrom::Start(plan.header_len() as u64))
+            .map_err(LoadError::io(shown_as))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        plan.write(&sums, &mut out)
-            .map_err(LoadError::format(shown_as))?;
         let model = self.model;
         for &i in plan.order() {
             let e = entries[i];
             let to = self.target_of(e);
             let kept = self.kept(e);
-            // A model held in memory (a JSON file) was hashed as it was
-            // read; a file on disk is hashed as it streams by.
-            let known = match model.kind() {
-                ModelKind::Json => Some(model.sha256(e)?),
-                _ => None,
-            };
+            // A model that parsed its values (a JSON file) hashed them as
+            // it read them; a file on disk is hashed as it streams by.
+            let known = model.known_sha256(e);
             let mut in_hash = known.is_none().then(Sha256::new);
             // Without a cast the output bytes are the input bytes: one hash serves both.
             let mut out_hash = to.is_some().then(Sha256::new);
@@ -689,25 +689,27 @@ impl<'a> Job<'a> {
             } else {
                 self.model.for_each_chunk(e, CHUNK, &mut step)?;
             }
-            let in_sum = match (known, in_hash) {
+            let in_sum: [u8; 32] = match (known, in_hash) {
                 (Some(sum), _) => sum,
-                (None, Some(h)) => hex::encode(h.finalize()),
+                (None, Some(h)) => h.finalize().into(),
                 (None, None) => unreachable!("an input hash is known or computed"),
             };
+            // The digits on the stack: 100k small tensors, 100k strings.
+            let mut digits = [0u8; 64];
             // A kept tensor's stored checksum covers its decoded values.
             if kept && e.stored_sha256.is_some() {
                 let decoded = self.model.sha256(e)?;
                 self.check_input(e, &decoded)?;
             } else {
-                self.check_input(e, &in_sum)?;
+                self.check_input(e, hex_digits(&in_sum, &mut digits))?;
             }
             let cast_done = out_hash.is_some();
-            let out_sum = out_hash.map_or(in_sum, |h| hex::encode(h.finalize()));
-            self.note_rehash(e, &out_sum, cast_done);
+            let out_sum: [u8; 32] = out_hash.map_or(in_sum, |h| h.finalize().into());
+            self.note_rehash(e, hex_digits(&out_sum, &mut digits), cast_done);
             self.count_cast(e, to, &cast);
-            hex::decode_to_slice(&out_sum, &mut sums[i]).expect("a sha256 in hex");
-            self.report.data_bytes +=
-                metas[i].byte_len().map_err(LoadError::format(shown_as))? as u64;
+            sums[i] = out_sum;
+            let (a, b) = plan.offsets()[i];
+            self.report.data_bytes += b - a;
         }
         let mut file = out.into_inner().map_err(|e| LoadError::Io {
             path: shown_as.to_owned(),
@@ -1211,4 +1213,10 @@ fn ggml_plain(dtype: Dtype) -> Option<GgmlType> {
         Dtype::I64 => GgmlType::I64,
         _ => return None,
     })
+}
+
+/// A digest's 64 hex digits, written into `out`.
+fn hex_digits<'o>(sum: &[u8; 32], out: &'o mut [u8; 64]) -> &'o str {
+    hex::encode_to_slice(sum, out).expect("64 digits for 32 bytes");
+    std::str::from_utf8(out).expect("hex digits are ASCII")
 }

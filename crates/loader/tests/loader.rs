@@ -397,3 +397,75 @@ fn index_and_shards_that_disagree_are_clear_errors() {
     .unwrap();
     assert!(open_err(&out).contains("is in two shards"));
 }
+
+#[test]
+fn a_json_model_past_the_memory_limit_reads_every_value_back() {
+    // 9.6 MB of values, past the 8 MiB a JSON model keeps in memory: the
+    // rest goes to a temporary file. Small integers make short JSON text;
+    // the one-byte tensor after the big ones is read back from the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let big: Vec<f32> = (0..2_000_000).map(|i| (i % 97) as f32 - 48.0).collect();
+    let ids: Vec<u8> = (0..400_000u64)
+        .flat_map(|i| (i % 1000).to_le_bytes())
+        .collect();
+    let tensors = vec![
+        (meta("a.weight", Dtype::F32, &[2000, 1000]), f32_bytes(&big)),
+        (meta("b.ids", Dtype::I64, &[400_000]), ids),
+        (meta("c.flag", Dtype::BOOL, &[1]), vec![1u8]),
+    ];
+    let mut md = ModelMetadata::default();
+    for (m, b) in &tensors {
+        md.checksums.insert(m.name.clone(), sha256_hex(b));
+    }
+    let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
+    write_safetensors(
+        std::fs::File::create(&path).unwrap(),
+        &refs,
+        &md.to_safetensors(),
+    )
+    .unwrap();
+    let json = dir.path().join("m.json");
+    let options = ConvertOptions {
+        kind: OutputKind::Json,
+        dtype: None,
+        force: false,
+        rehash: false,
+        allow_overflow: false,
+        keep_quantized: false,
+    };
+    let original = Model::open(&path, OpenOptions::default()).unwrap();
+    convert(&original, &json, &options, &|_| {}).unwrap();
+
+    let model = Model::open(&json, OpenOptions::default()).unwrap();
+    assert_eq!(model.kind(), &ModelKind::Json);
+    for (m, b) in &tensors {
+        let e = model.entry(&m.name).unwrap();
+        assert_eq!(&model.bytes_checked(e).unwrap()[..], &b[..], "{}", m.name);
+        assert_eq!(model.sha256(e).unwrap(), sha256_hex(b), "{}", m.name);
+        let mut chunks = Vec::new();
+        model
+            .for_each_chunk(e, 65_536, |c| {
+                assert!(c.len() <= 65_536);
+                chunks.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(chunks, *b, "{}", m.name);
+    }
+    // Back to safetensors: the same file as converting the original.
+    let (from_json, direct) = (
+        dir.path().join("j.safetensors"),
+        dir.path().join("d.safetensors"),
+    );
+    let options = ConvertOptions {
+        kind: OutputKind::Safetensors,
+        ..options
+    };
+    convert(&model, &from_json, &options, &|_| {}).unwrap();
+    convert(&original, &direct, &options, &|_| {}).unwrap();
+    assert_eq!(
+        std::fs::read(&from_json).unwrap(),
+        std::fs::read(&direct).unwrap()
+    );
+}

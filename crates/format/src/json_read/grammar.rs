@@ -168,12 +168,17 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    pub(super) fn model(&mut self) -> Result<JsonModel> {
+    /// Reads the model, handing each tensor to `take` in file order as
+    /// soon as it is read and hashed; the model returned holds none.
+    pub(super) fn model(
+        &mut self,
+        take: &mut dyn FnMut(JsonTensor) -> Result<()>,
+    ) -> Result<JsonModel> {
         self.open_object("a modeltool.json/1 object")?;
         let mut format = false;
         let mut metadata = None;
         let mut architecture: Option<serde_json::Value> = None;
-        let mut tensors = None;
+        let mut tensors = false;
         let mut first = true;
         while let Some(key) = self.next_key(&mut first)? {
             match key.as_str() {
@@ -201,7 +206,10 @@ impl<R: Read> Reader<R> {
                             .map_err(|e| serde_error(e, at, "architecture"))?,
                     );
                 }
-                "tensors" if tensors.is_none() => tensors = Some(self.tensors()?),
+                "tensors" if !tensors => {
+                    self.tensors(take)?;
+                    tensors = true;
+                }
                 _ => return Err(key_error(key, MODEL_KEYS)),
             }
         }
@@ -211,56 +219,74 @@ impl<R: Read> Reader<R> {
         if !format {
             return Err(missing("format"));
         }
-        let tensors = tensors.ok_or_else(|| missing("tensors"))?;
+        if !tensors {
+            return Err(missing("tensors"));
+        }
         Ok(JsonModel {
             metadata: metadata.unwrap_or_default(),
             architecture: architecture.filter(|a| !a.is_null()),
-            tensors,
+            tensors: Vec::new(),
         })
     }
 
-    /// Reads the tensors; each large one is hashed on another core while
-    /// the next is parsed, small ones here (a task per tensor would cost
-    /// more than its hash).
-    pub(super) fn tensors(&mut self) -> Result<Vec<JsonTensor>> {
+    /// Reads the tensors and hands each to `take`, in file order; each
+    /// large one is hashed on another core while the next is parsed, small
+    /// ones here (a task per tensor would cost more than its hash). A
+    /// tensor waits for its hash, and those after it wait for it: the
+    /// hash of one tensor runs faster than the parse of the next, so few
+    /// wait.
+    pub(super) fn tensors(&mut self, take: &mut dyn FnMut(JsonTensor) -> Result<()>) -> Result<()> {
         self.open_object("`tensors` to be an object mapping names to tensors")?;
         let (done, hashed) = mpsc::channel();
-        let mut tensors = Vec::new();
+        // Read but not yet handed over, with whether the hash is in; the
+        // first is tensor number `handed` of the file.
+        let mut waiting: VecDeque<(JsonTensor, bool)> = VecDeque::new();
+        let mut handed = 0usize;
+        let mut hand_over = |waiting: &mut VecDeque<(JsonTensor, bool)>,
+                             handed: &mut usize,
+                             results: &mut dyn Iterator<Item = (usize, Vec<u8>, [u8; 32])>|
+         -> Result<()> {
+            for (index, data, sum) in results {
+                let (tensor, ready) = &mut waiting[index - *handed];
+                tensor.data = data;
+                tensor.actual_sha256 = sum;
+                *ready = true;
+            }
+            while waiting.front().is_some_and(|(_, ready)| *ready) {
+                let (tensor, _) = waiting.pop_front().expect("a front");
+                *handed += 1;
+                take(tensor)?;
+            }
+            Ok(())
+        };
         let read = par::scope(|scope| {
             let mut first = true;
             while let Some(name) = self.next_key(&mut first)? {
                 let mut tensor = self.tensor(&name).map_err(|e| in_tensor(e, &name))?;
+                let index = handed + waiting.len();
                 if tensor.data.len() < HASH_INLINE || !par::BACKGROUND {
                     tensor.actual_sha256 = Sha256::digest(&tensor.data).into();
+                    waiting.push_back((tensor, true));
                 } else {
-                    let (index, done) = (tensors.len(), done.clone());
+                    let done = done.clone();
                     let data = std::mem::take(&mut tensor.data);
                     scope.spawn(move || {
                         let sum: [u8; 32] = Sha256::digest(&data).into();
                         // The receiver is gone only when reading failed.
                         let _ = done.send((index, data, sum));
                     });
+                    waiting.push_back((tensor, false));
                 }
-                tensors.push(tensor);
+                hand_over(&mut waiting, &mut handed, &mut hashed.try_iter())?;
             }
             Ok::<_, FormatError>(())
         });
         drop(done);
         read?;
-        // Repeated names, checked once all are read: a set sized once,
-        // of names that are not copied.
-        let mut seen = HashSet::with_capacity(tensors.len());
-        if let Some(t) = tensors.iter().find(|t| !seen.insert(t.meta.name.as_str())) {
-            return Err(err(JsonErrorKind::DuplicateTensor {
-                name: t.meta.name.clone(),
-            }));
-        }
-        for (index, data, sum) in hashed.try_iter() {
-            let tensor = &mut tensors[index];
-            tensor.data = data;
-            tensor.actual_sha256 = sum;
-        }
-        Ok(tensors)
+        // Every hash is in once the scope has ended.
+        hand_over(&mut waiting, &mut handed, &mut hashed.try_iter())?;
+        debug_assert!(waiting.is_empty(), "every hash was sent");
+        Ok(())
     }
 
     pub(super) fn tensor(&mut self, name: &str) -> Result<JsonTensor> {
