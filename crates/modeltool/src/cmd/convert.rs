@@ -118,6 +118,7 @@ pub fn run(args: ConvertArgs, out: &mut impl Write) -> anyhow::Result<()> {
         keep_quantized: args.keep_quantized,
     };
     let report = convert(&model, &output, &options, &|n| bar.inc(n))?;
+    super::release(model);
     bar.finish_and_clear();
     match args.format {
         Format::Json => {

@@ -108,5 +108,7 @@ fn report(args: InspectArgs, out: &mut impl Write) -> anyhow::Result<()> {
             }
         }
     }
+    drop(report);
+    super::release(model);
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::bail;
-use modeltool_format::text::{Count, Escaped, middle};
+use modeltool_format::text::{Count, Escaped, middle, thousands};
 use modeltool_loader::{VerifyOptions, VerifyReport};
 use modeltool_stats::Verification;
 
@@ -56,6 +56,7 @@ pub fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<()> {
         &|n| bar.inc(n),
     )?;
     bar.finish_and_clear();
+    super::release(model);
     let mut verification = verification;
     // The path as the user gave it.
     verification.report.path = args.input.input.display().to_string();
@@ -166,7 +167,7 @@ fn print_human(
         writeln!(
             out,
             "{} of {} {}",
-            r.verified,
+            thousands(r.verified as u64),
             Count(r.tensors as u64, "tensor checksum"),
             if r.verified == 1 { "matches" } else { "match" }
         )?;
