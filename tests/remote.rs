@@ -241,6 +241,21 @@ pub(crate) fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_HUB_CACHE")
+        // Nothing from the machine's own AWS settings.
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
         .env("MODELTOOL_HTTP_BACKOFF", "0.01")
         .env("MODELTOOL_HTTP_TIMEOUT", "10");
     for (k, v) in env {

@@ -92,6 +92,13 @@ impl S3 {
     fn run(&self, dir: &Path, args: &[&str]) -> Run {
         self.run_as(dir, (&self.key.0, &self.key.1, None), args)
     }
+
+    /// Runs modeltool with no AWS variable but those of `env`.
+    fn run_bare(&self, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut all = vec![("MODELTOOL_HTTP_RETRIES", "1")];
+        all.extend_from_slice(env);
+        run_env(dir, &all, args)
+    }
 }
 
 /// The bucket's files: `m.safetensors`, a sharded checkpoint under `ck/`,
@@ -253,5 +260,216 @@ fn s3_refusals_and_missing_keys_are_one_line_naming_bucket_key_and_variables() {
     );
     for r in [&wrong, &unknown, &missing, &no_bucket] {
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+}
+
+#[test]
+fn s3_credentials_region_and_endpoint_come_from_the_profile_in_the_shared_files() {
+    let Some(python) = moto_python() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let s3 = start(&python, &bucket(d));
+    let (creds, config) = (d.join("aws-credentials"), d.join("aws-config"));
+    let files = [
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+    ];
+    fn joined<'a>(a: &[(&'a str, &'a str)], b: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        a.iter().chain(b).copied().collect()
+    }
+    let (ak, sk) = (&s3.key.0, &s3.key.1);
+    // `[NAME]` in the credentials file, `[profile NAME]` in the config
+    // file; the default profile's keys are wrong, so success proves the
+    // named profile was read. The profile's own endpoint_url is wrong too:
+    // its services section's s3 block names the server.
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = {ak}\naws_secret_access_key = wrong\n\n\
+             # the key pair moto made\n[reader]\naws_access_key_id = {ak}\n\
+             aws_secret_access_key = {sk}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nregion = us-east-1\nendpoint_url = {}\n\n[profile reader]\n\
+             region = us-east-1\nendpoint_url = http://127.0.0.1:9\nservices = local\n\
+             s3 =\n  addressing_style = path\n\n[services local]\ns3 =\n  endpoint_url = {}\n",
+            s3.endpoint, s3.endpoint
+        ),
+    )
+    .unwrap();
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "reader")]),
+        &["verify", "s3://models/m.safetensors", "--strict"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("3 of 3 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "reader")]),
+        &["inspect", "s3://models/ck"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // The default profile (no AWS_PROFILE): its wrong secret is refused,
+    // and the message names the profile and the file to check.
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[
+            "HTTP 403",
+            "SignatureDoesNotMatch",
+            "profile `default`",
+            creds.to_str().unwrap(),
+        ],
+    );
+
+    // The environment comes first, as for the AWS CLI: the right key pair
+    // in the variables wins over the default profile's wrong one.
+    let r = s3.run_bare(
+        d,
+        &joined(
+            &files,
+            &[("AWS_ACCESS_KEY_ID", ak), ("AWS_SECRET_ACCESS_KEY", sk)],
+        ),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // ... and AWS_ENDPOINT_URL over the profile's endpoint_url.
+    let r = s3.run_bare(
+        d,
+        &joined(
+            &files,
+            &[
+                ("AWS_PROFILE", "reader"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ],
+        ),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(&r, 2, &["s3://models/m.safetensors", "127.0.0.1:9"]);
+
+    // Temporary credentials with their session token, from the file.
+    let (tk, ts, tt) = (&s3.temp.0, &s3.temp.1, &s3.temp.2);
+    std::fs::write(
+        &creds,
+        format!(
+            "[temp]\naws_access_key_id = {tk}\naws_secret_access_key = {ts}\n\
+             aws_session_token = {tt}\n[half]\naws_access_key_id = {tk}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[profile temp]\nendpoint_url = {}\nregion = us-east-1\n[profile half]\n\
+             [profile role]\nrole_arn = arn:aws:iam::123456789012:role/reader\n",
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "temp")]),
+        &["verify", "s3://models/ck"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // Errors name the file, and the line where there is one.
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "half")]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[
+            creds.to_str().unwrap(),
+            "line 5",
+            "profile `half`",
+            "aws_secret_access_key",
+        ],
+    );
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "role")]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[
+            config.to_str().unwrap(),
+            "line 5",
+            "role_arn",
+            "AWS_ACCESS_KEY_ID",
+        ],
+    );
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "nobody")]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[
+            "s3://models/m.safetensors",
+            "AWS_PROFILE",
+            "`nobody`",
+            config.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        &config,
+        "[profile temp]\nregion = us-east-1\nthis is not a setting\nx = 1\n",
+    )
+    .unwrap();
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "temp")]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[config.to_str().unwrap(), "line 3", "this is not a setting"],
+    );
+    std::fs::write(&config, "[profile temp]\nregion = us-east-1/x\n").unwrap();
+    let r = s3.run_bare(
+        d,
+        &joined(&files, &[("AWS_PROFILE", "temp")]),
+        &["inspect", "s3://models/m.safetensors"],
+    );
+    assert_error(
+        &r,
+        2,
+        &[config.to_str().unwrap(), "line 1", "not a region name"],
+    );
+    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        let r = s3.run_bare(
+            d,
+            &joined(&files, &[(v, "x")]),
+            &["inspect", "s3://models/m.safetensors"],
+        );
+        assert_error(
+            &r,
+            2,
+            &["s3://models/m.safetensors", v, "give both, or neither"],
+        );
     }
 }

@@ -124,7 +124,13 @@ impl Names {
     }
 
     /// The error for an answer that is neither success nor transient.
-    pub(crate) fn status_error(&self, resp: Response<ureq::Body>, url: &str) -> LoadError {
+    /// `check` is what to check when an S3 bucket refuses access.
+    pub(crate) fn status_error(
+        &self,
+        resp: Response<ureq::Body>,
+        url: &str,
+        check: &str,
+    ) -> LoadError {
         let status = resp.status();
         let code = status.as_u16();
         if let Some((bucket, key)) = &self.s3 {
@@ -141,6 +147,7 @@ impl Names {
                 s3_code.as_deref(),
                 bucket,
                 key,
+                check,
             ));
         }
         match (code, &self.hf) {
@@ -265,6 +272,11 @@ impl Client {
         }
     }
 
+    /// What to check when S3 refuses access (empty for other servers).
+    fn check(&self) -> &str {
+        self.s3.as_ref().map_or("", |c| c.check.as_str())
+    }
+
     /// A client whose requests to the S3 endpoint are signed with SigV4.
     pub(crate) fn with_s3(mut self, config: super::s3::Config) -> Client {
         self.s3 = Some(config);
@@ -297,7 +309,7 @@ impl Client {
             }
             if let Some(s3) = &self.s3 {
                 if s3.signs_for(&url) {
-                    for (name, value) in s3.sign_get(&url) {
+                    for (name, value) in s3.sign_get(&url, &s3.region) {
                         req = req.header(name, value);
                     }
                 }
@@ -338,7 +350,7 @@ impl Client {
         self.retrying(names, || {
             let resp = self.get(names, url, None, None)?;
             if resp.status() != StatusCode::OK {
-                return Err(Failure::Fatal(names.status_error(resp, url)));
+                return Err(Failure::Fatal(names.status_error(resp, url, self.check())));
             }
             let mut body = Vec::new();
             resp.into_body()
@@ -531,7 +543,11 @@ impl RemoteFile {
                 // An empty file has no byte 0.
                 416 if matches!(range, Some((None, Some(0)))) => Ok(Some((0, etag, Vec::new()))),
                 404 if missing_ok => Ok(None),
-                _ => Err(Failure::Fatal(names.status_error(resp, url))),
+                _ => Err(Failure::Fatal(names.status_error(
+                    resp,
+                    url,
+                    client.check(),
+                ))),
             }
         })?;
         let Some((len, etag, head)) = found else {
@@ -594,7 +610,11 @@ impl RemoteFile {
             )));
         }
         if !matches!(status.as_u16(), 200 | 206) {
-            return Err(Failure::Fatal(self.names.status_error(resp, &self.url)));
+            return Err(Failure::Fatal(self.names.status_error(
+                resp,
+                &self.url,
+                self.client.check(),
+            )));
         }
         let etag = header(&resp, "etag");
         if let (Some(was), Some(now)) = (self.etag.as_deref(), etag) {
