@@ -5,9 +5,12 @@
 //! credentials with their session token. Skipped when `MODELTOOL_PYTHON`
 //! lacks moto, unless `MODELTOOL_REQUIRE_PYTHON` is set.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::remote::{model_bytes, run_env, sharded};
 use crate::util::{Run, assert_error, python, tempdir};
@@ -472,4 +475,180 @@ fn s3_credentials_region_and_endpoint_come_from_the_profile_in_the_shared_files(
             &["s3://models/m.safetensors", v, "give both, or neither"],
         );
     }
+}
+
+/// A proxy before the S3 server, for a bucket in `region`: a request signed
+/// for another region gets what S3 answers to that (301 PermanentRedirect,
+/// with `x-amz-bucket-region` when `tell`); one signed for `region` goes on
+/// to the server, which checks its signature.
+struct RegionProxy {
+    base: String,
+    redirects: Arc<AtomicUsize>,
+}
+
+fn region_proxy(upstream: &str, region: &'static str, tell: bool) -> RegionProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let redirects = Arc::new(AtomicUsize::new(0));
+    let count = redirects.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let (upstream, count) = (upstream.clone(), count.clone());
+            std::thread::spawn(move || proxy_connection(client, &upstream, region, tell, &count));
+        }
+    });
+    RegionProxy { base, redirects }
+}
+
+fn proxy_connection(
+    client: TcpStream,
+    upstream: &str,
+    region: &str,
+    tell: bool,
+    count: &AtomicUsize,
+) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut out = client;
+    loop {
+        // One GET (no body) at a time on the kept-alive connection.
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line.trim_end().is_empty() {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let scope = head
+            .iter()
+            .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+            .and_then(|l| l.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(2))
+            .unwrap_or("")
+            .to_owned();
+        if scope != region {
+            count.fetch_add(1, Ordering::SeqCst);
+            let body = "<Error><Code>PermanentRedirect</Code><Message>The bucket you are \
+                        attempting to access must be addressed using the specified endpoint.\
+                        </Message></Error>";
+            let told = if tell {
+                format!("x-amz-bucket-region: {region}\r\n")
+            } else {
+                String::new()
+            };
+            let answer = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nContent-Type: application/xml\r\n{told}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if out.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let Ok(mut up) = TcpStream::connect(upstream) else {
+            return;
+        };
+        let mut request: String = head
+            .iter()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        request.push_str("Connection: close\r\n\r\n");
+        if up.write_all(request.as_bytes()).is_err() {
+            return;
+        }
+        let mut answer = Vec::new();
+        let _ = up.read_to_end(&mut answer);
+        let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return;
+        };
+        let head_text = String::from_utf8_lossy(&answer[..end]).into_owned();
+        let has_length = head_text
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length:");
+        let kept: Vec<&str> = head_text
+            .split("\r\n")
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        let mut reply = kept.join("\r\n");
+        reply.push_str(if has_length {
+            "\r\n\r\n"
+        } else {
+            "\r\nConnection: close\r\n\r\n"
+        });
+        if out.write_all(reply.as_bytes()).is_err() || out.write_all(&answer[end + 4..]).is_err() {
+            return;
+        }
+        if !has_length {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_bucket_in_another_region_is_asked_again_signed_for_its_region() {
+    let Some(python) = moto_python() else { return };
+    let dir = tempdir();
+    let d = dir.path();
+    let s3 = start(&python, &bucket(d));
+    let proxy = region_proxy(&s3.endpoint, "eu-west-1", true);
+    let (ak, sk) = (s3.key.0.as_str(), s3.key.1.as_str());
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.base.as_str()),
+        ("AWS_ACCESS_KEY_ID", ak),
+        ("AWS_SECRET_ACCESS_KEY", sk),
+        ("AWS_REGION", "us-west-2"),
+    ];
+    let r = s3.run_bare(
+        d,
+        &env,
+        &["verify", "s3://models/m.safetensors", "--strict"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("3 of 3 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stderr, "", "nothing said about the region");
+    // Once: every later request of the run is signed for the bucket's region.
+    assert_eq!(proxy.redirects.load(Ordering::SeqCst), 1);
+
+    // A prefix (an object request, then a listing) and the shards of its
+    // index, fetched in parallel: still one redirect for the run.
+    let r = s3.run_bare(d, &env, &["inspect", "s3://models/ck", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let local = s3.run_bare(d, &[], &["inspect", "shards", "--format", "json"]);
+    let tensors =
+        |r: &Run| serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["tensors"].clone();
+    assert_eq!(tensors(&r), tensors(&local));
+    assert_eq!(proxy.redirects.load(Ordering::SeqCst), 2);
+
+    // S3 not saying which region: one line naming the bucket's address and
+    // the variable to set.
+    let silent = region_proxy(&s3.endpoint, "eu-west-1", false);
+    let env = [
+        ("AWS_ENDPOINT_URL", silent.base.as_str()),
+        ("AWS_ACCESS_KEY_ID", ak),
+        ("AWS_SECRET_ACCESS_KEY", sk),
+        ("AWS_REGION", "us-west-2"),
+    ];
+    let r = s3.run_bare(d, &env, &["inspect", "s3://models/m.safetensors"]);
+    assert_error(
+        &r,
+        2,
+        &[
+            "s3://models/m.safetensors",
+            "HTTP 301",
+            "us-west-2",
+            "AWS_REGION",
+        ],
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }

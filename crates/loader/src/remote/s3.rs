@@ -98,6 +98,24 @@ impl Config {
         self.sign_get_at(url, region, secs)
     }
 
+    /// `url` (built for [`Config::region`]) as it is sent when the bucket
+    /// is in `region`: on AWS, the host names the region
+    /// (`BUCKET.s3.REGION.amazonaws.com`); another endpoint keeps its URL.
+    pub(crate) fn in_region(&self, url: &str, region: &str) -> String {
+        if self.endpoint.is_some() || region == self.region {
+            return url.to_owned();
+        }
+        let (host, _, _) = split_url(url);
+        let old = format!(".s3.{}.amazonaws.com", self.region);
+        match host.strip_suffix(&old) {
+            Some(bucket) if url.starts_with("https://") => {
+                let rest = &url["https://".len() + host.len()..];
+                format!("https://{bucket}.s3.{region}.amazonaws.com{rest}")
+            }
+            _ => url.to_owned(),
+        }
+    }
+
     fn sign_get_at(&self, url: &str, region: &str, unix_secs: u64) -> Vec<(&'static str, String)> {
         let Some((access, secret)) = &self.keys else {
             return Vec::new();
@@ -357,6 +375,35 @@ mod tests {
         );
         assert_eq!(amz_date(1_369_353_600), "20130524T000000Z");
         assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_addressed_at_that_region_on_aws_only() {
+        let mut config = Config {
+            keys: None,
+            token: None,
+            region: "us-east-1".into(),
+            endpoint: None,
+            check: String::new(),
+        };
+        let url = config.object_url("b", "m/x.safetensors");
+        assert_eq!(url, "https://b.s3.us-east-1.amazonaws.com/m/x.safetensors");
+        assert_eq!(
+            config.in_region(&url, "eu-west-1"),
+            "https://b.s3.eu-west-1.amazonaws.com/m/x.safetensors"
+        );
+        assert_eq!(config.in_region(&url, "us-east-1"), url);
+        assert_eq!(
+            config.in_region("https://cdn.example/m", "eu-west-1"),
+            "https://cdn.example/m"
+        );
+        config.endpoint = Some("http://127.0.0.1:9000".into());
+        let url = config.object_url("b", "m");
+        assert_eq!(
+            config.in_region(&url, "eu-west-1"),
+            url,
+            "path-style keeps its URL"
+        );
     }
 
     #[test]
