@@ -72,7 +72,20 @@ impl File {
             enabled_indented_mutiline_value: false,
             enabled_preserve_key_leading_whitespace: true,
         };
-        let ini = Ini::load_from_str_opt(&text, options).map_err(|e| {
+        // A comment line may be indented (Python's configparser, which the
+        // CLI uses, strips lines before looking for `#` and `;`; rust-ini
+        // would take an indented one for a key): blanked, lines kept.
+        let uncommented: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with(['#', ';']) {
+                    ""
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let ini = Ini::load_from_str_opt(&uncommented.join("\n"), options).map_err(|e| {
             err(
                 &path,
                 format!("line {}: {}", e.line, Escaped(e.msg.as_ref())),
@@ -398,4 +411,54 @@ pub(crate) fn is_region(r: &str) -> bool {
         && r.len() <= 64
         && r.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<File, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        match File::read(path) {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err("no file".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn files_read_as_the_aws_cli_reads_them() {
+        let f = parse(
+            "# a comment\r\n[profile a]\r\nregion = eu-west-1  \r\n; another\r\n\
+             s3 =\r\n  endpoint_url = http://nested\r\n  # indented comment\r\n\
+             endpoint_url = http://own\r\n[services x]\r\ns3 =\r\n  endpoint_url = http://svc\r\n",
+        )
+        .expect("parses");
+        assert_eq!(f.get("profile a", "region").as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            f.get("profile a", "endpoint_url").as_deref(),
+            Some("http://own"),
+            "the nested key is not the profile's own"
+        );
+        assert_eq!(
+            f.get_nested("services x", "s3", "endpoint_url").as_deref(),
+            Some("http://svc")
+        );
+        assert_eq!(f.at("services x"), "line 9");
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let e = parse("[default]\nregion = us-east-1\nnot a setting\nx = 1\n").err();
+        assert!(e.as_deref().is_some_and(|e| e.contains("line 3")), "{e:?}");
+        let e = parse("[default]\n\nregion = \u{e9}\n").err();
+        assert_eq!(e, None, "UTF-8 is fine");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config");
+        std::fs::write(&path, b"[default]\nregion = \xff\n").expect("written");
+        let e = File::read(path).err().map(|e| e.to_string());
+        assert!(e.as_deref().is_some_and(|e| e.contains("line 2")), "{e:?}");
+    }
 }
