@@ -25,6 +25,9 @@ const UNSUPPORTED: [&str; 5] = [
     "web_identity_token_file",
 ];
 
+/// What a line that the INI format does not allow is told.
+const NOT_INI: &str = "neither `[section]`, `key = value` nor a comment (the AWS CLI would not read this file either)";
+
 /// One of the two shared files, parsed.
 struct File {
     path: PathBuf,
@@ -86,6 +89,15 @@ impl File {
             })
             .collect();
         let ini = Ini::load_from_str_opt(&uncommented.join("\n"), options).map_err(|e| {
+            if e.msg.contains("EOF") {
+                // A last line without `=` (or a `[` never closed): the
+                // parser ran to the end looking for the rest.
+                let last = uncommented.iter().rposition(|l| !l.trim().is_empty());
+                return err(
+                    &path,
+                    format!("line {}: {NOT_INI}", last.map_or(1, |i| i + 1)),
+                );
+            }
             err(
                 &path,
                 format!("line {}: {}", e.line, Escaped(e.msg.as_ref())),
@@ -99,13 +111,8 @@ impl File {
                 if let Some((first, _)) = key.split_once('\n') {
                     let first = first.trim();
                     let line = file.line_where(|l| l == first).unwrap_or(1);
-                    return Err(err(
-                        &file.path,
-                        format!(
-                            "line {line}: `{}` is not `[section]`, `key = value` or a comment",
-                            Escaped(first)
-                        ),
-                    ));
+                    // Not quoted: in a credentials file, it may be a secret.
+                    return Err(err(&file.path, format!("line {line}: {NOT_INI}")));
                 }
             }
         }
@@ -235,7 +242,7 @@ pub(crate) fn resolve(shown: &Path, env: &dyn Fn(&str) -> Option<String>) -> Res
             Some((a, s)),
             env("AWS_SESSION_TOKEN"),
             "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (for temporary \
-             credentials) and AWS_REGION"
+             credentials) and AWS_REGION, and that they may read this bucket"
                 .to_owned(),
         ),
         (Some(_), None) | (None, Some(_)) => {
@@ -261,7 +268,8 @@ pub(crate) fn resolve(shown: &Path, env: &dyn Fn(&str) -> Option<String>) -> Res
                             file.get(section, "aws_session_token"),
                             format!(
                                 "check aws_access_key_id, aws_secret_access_key and \
-                                 aws_session_token of profile `{}` in {path}, and the region",
+                                 aws_session_token of profile `{}` in {path}, the region, and \
+                                 that they may read this bucket",
                                 Escaped(&name)
                             ),
                         ));
@@ -309,7 +317,8 @@ pub(crate) fn resolve(shown: &Path, env: &dyn Fn(&str) -> Option<String>) -> Res
                         format!(
                             "the request was unsigned: no AWS_ACCESS_KEY_ID and \
                              AWS_SECRET_ACCESS_KEY, and no keys in profile `{}` of the shared \
-                             credentials or config file",
+                             credentials or config file (a bucket that is not public needs \
+                             them)",
                             Escaped(&name)
                         ),
                     )
@@ -451,8 +460,18 @@ mod tests {
 
     #[test]
     fn malformed_files_name_the_line() {
-        let e = parse("[default]\nregion = us-east-1\nnot a setting\nx = 1\n").err();
-        assert!(e.as_deref().is_some_and(|e| e.contains("line 3")), "{e:?}");
+        for text in [
+            "[default]\nregion = us-east-1\nnot a setting\nx = 1\n",
+            "[default]\nregion = us-east-1\nnot a setting\n\n",
+            "[default]\nregion = us-east-1\n[profile x\n",
+        ] {
+            let e = parse(text).err();
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.contains("line 3: neither `[section]`")),
+                "{text:?}: {e:?}"
+            );
+        }
         let e = parse("[default]\n\nregion = \u{e9}\n").err();
         assert_eq!(e, None, "UTF-8 is fine");
         let dir = tempfile::tempdir().expect("tempdir");

@@ -325,8 +325,7 @@ pub(crate) fn status_message(
             Escaped(bucket)
         ),
         (401 | 403, _) => format!(
-            "access denied to key `{}` in bucket `{}` (HTTP {code}{detail}): {check}, and \
-             that they may read this bucket",
+            "access denied to key `{}` in bucket `{}` (HTTP {code}{detail}): {check}",
             Escaped(key),
             Escaped(bucket)
         ),
