@@ -234,19 +234,62 @@ fn serve(
 /// `HF_HOME` in `dir`, no token, short waits between retries.
 pub(crate) fn run_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .current_dir(dir)
+    cmd.args(args);
+    in_env(&mut cmd, dir, env);
+    cmd.output().expect("modeltool runs").into()
+}
+
+/// Sets up `cmd` as [`run_env`] runs modeltool.
+fn in_env(cmd: &mut Command, dir: &Path, env: &[(&str, &str)]) {
+    cmd.current_dir(dir)
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .env("HF_HOME", dir.join("hf-home"))
         .env_remove("HF_TOKEN")
         .env_remove("HF_HUB_OFFLINE")
         .env_remove("HF_HUB_CACHE")
+        // Nothing from the machine's own AWS settings.
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
         .env("MODELTOOL_HTTP_BACKOFF", "0.01")
         .env("MODELTOOL_HTTP_TIMEOUT", "10");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("modeltool runs").into()
+}
+
+/// Runs modeltool as [`run_env`] does, on a terminal: under `script`
+/// (util-linux), whose pseudo-terminal gets stdout and stderr both; the
+/// run's `stdout` is what the terminal showed. `None` (the test skipped)
+/// without `script`.
+fn run_on_terminal(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Option<Run> {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(bin().to_str().unwrap());
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    in_env(&mut cmd, dir, env);
+    match cmd.output() {
+        Ok(o) => Some(o.into()),
+        Err(e) => {
+            eprintln!("skipping: `script` (util-linux) does not run: {e}");
+            None
+        }
+    }
 }
 
 /// A safetensors file made by modeltool itself (with checksums): `n`
@@ -842,4 +885,37 @@ fn verify_streams_a_file_read_in_order_instead_of_a_request_per_tensor() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(server.seen().len() < 20, "{:?}", server.seen().len());
+}
+
+#[test]
+fn verify_of_a_remote_file_shows_progress_on_a_terminal_and_nothing_elsewhere() {
+    let dir = tempdir();
+    let d = dir.path();
+    // Progress is shown for 64 MiB and more.
+    let bytes = sized_header(2_000, 65 << 20);
+    let server = Server::start(
+        "127.0.0.1",
+        files(&[("/big.safetensors", bytes)]),
+        Behaviour::default(),
+    );
+    let url = server.url("/big.safetensors");
+    let Some(r) = run_on_terminal(d, &[("COLUMNS", "100")], &["verify", &url]) else {
+        return;
+    };
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("verifying ["),
+        "no progress bar: {:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("MiB"), "{:?}", r.stdout);
+    assert!(r.stdout.contains("OK"), "{:?}", r.stdout);
+
+    // Not on a terminal: the report alone on stdout, nothing on stderr.
+    let r = run_env(d, &[], &["verify", &url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert!(!r.stdout.contains("verifying"), "{:?}", r.stdout);
+    assert!(!r.stdout.contains(['\r', '\x1b']), "{:?}", r.stdout);
+    assert!(r.stdout.ends_with("OK\n"), "{:?}", r.stdout);
 }

@@ -88,6 +88,9 @@ pub(crate) struct Client {
     token: Option<(String, String)>,
     /// For `s3://` addresses: the AWS settings that sign requests.
     s3: Option<super::s3::Config>,
+    /// The region of the bucket, when S3 said it is not the configured one
+    /// (every later request is signed for it, and on AWS sent to it).
+    bucket_region: Mutex<Option<String>>,
 }
 
 /// Why one attempt failed.
@@ -123,25 +126,32 @@ impl Names {
         }
     }
 
+    /// The error for an S3 answer with status `code` and `body`, which
+    /// names the problem: `<Code>NoSuchKey</Code>`.
+    fn s3_error(&self, code: u16, body: &[u8], check: &str) -> LoadError {
+        let (bucket, key) = self.s3.as_ref().map_or(("", ""), |(b, k)| (b, k));
+        let s3_code = super::s3::element(&String::from_utf8_lossy(body), "Code");
+        self.err(super::s3::status_message(
+            code,
+            s3_code.as_deref(),
+            bucket,
+            key,
+            check,
+        ))
+    }
+
     /// The error for an answer that is neither success nor transient.
-    pub(crate) fn status_error(&self, resp: Response<ureq::Body>, url: &str) -> LoadError {
+    /// `check` is what to check when an S3 bucket refuses access.
+    pub(crate) fn status_error(
+        &self,
+        resp: Response<ureq::Body>,
+        url: &str,
+        check: &str,
+    ) -> LoadError {
         let status = resp.status();
         let code = status.as_u16();
-        if let Some((bucket, key)) = &self.s3 {
-            // S3 names the problem in the body: `<Code>NoSuchKey</Code>`.
-            let mut body = Vec::new();
-            let _ = resp
-                .into_body()
-                .into_reader()
-                .take(64 << 10)
-                .read_to_end(&mut body);
-            let s3_code = super::s3::element(&String::from_utf8_lossy(&body), "Code");
-            return self.err(super::s3::status_message(
-                code,
-                s3_code.as_deref(),
-                bucket,
-                key,
-            ));
+        if self.s3.is_some() {
+            return self.s3_error(code, &error_body(resp), check);
         }
         match (code, &self.hf) {
             (401 | 403, Some((repo, ..))) => self.err(format!(
@@ -166,6 +176,17 @@ impl Names {
             )),
         }
     }
+}
+
+/// The first 64 KiB of an error answer's body (what could be read).
+fn error_body(resp: Response<ureq::Body>) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = resp
+        .into_body()
+        .into_reader()
+        .take(64 << 10)
+        .read_to_end(&mut body);
+    body
 }
 
 fn header<'a>(r: &'a Response<ureq::Body>, name: &str) -> Option<&'a str> {
@@ -262,7 +283,13 @@ impl Client {
             settings,
             token,
             s3: None,
+            bucket_region: Mutex::new(None),
         }
+    }
+
+    /// What to check when S3 refuses access (empty for other servers).
+    fn check(&self) -> &str {
+        self.s3.as_ref().map_or("", |c| c.check.as_str())
     }
 
     /// A client whose requests to the S3 endpoint are signed with SigV4.
@@ -282,7 +309,19 @@ impl Client {
         if_match: Option<&str>,
     ) -> std::result::Result<Response<ureq::Body>, Failure> {
         let mut url = url.to_owned();
+        let mut region_changed = false;
         for _ in 0..=MAX_REDIRECTS {
+            // A request to the S3 endpoint: signed (with credentials) for
+            // the bucket's region, and on AWS sent to that region's host.
+            let s3 = self.s3.as_ref().filter(|s3| s3.signs_for(&url)).map(|s3| {
+                let region = lock(&self.bucket_region)
+                    .clone()
+                    .unwrap_or_else(|| s3.region.clone());
+                (s3, region)
+            });
+            if let Some((s3, region)) = &s3 {
+                url = s3.in_region(&url, region);
+            }
             let mut req = self.agent.get(&url);
             if let Some((a, b)) = range {
                 req = req.header("Range", format!("bytes={a}-{b}"));
@@ -295,17 +334,62 @@ impl Client {
                     req = req.header("Authorization", format!("Bearer {token}"));
                 }
             }
-            if let Some(s3) = &self.s3 {
-                if s3.signs_for(&url) {
-                    for (name, value) in s3.sign_get(&url) {
-                        req = req.header(name, value);
-                    }
+            if let Some((s3, region)) = &s3 {
+                for (name, value) in s3.sign_get(&url, region) {
+                    req = req.header(name, value);
                 }
             }
             let resp = match req.call() {
                 Ok(r) => r,
                 Err(e) => return Err(transport_failure(names, &url, e)),
             };
+            if let Some((_, region)) = &s3 {
+                if matches!(resp.status().as_u16(), 301 | 400) {
+                    // A bucket in another region: S3 answers 301
+                    // (PermanentRedirect) or 400 (AuthorizationHeaderMalformed)
+                    // and names the region in `x-amz-bucket-region` (or the
+                    // body's `<Region>`). Asked again once, for that region.
+                    let code = resp.status().as_u16();
+                    let told = header(&resp, "x-amz-bucket-region").map(|r| r.trim().to_owned());
+                    let location = header(&resp, "location").map(str::to_owned);
+                    let body = error_body(resp);
+                    let told = told.or_else(|| {
+                        super::s3::element(&String::from_utf8_lossy(&body), "Region")
+                            .map(|r| r.trim().to_owned())
+                    });
+                    match told {
+                        Some(new) if new != *region && !region_changed => {
+                            if !super::aws::is_region(&new) {
+                                return Err(Failure::Fatal(names.err(format!(
+                                    "S3 answered HTTP {code} naming the bucket's region `{}`, \
+                                     which is not a region name",
+                                    Escaped(&new)
+                                ))));
+                            }
+                            *lock(&self.bucket_region) = Some(new);
+                            region_changed = true;
+                            continue;
+                        }
+                        _ if code == 301 => match location {
+                            Some(location) => {
+                                url = join(&url, &location);
+                                continue;
+                            }
+                            None => {
+                                let told = match &told {
+                                    Some(t) => format!(" (S3 says `{}`)", Escaped(t)),
+                                    None => String::new(),
+                                };
+                                return Err(Failure::Fatal(names.err(format!(
+                                    "HTTP 301 (PermanentRedirect): the bucket is not in region \
+                                     `{region}`{told}: set AWS_REGION to its region"
+                                ))));
+                            }
+                        },
+                        _ => return Err(Failure::Fatal(names.s3_error(code, &body, self.check()))),
+                    }
+                }
+            }
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 let Some(location) = header(&resp, "location") else {
@@ -338,7 +422,7 @@ impl Client {
         self.retrying(names, || {
             let resp = self.get(names, url, None, None)?;
             if resp.status() != StatusCode::OK {
-                return Err(Failure::Fatal(names.status_error(resp, url)));
+                return Err(Failure::Fatal(names.status_error(resp, url, self.check())));
             }
             let mut body = Vec::new();
             resp.into_body()
@@ -531,7 +615,11 @@ impl RemoteFile {
                 // An empty file has no byte 0.
                 416 if matches!(range, Some((None, Some(0)))) => Ok(Some((0, etag, Vec::new()))),
                 404 if missing_ok => Ok(None),
-                _ => Err(Failure::Fatal(names.status_error(resp, url))),
+                _ => Err(Failure::Fatal(names.status_error(
+                    resp,
+                    url,
+                    client.check(),
+                ))),
             }
         })?;
         let Some((len, etag, head)) = found else {
@@ -594,7 +682,11 @@ impl RemoteFile {
             )));
         }
         if !matches!(status.as_u16(), 200 | 206) {
-            return Err(Failure::Fatal(self.names.status_error(resp, &self.url)));
+            return Err(Failure::Fatal(self.names.status_error(
+                resp,
+                &self.url,
+                self.client.check(),
+            )));
         }
         let etag = header(&resp, "etag");
         if let (Some(was), Some(now)) = (self.etag.as_deref(), etag) {

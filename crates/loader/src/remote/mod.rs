@@ -11,6 +11,7 @@
 //! that ETag, so a file changed on the server between two requests is
 //! [`LoadError::Changed`], never a mix of two versions.
 
+mod aws;
 mod http;
 mod s3;
 
@@ -235,7 +236,7 @@ const MAX_LIST_PAGE: u64 = 16 << 20;
 /// `model.safetensors.index.json`, else its `model.safetensors`, else its
 /// one model file.
 fn open_s3(bucket: &str, key: &str, options: &OpenOptions) -> Result<Model> {
-    let config = s3::Config::from_env();
+    let config = s3::Config::load(Path::new(&format!("s3://{bucket}/{key}")))?;
     let client = Arc::new(Client::new(Settings::from_env(), None).with_s3(config.clone()));
     let names = |key: &str| Names {
         shown: PathBuf::from(format!("s3://{bucket}/{key}")),
@@ -275,7 +276,7 @@ fn open_s3(bucket: &str, key: &str, options: &OpenOptions) -> Result<Model> {
         // Neither an object nor a prefix: S3's own 404 for the key.
         return Err(LoadError::Remote {
             path: PathBuf::from(format!("s3://{bucket}/{key}")),
-            reason: s3::status_message(404, Some("NoSuchKey"), bucket, key),
+            reason: s3::status_message(404, Some("NoSuchKey"), bucket, key, &config.check),
         });
     }
     let names_under: Vec<&str> = keys

@@ -13,24 +13,26 @@ use super::http::{encode, origin};
 /// The hash of an empty body: what a GET signs as its payload.
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// The region when `AWS_REGION` (and `AWS_DEFAULT_REGION`) are not set.
-const DEFAULT_REGION: &str = "us-east-1";
-
 /// At most this many keys are listed under a prefix.
 pub(crate) const MAX_KEYS: usize = 10_000;
 
-/// The AWS settings of the environment.
+/// The AWS settings: of the environment, else of the profile in the
+/// shared files (`remote/aws.rs`).
 #[derive(Clone)]
 pub(crate) struct Config {
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, when both are set
-    /// (else requests go unsigned, as to a public bucket).
-    keys: Option<(String, String)>,
-    /// `AWS_SESSION_TOKEN`.
-    token: Option<String>,
-    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`.
+    /// The access key and its secret, when given (else requests go
+    /// unsigned, as to a public bucket).
+    pub(super) keys: Option<(String, String)>,
+    /// The session token of temporary credentials.
+    pub(super) token: Option<String>,
+    /// The region requests are signed for (and, on AWS, sent to), unless
+    /// the bucket turns out to be in another.
     pub(crate) region: String,
-    /// `AWS_ENDPOINT_URL` without a trailing `/` (path-style addressing).
-    endpoint: Option<String>,
+    /// The endpoint without a trailing `/` (path-style addressing).
+    pub(super) endpoint: Option<String>,
+    /// What to check when S3 refuses the request: the variables or the
+    /// profile the credentials came from.
+    pub(super) check: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -52,16 +54,10 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Config {
-    pub(crate) fn from_env() -> Config {
-        let keys = var("AWS_ACCESS_KEY_ID").zip(var("AWS_SECRET_ACCESS_KEY"));
-        Config {
-            keys,
-            token: var("AWS_SESSION_TOKEN"),
-            region: var("AWS_REGION")
-                .or_else(|| var("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
-            endpoint: var("AWS_ENDPOINT_URL").map(|e| e.trim_end_matches('/').to_owned()),
-        }
+    /// The settings of the environment and the shared files, for the
+    /// address `shown` (which errors name).
+    pub(crate) fn load(shown: &std::path::Path) -> crate::Result<Config> {
+        super::aws::resolve(shown, &var)
     }
 
     /// The URL of the bucket, ending in `/`: `{endpoint}/{bucket}/` when an
@@ -92,17 +88,35 @@ impl Config {
         format!("{}?{}", self.bucket_url(bucket), q.join("&"))
     }
 
-    /// The headers that sign a GET of `url` now, when credentials are set:
-    /// `x-amz-date`, `x-amz-content-sha256`, `x-amz-security-token` (with
-    /// a session token) and `Authorization`.
-    pub(crate) fn sign_get(&self, url: &str) -> Vec<(&'static str, String)> {
+    /// The headers that sign a GET of `url` now for `region`, when
+    /// credentials are set: `x-amz-date`, `x-amz-content-sha256`,
+    /// `x-amz-security-token` (with a session token) and `Authorization`.
+    pub(crate) fn sign_get(&self, url: &str, region: &str) -> Vec<(&'static str, String)> {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.sign_get_at(url, secs)
+        self.sign_get_at(url, region, secs)
     }
 
-    fn sign_get_at(&self, url: &str, unix_secs: u64) -> Vec<(&'static str, String)> {
+    /// `url` (built for [`Config::region`]) as it is sent when the bucket
+    /// is in `region`: on AWS, the host names the region
+    /// (`BUCKET.s3.REGION.amazonaws.com`); another endpoint keeps its URL.
+    pub(crate) fn in_region(&self, url: &str, region: &str) -> String {
+        if self.endpoint.is_some() || region == self.region {
+            return url.to_owned();
+        }
+        let (host, _, _) = split_url(url);
+        let old = format!(".s3.{}.amazonaws.com", self.region);
+        match host.strip_suffix(&old) {
+            Some(bucket) if url.starts_with("https://") => {
+                let rest = &url["https://".len() + host.len()..];
+                format!("https://{bucket}.s3.{region}.amazonaws.com{rest}")
+            }
+            _ => url.to_owned(),
+        }
+    }
+
+    fn sign_get_at(&self, url: &str, region: &str, unix_secs: u64) -> Vec<(&'static str, String)> {
         let Some((access, secret)) = &self.keys else {
             return Vec::new();
         };
@@ -140,13 +154,13 @@ impl Config {
             if path.is_empty() { "/" } else { path },
             canonical_query.join("&"),
         );
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
+        let scope = format!("{date}/{region}/s3/aws4_request");
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
         let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-        for part in [self.region.as_str(), "s3", "aws4_request"] {
+        for part in [region, "s3", "aws4_request"] {
             key = hmac(&key, part.as_bytes());
         }
         let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
@@ -291,7 +305,14 @@ fn unescape(s: &str) -> String {
 
 /// The message for an S3 error answer: which bucket or key, which
 /// environment variables.
-pub(crate) fn status_message(code: u16, s3_code: Option<&str>, bucket: &str, key: &str) -> String {
+/// `check` says what to check when access is refused.
+pub(crate) fn status_message(
+    code: u16,
+    s3_code: Option<&str>,
+    bucket: &str,
+    key: &str,
+    check: &str,
+) -> String {
     let detail = s3_code.map_or(String::new(), |c| format!(", {}", Escaped(c)));
     match (code, s3_code) {
         (404, Some("NoSuchBucket")) => format!(
@@ -304,9 +325,7 @@ pub(crate) fn status_message(code: u16, s3_code: Option<&str>, bucket: &str, key
             Escaped(bucket)
         ),
         (401 | 403, _) => format!(
-            "access denied to key `{}` in bucket `{}` (HTTP {code}{detail}): check \
-             AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (for temporary \
-             credentials) and AWS_REGION, and that they may read this bucket",
+            "access denied to key `{}` in bucket `{}` (HTTP {code}{detail}): {check}",
             Escaped(key),
             Escaped(bucket)
         ),
@@ -334,10 +353,12 @@ mod tests {
             token: None,
             region: "us-east-1".into(),
             endpoint: None,
+            check: String::new(),
         };
         // 2013-05-24T00:00:00Z
         let headers = config.sign_get_at(
             "https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J",
+            "us-east-1",
             1_369_353_600,
         );
         let auth = &headers
@@ -353,6 +374,35 @@ mod tests {
         );
         assert_eq!(amz_date(1_369_353_600), "20130524T000000Z");
         assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_addressed_at_that_region_on_aws_only() {
+        let mut config = Config {
+            keys: None,
+            token: None,
+            region: "us-east-1".into(),
+            endpoint: None,
+            check: String::new(),
+        };
+        let url = config.object_url("b", "m/x.safetensors");
+        assert_eq!(url, "https://b.s3.us-east-1.amazonaws.com/m/x.safetensors");
+        assert_eq!(
+            config.in_region(&url, "eu-west-1"),
+            "https://b.s3.eu-west-1.amazonaws.com/m/x.safetensors"
+        );
+        assert_eq!(config.in_region(&url, "us-east-1"), url);
+        assert_eq!(
+            config.in_region("https://cdn.example/m", "eu-west-1"),
+            "https://cdn.example/m"
+        );
+        config.endpoint = Some("http://127.0.0.1:9000".into());
+        let url = config.object_url("b", "m");
+        assert_eq!(
+            config.in_region(&url, "eu-west-1"),
+            url,
+            "path-style keeps its URL"
+        );
     }
 
     #[test]
