@@ -2,7 +2,7 @@
 # Every benchmark, side by side with its peer, in one command; writes
 # docs/PERFORMANCE.md.
 #
-#   bash benches/all.sh               # the full suite, ~10-20 minutes on 2 cores
+#   bash benches/all.sh               # the full suite, ~40 minutes on 2 cores
 #   QUICK=1 bash benches/all.sh       # small inputs, 3 repetitions: a smoke test
 #
 # 1. Builds the release binary and the three example programs it times
