@@ -133,12 +133,7 @@ fn s3_objects_indexes_and_prefixes_read_as_the_local_files() {
 
     // One object: verify, and convert bit-exact against the local file.
     let r = s3.run(d, &["verify", "s3://models/m.safetensors", "--strict"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("3 of 3 tensor checksums match"),
-        "{}",
-        r.stdout
-    );
+    assert_verified(&r);
     let r = s3.run(d, &["convert", "s3://models/m.safetensors", "remote.json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = s3.run(d, &["convert", "m.safetensors", "local.json"]);
@@ -309,12 +304,7 @@ fn s3_credentials_region_and_endpoint_come_from_the_profile_in_the_shared_files(
         &joined(&files, &[("AWS_PROFILE", "reader")]),
         &["verify", "s3://models/m.safetensors", "--strict"],
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("3 of 3 tensor checksums match"),
-        "{}",
-        r.stdout
-    );
+    assert_verified(&r);
     let r = s3.run_bare(
         d,
         &joined(&files, &[("AWS_PROFILE", "reader")]),
@@ -392,61 +382,47 @@ fn s3_credentials_region_and_endpoint_come_from_the_profile_in_the_shared_files(
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 
     // Errors name the file, and the line where there is one.
-    let r = s3.run_bare(
-        d,
-        &joined(&files, &[("AWS_PROFILE", "half")]),
-        &["inspect", "s3://models/m.safetensors"],
-    );
-    assert_error(
-        &r,
-        2,
-        &[
-            creds.to_str().unwrap(),
-            "line 5",
-            "profile `half`",
-            "aws_secret_access_key",
-        ],
-    );
-    let r = s3.run_bare(
-        d,
-        &joined(&files, &[("AWS_PROFILE", "role")]),
-        &["inspect", "s3://models/m.safetensors"],
-    );
-    assert_error(
-        &r,
-        2,
-        &[
-            config.to_str().unwrap(),
-            "line 5",
-            "role_arn",
-            "AWS_ACCESS_KEY_ID",
-        ],
-    );
-    let r = s3.run_bare(
-        d,
-        &joined(&files, &[("AWS_PROFILE", "nobody")]),
-        &["inspect", "s3://models/m.safetensors"],
-    );
-    assert_error(
-        &r,
-        2,
-        &[
-            "s3://models/m.safetensors",
-            "AWS_PROFILE",
-            "`nobody`",
-            config.to_str().unwrap(),
-        ],
-    );
+    let inspect = |env: &[(&str, &str)]| {
+        s3.run_bare(
+            d,
+            &joined(&files, env),
+            &["inspect", "s3://models/m.safetensors"],
+        )
+    };
+    let (creds_path, config_path) = (creds.to_str().unwrap(), config.to_str().unwrap());
+    for (profile, expected) in [
+        (
+            "half",
+            [
+                creds_path,
+                "line 5",
+                "profile `half`",
+                "aws_secret_access_key",
+            ],
+        ),
+        (
+            "role",
+            [config_path, "line 5", "role_arn", "AWS_ACCESS_KEY_ID"],
+        ),
+        (
+            "nobody",
+            [
+                "s3://models/m.safetensors",
+                "AWS_PROFILE",
+                "`nobody`",
+                config_path,
+            ],
+        ),
+    ] {
+        let r = inspect(&[("AWS_PROFILE", profile)]);
+        assert_error(&r, 2, &expected);
+    }
     std::fs::write(
         &config,
         "[profile temp]\nregion = us-east-1\nthis is not a setting\nx = 1\n",
     )
     .unwrap();
-    let r = s3.run_bare(
-        d,
-        &joined(&files, &[("AWS_PROFILE", "temp")]),
-        &["inspect", "s3://models/m.safetensors"],
-    );
+    let r = inspect(&[("AWS_PROFILE", "temp")]);
     assert_error(
         &r,
         2,
@@ -457,22 +433,14 @@ fn s3_credentials_region_and_endpoint_come_from_the_profile_in_the_shared_files(
         "a line that may be a secret is not shown"
     );
     std::fs::write(&config, "[profile temp]\nregion = us-east-1/x\n").unwrap();
-    let r = s3.run_bare(
-        d,
-        &joined(&files, &[("AWS_PROFILE", "temp")]),
-        &["inspect", "s3://models/m.safetensors"],
-    );
+    let r = inspect(&[("AWS_PROFILE", "temp")]);
     assert_error(
         &r,
         2,
         &[config.to_str().unwrap(), "line 1", "not a region name"],
     );
     for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        let r = s3.run_bare(
-            d,
-            &joined(&files, &[(v, "x")]),
-            &["inspect", "s3://models/m.safetensors"],
-        );
+        let r = inspect(&[(v, "x")]);
         assert_error(
             &r,
             2,
@@ -614,12 +582,7 @@ fn a_bucket_in_another_region_is_asked_again_signed_for_its_region() {
         &env,
         &["verify", "s3://models/m.safetensors", "--strict"],
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stdout.contains("3 of 3 tensor checksums match"),
-        "{}",
-        r.stdout
-    );
+    assert_verified(&r);
     assert_eq!(r.stderr, "", "nothing said about the region");
     // Once: every later request of the run is signed for the bucket's region.
     assert_eq!(proxy.redirects.load(Ordering::SeqCst), 1);
@@ -655,4 +618,14 @@ fn a_bucket_in_another_region_is_asked_again_signed_for_its_region() {
         ],
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// A verify that passed, with every one of the three tensors checked.
+fn assert_verified(r: &Run) {
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("3 of 3 tensor checksums match"),
+        "{}",
+        r.stdout
+    );
 }

@@ -52,9 +52,18 @@ fn write_model(path: &Path, n: usize) -> Vec<(TensorMeta, Vec<u8>)> {
             )
         })
         .collect();
+    write_checksummed(path, &tensors, &[("format", "pt")]);
+    tensors
+}
+
+/// Writes `tensors` as a safetensors file with each one's checksum and the
+/// metadata pairs `user`.
+fn write_checksummed(path: &Path, tensors: &[(TensorMeta, Vec<u8>)], user: &[(&str, &str)]) {
     let mut md = ModelMetadata::default();
-    md.user.insert("format".into(), "pt".into());
-    for (m, b) in &tensors {
+    for (k, v) in user {
+        md.user.insert((*k).into(), (*v).into());
+    }
+    for (m, b) in tensors {
         md.checksums.insert(m.name.clone(), sha256_hex(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
@@ -64,7 +73,6 @@ fn write_model(path: &Path, n: usize) -> Vec<(TensorMeta, Vec<u8>)> {
         &md.to_safetensors(),
     )
     .unwrap();
-    tensors
 }
 
 fn shard(model: &Model, dir: &Path, max: u64) {
@@ -414,17 +422,7 @@ fn a_json_model_past_the_memory_limit_reads_every_value_back() {
         (meta("b.ids", Dtype::I64, &[400_000]), ids),
         (meta("c.flag", Dtype::BOOL, &[1]), vec![1u8]),
     ];
-    let mut md = ModelMetadata::default();
-    for (m, b) in &tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
-    }
-    let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
-    write_safetensors(
-        std::fs::File::create(&path).unwrap(),
-        &refs,
-        &md.to_safetensors(),
-    )
-    .unwrap();
+    write_checksummed(&path, &tensors, &[]);
     let json = dir.path().join("m.json");
     let options = ConvertOptions {
         kind: OutputKind::Json,
