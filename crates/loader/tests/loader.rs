@@ -408,7 +408,7 @@ fn index_and_shards_that_disagree_are_clear_errors() {
 
 #[test]
 fn a_json_model_past_the_memory_limit_reads_every_value_back() {
-    // 9.6 MB of values, past the 8 MiB a JSON model keeps in memory: the
+    // 11.2 MB of values, past the 8 MiB a JSON model keeps in memory: the
     // rest goes to a temporary file. Small integers make short JSON text;
     // the one-byte tensor after the big ones is read back from the file.
     let dir = tempfile::tempdir().unwrap();
