@@ -220,8 +220,7 @@ impl<'a> HeaderPlan<'a> {
                 f(Key::Plain(k), v)?;
             } else {
                 let i = sums_by_name.next().expect("peeked");
-                hex::encode_to_slice(sums[i], &mut hex_sum).expect("64 hex digits");
-                let v = std::str::from_utf8(&hex_sum).expect("hex is ASCII");
+                let v = crate::sha256_digits(&sums[i], &mut hex_sum);
                 f(Key::Sum(&self.tensors[i].name), v)?;
             }
         }

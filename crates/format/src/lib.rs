@@ -123,6 +123,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A sha256 digest's 64 lowercase hex digits, written into `out` (no
+/// allocation: for loops over many tensors' checksums).
+///
+/// ```
+/// let mut out = [0u8; 64];
+/// assert_eq!(modeltool_format::sha256_digits(&[0xab; 32], &mut out), "ab".repeat(32));
+/// ```
+pub fn sha256_digits<'o>(sum: &[u8; 32], out: &'o mut [u8; 64]) -> &'o str {
+    hex::encode_to_slice(sum, out).expect("64 digits for 32 bytes");
+    std::str::from_utf8(out).expect("hex digits are ASCII")
+}
+
 /// The checksums of many byte slices, computed in parallel across cores
 /// (with the default `parallel` feature).
 pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {

@@ -653,10 +653,9 @@ impl Model {
     }
 
     /// A JSON model file, parsed, whose bytes `model_file` holds.
-    fn from_json(path: &Path, json: JsonModel, model_file: ModelFile) -> Result<Model> {
+    fn from_json(path: &Path, mut json: JsonModel, model_file: ModelFile) -> Result<Model> {
         let mut model = Model::empty(path, ModelKind::Json);
         let mut store = StoreWriter::default();
-        let mut json = json;
         for t in std::mem::take(&mut json.tensors) {
             model
                 .take_json_tensor(&mut store, t)
@@ -715,9 +714,6 @@ impl Model {
             });
         }
         self.store = store.finish().map_err(LoadError::io(&path))?;
-        // The lists grew by doubling, with no count known in advance.
-        self.entries.shrink_to_fit();
-        self.owned.shrink_to_fit();
         self.files.push(model_file);
         self.metadata = ModelMetadata {
             user: json.metadata,
@@ -1185,11 +1181,7 @@ impl Model {
     ) -> Result<String> {
         if let Location::Owned { buffer, len } = entry.location {
             // Hashed as the file was read.
-            let bytes = self
-                .store
-                .get(self.owned[buffer].start, len)
-                .map_err(LoadError::io(&self.path))?;
-            look(&bytes);
+            look(&self.bytes(entry)?);
             progress(len);
             return Ok(hex::encode(self.owned[buffer].sha256));
         }

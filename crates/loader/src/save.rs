@@ -701,11 +701,15 @@ impl<'a> Job<'a> {
                 let decoded = self.model.sha256(e)?;
                 self.check_input(e, &decoded)?;
             } else {
-                self.check_input(e, hex_digits(&in_sum, &mut digits))?;
+                self.check_input(e, modeltool_format::sha256_digits(&in_sum, &mut digits))?;
             }
             let cast_done = out_hash.is_some();
             let out_sum: [u8; 32] = out_hash.map_or(in_sum, |h| h.finalize().into());
-            self.note_rehash(e, hex_digits(&out_sum, &mut digits), cast_done);
+            self.note_rehash(
+                e,
+                modeltool_format::sha256_digits(&out_sum, &mut digits),
+                cast_done,
+            );
             self.count_cast(e, to, &cast);
             sums[i] = out_sum;
             let (a, b) = plan.offsets()[i];
@@ -1213,10 +1217,4 @@ fn ggml_plain(dtype: Dtype) -> Option<GgmlType> {
         Dtype::I64 => GgmlType::I64,
         _ => return None,
     })
-}
-
-/// A digest's 64 hex digits, written into `out`.
-fn hex_digits<'o>(sum: &[u8; 32], out: &'o mut [u8; 64]) -> &'o str {
-    hex::encode_to_slice(sum, out).expect("64 digits for 32 bytes");
-    std::str::from_utf8(out).expect("hex digits are ASCII")
 }
