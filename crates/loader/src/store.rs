@@ -10,11 +10,18 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 
 /// Held in memory up to this many bytes; past it, in the file. A model
 /// that small costs no file; one larger costs at most this much memory
 /// more than its tensor list while it is read.
 const IN_MEMORY: usize = 8 << 20;
+/// Reads of the file this small go through one read of [`READ_AHEAD`]
+/// bytes, kept for the reads after it: tensors are read back in the order
+/// they were stored (a conversion), and 100k tensors of a few hundred bytes
+/// would otherwise cost 100k system calls.
+const SMALL_READ: usize = 16 << 10;
+const READ_AHEAD: usize = 256 << 10;
 
 /// Tensors' bytes, each at a start the store gave when it took them.
 #[derive(Debug, Default)]
@@ -22,6 +29,11 @@ pub(crate) struct Store {
     memory: Vec<u8>,
     /// Set once the bytes outgrew [`IN_MEMORY`]; it holds all of them.
     file: Option<File>,
+    /// The file's length.
+    len: u64,
+    /// The last [`READ_AHEAD`] bytes read for a small read, and where they
+    /// start in the file.
+    ahead: Mutex<(u64, Vec<u8>)>,
 }
 
 /// A [`Store`] being filled.
@@ -67,6 +79,8 @@ impl StoreWriter {
         Ok(Store {
             memory: self.memory,
             file,
+            len: self.len,
+            ahead: Mutex::default(),
         })
     }
 }
@@ -91,10 +105,39 @@ impl Store {
             None => Ok(Cow::Borrowed(&self.memory[range(start, len)])),
             Some(file) => {
                 let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, start)?;
+                self.read_at(file, &mut buf, start)?;
                 Ok(Cow::Owned(buf))
             }
         }
+    }
+
+    /// Fills `buf` from the file at `start`: a small read from the bytes
+    /// read ahead (reading the next [`READ_AHEAD`] when they do not hold
+    /// it), a large one straight from the file.
+    fn read_at(&self, file: &File, buf: &mut [u8], start: u64) -> io::Result<()> {
+        if buf.len() > SMALL_READ {
+            return file.read_exact_at(buf, start);
+        }
+        // A reader on another thread holds it: read past it, not behind it.
+        let Ok(mut ahead) = self.ahead.try_lock() else {
+            return file.read_exact_at(buf, start);
+        };
+        let (at, bytes) = &mut *ahead;
+        let end = start + buf.len() as u64;
+        if !(*at <= start && end <= *at + bytes.len() as u64) {
+            let n = (self.len.saturating_sub(start) as usize)
+                .min(READ_AHEAD)
+                .max(buf.len());
+            bytes.resize(n, 0);
+            if let Err(e) = file.read_exact_at(bytes, start) {
+                bytes.clear();
+                return Err(e);
+            }
+            *at = start;
+        }
+        let from = (start - *at) as usize;
+        buf.copy_from_slice(&bytes[from..from + buf.len()]);
+        Ok(())
     }
 
     /// The `len` bytes at `start`, handed to `f` in pieces of at most
@@ -119,7 +162,7 @@ impl Store {
                 let end = start + len;
                 while at < end {
                     let n = ((end - at) as usize).min(chunk);
-                    if let Err(e) = file.read_exact_at(&mut buf[..n], at) {
+                    if let Err(e) = self.read_at(file, &mut buf[..n], at) {
                         return Err(read_error(e));
                     }
                     f(&buf[..n])?;
