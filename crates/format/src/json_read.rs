@@ -7,10 +7,16 @@
 //! file, never go through serde: a window of a few MB is cut after its last
 //! comma, the part before the cut is split at commas into pieces, and the
 //! pieces are parsed in parallel, each number rounded once, straight from
-//! its decimal text to the tensor's dtype (`pipeline.rs`). C64 values
-//! (`[re, im]` pairs, with a comma inside), short arrays and the ends of
-//! arrays are parsed one element after another from the same window
-//! (`elements.rs`). This file holds the limits, the errors and the entry.
+//! its decimal text to the tensor's dtype (`pipeline.rs`). Small arrays
+//! that end in the window are copied into batches, parsed and hashed on
+//! other cores while the reading thread goes on with the next tensors
+//! (`batch.rs`, which also holds the loop that hands tensors over in file
+//! order). C64 values (`[re, im]` pairs, with a comma inside), arrays
+//! holding strings and the ends of large arrays are parsed one element
+//! after another from the window (`elements.rs`). The common forms of the
+//! small values (keys, dtype, shape, checksum) are read straight from the
+//! window, without serde. This file holds the limits, the errors and the
+//! entry.
 //!
 //! Work: each byte is copied a bounded number of times (the window is
 //! refilled only when an array runs past its end), whatever the number of
@@ -25,7 +31,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::sync::mpsc;
 
-use memchr::{memchr, memchr2, memrchr};
+use memchr::{memchr, memchr2, memchr3, memrchr};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::error::FormatError;
@@ -176,12 +182,15 @@ fn seed_from_raw<'de, S: DeserializeSeed<'de>>(
     Ok(value)
 }
 
+mod batch;
 mod elements;
 mod grammar;
 mod pipeline;
 mod window;
 
+use batch::*;
 use elements::*;
+use grammar::{check_count, check_limit};
 use pipeline::*;
 use window::*;
 
@@ -242,6 +251,76 @@ mod tests {
         for window in [1_000, 4_099, 70_001, 150_000] {
             read_with_window(&text, window);
         }
+    }
+
+    /// `file(n, 3)` with tensor `k`'s object replaced by `object`.
+    fn file_with(n: usize, k: usize, object: &str) -> Vec<u8> {
+        let text = String::from_utf8(file(n, 3)).expect("UTF-8");
+        let start =
+            text.find(&format!("\"t{k}\": {{")).expect("tensor k") + format!("\"t{k}\": ").len();
+        let end = start + text[start..].find('}').expect("its end") + 1;
+        format!("{}{object}{}", &text[..start], &text[end..]).into_bytes()
+    }
+
+    /// The tensor named in the error of reading `text`, and its kind.
+    fn first_error(text: &[u8]) -> (Option<String>, JsonErrorKind) {
+        match JsonModel::from_slice(text) {
+            Err(FormatError::JsonModel(e)) => (e.tensor, e.kind),
+            other => panic!("expected a JSON model error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_value_in_a_small_array_is_the_error_even_with_later_damage() {
+        // Small arrays are parsed in batches on other cores while the
+        // reading thread goes on: the damage it finds later in the file
+        // must not hide the earlier bad value.
+        let bad_value = r#"{"dtype": "F32", "shape": [3], "data": [1, 2, x]}"#;
+        let mut text = String::from_utf8(file_with(3_000, 10, bad_value)).expect("UTF-8");
+        text.truncate(text.len() - 3); // the file ends inside `tensors`
+        let (tensor, kind) = first_error(text.as_bytes());
+        assert_eq!(tensor.as_deref(), Some("t10"));
+        assert!(matches!(kind, JsonErrorKind::Syntax { .. }), "{kind:?}");
+
+        // Damage later in the same tensor's object: an unknown key.
+        let (tensor, kind) = first_error(&file_with(
+            3_000,
+            10,
+            r#"{"dtype": "F32", "shape": [3], "data": [1, 2, true], "colour": 1}"#,
+        ));
+        assert_eq!(tensor.as_deref(), Some("t10"));
+        assert!(
+            matches!(kind, JsonErrorKind::BadElement { index: 2, .. }),
+            "{kind:?}"
+        );
+
+        // Values counted against a shape that comes after them.
+        let (tensor, kind) = first_error(&file_with(
+            3_000,
+            2_500,
+            r#"{"dtype": "F32", "data": [1, 2], "shape": [3]}"#,
+        ));
+        assert_eq!(tensor.as_deref(), Some("t2500"));
+        assert!(
+            matches!(
+                kind,
+                JsonErrorKind::CountMismatch {
+                    count: 2,
+                    expected: 3,
+                    ..
+                }
+            ),
+            "{kind:?}"
+        );
+
+        // Only the later damage: that is the error.
+        let (tensor, kind) = first_error(&file_with(
+            3_000,
+            2_500,
+            r#"{"dtype": "F32", "shape": [3], "data": [1, 2, 3], "colour": 1}"#,
+        ));
+        assert_eq!(tensor.as_deref(), Some("t2500"));
+        assert!(matches!(kind, JsonErrorKind::UnknownKey { .. }), "{kind:?}");
     }
 
     #[test]

@@ -113,8 +113,46 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// Where the plain string that starts here (after whitespace) has its
+    /// text in the window: a string without escapes or control characters
+    /// whose closing quote is in the window. `None` for anything else
+    /// (nothing consumed): the general path reads it, and reports errors.
+    /// Most strings of a file are plain: keys, names, dtypes, checksums.
+    pub(super) fn plain_string(&mut self) -> Result<Option<Range<usize>>> {
+        if self.peek()? != Some(b'"') {
+            return Ok(None);
+        }
+        let from = self.pos + 1;
+        let rest = &self.buf[from..self.end];
+        Ok(match memchr2(b'"', b'\\', rest) {
+            Some(i) if rest[i] == b'"' && !rest[..i].iter().any(|&b| b < 0x20) => {
+                Some(from..from + i)
+            }
+            _ => None,
+        })
+    }
+
+    /// `f` of the text of a plain string (see [`Reader::plain_string`]),
+    /// when it is valid UTF-8 and `f` takes it (then the string is
+    /// consumed); `None` with nothing consumed otherwise.
+    pub(super) fn plain_str<T>(&mut self, f: impl FnOnce(&str) -> Option<T>) -> Result<Option<T>> {
+        let Some(r) = self.plain_string()? else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(&self.buf[r.clone()]).ok().and_then(f) {
+            Some(t) => {
+                self.pos = r.end + 1;
+                Ok(Some(t))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Reads a string (the next value must be one).
     pub(super) fn string(&mut self) -> Result<String> {
+        if let Some(s) = self.plain_str(|s| Some(s.to_owned()))? {
+            return Ok(s);
+        }
         let (raw, at) = self.capture(0)?;
         let inner = raw
             .strip_prefix(b"\"")
@@ -127,14 +165,50 @@ impl<R: Read> Reader<R> {
     }
 
     /// After an object's `{`: the next key and its `:`, or `None` at the
+    /// closing `}`. `first` is true until the first key. One of `known` is
+    /// returned as that `&'static str`, without a copy.
+    pub(super) fn next_known_key(
+        &mut self,
+        first: &mut bool,
+        known: &[&'static str],
+    ) -> Result<Option<Cow<'static, str>>> {
+        if !self.key_ahead(first)? {
+            return Ok(None);
+        }
+        let plain = self.plain_str(|s| {
+            Some(match known.iter().find(|&&k| k == s) {
+                Some(&k) => Cow::Borrowed(k),
+                None => Cow::Owned(s.to_owned()),
+            })
+        })?;
+        let key = match plain {
+            Some(key) => key,
+            None => Cow::Owned(self.string()?),
+        };
+        self.expect(b':', "an object")?;
+        Ok(Some(key))
+    }
+
+    /// After an object's `{`: the next key and its `:`, or `None` at the
     /// closing `}`. `first` is true until the first key.
     pub(super) fn next_key(&mut self, first: &mut bool) -> Result<Option<String>> {
+        if !self.key_ahead(first)? {
+            return Ok(None);
+        }
+        let key = self.string()?;
+        self.expect(b':', "an object")?;
+        Ok(Some(key))
+    }
+
+    /// After an object's `{` or a value in it: whether a key follows (the
+    /// `,` before it consumed), or the object's `}` (consumed).
+    fn key_ahead(&mut self, first: &mut bool) -> Result<bool> {
         if !*first {
             match self.peek()? {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Some(_) => return Err(syntax("expected `,` or `}`", self.offset())),
                 None => return Err(early_end("an object")),
@@ -144,16 +218,14 @@ impl<R: Read> Reader<R> {
             Some(b'"') => {}
             Some(b'}') if *first => {
                 self.pos += 1;
-                return Ok(None);
+                return Ok(false);
             }
             Some(b'}') => return Err(syntax("trailing comma", self.offset())),
             Some(_) => return Err(syntax("expected a string key", self.offset())),
             None => return Err(early_end("an object")),
         }
         *first = false;
-        let key = self.string()?;
-        self.expect(b':', "an object")?;
-        Ok(Some(key))
+        Ok(true)
     }
 
     /// Consumes the `{` of an object, or fails with `expected`.
@@ -180,8 +252,8 @@ impl<R: Read> Reader<R> {
         let mut architecture: Option<serde_json::Value> = None;
         let mut tensors = false;
         let mut first = true;
-        while let Some(key) = self.next_key(&mut first)? {
-            match key.as_str() {
+        while let Some(key) = self.next_known_key(&mut first, MODEL_KEYS)? {
+            match key.as_ref() {
                 "format" if !format => {
                     let (raw, at) = self.capture(1)?;
                     let f: String = from_raw(&raw, at, "format")?;
@@ -210,7 +282,7 @@ impl<R: Read> Reader<R> {
                     self.tensors(take)?;
                     tensors = true;
                 }
-                _ => return Err(key_error(key, MODEL_KEYS)),
+                _ => return Err(key_error(key.into_owned(), MODEL_KEYS)),
             }
         }
         if self.peek()?.is_some() {
@@ -229,77 +301,42 @@ impl<R: Read> Reader<R> {
         })
     }
 
-    /// Reads the tensors and hands each to `take`, in file order; each
-    /// large one is hashed on another core while the next is parsed, small
-    /// ones here (a task per tensor would cost more than its hash). A
-    /// tensor waits for its hash, and those after it wait for it: the
-    /// hash of one tensor runs faster than the parse of the next, so few
-    /// wait.
-    pub(super) fn tensors(&mut self, take: &mut dyn FnMut(JsonTensor) -> Result<()>) -> Result<()> {
-        self.open_object("`tensors` to be an object mapping names to tensors")?;
-        let (done, hashed) = mpsc::channel();
-        // Read but not yet handed over, with whether the hash is in; the
-        // first is tensor number `handed` of the file.
-        let mut waiting: VecDeque<(JsonTensor, bool)> = VecDeque::new();
-        let mut handed = 0usize;
-        let mut hand_over = |waiting: &mut VecDeque<(JsonTensor, bool)>,
-                             handed: &mut usize,
-                             results: &mut dyn Iterator<Item = (usize, Vec<u8>, [u8; 32])>|
-         -> Result<()> {
-            for (index, data, sum) in results {
-                let (tensor, ready) = &mut waiting[index - *handed];
-                tensor.data = data;
-                tensor.actual_sha256 = sum;
-                *ready = true;
-            }
-            while waiting.front().is_some_and(|(_, ready)| *ready) {
-                let (tensor, _) = waiting.pop_front().expect("a front");
-                *handed += 1;
-                take(tensor)?;
-            }
-            Ok(())
-        };
-        let read = par::scope(|scope| {
-            let mut first = true;
-            while let Some(name) = self.next_key(&mut first)? {
-                let mut tensor = self.tensor(&name).map_err(|e| in_tensor(e, &name))?;
-                let index = handed + waiting.len();
-                if tensor.data.len() < HASH_INLINE || !par::BACKGROUND {
-                    tensor.actual_sha256 = Sha256::digest(&tensor.data).into();
-                    waiting.push_back((tensor, true));
-                } else {
-                    let done = done.clone();
-                    let data = std::mem::take(&mut tensor.data);
-                    scope.spawn(move || {
-                        let sum: [u8; 32] = Sha256::digest(&data).into();
-                        // The receiver is gone only when reading failed.
-                        let _ = done.send((index, data, sum));
-                    });
-                    waiting.push_back((tensor, false));
-                }
-                hand_over(&mut waiting, &mut handed, &mut hashed.try_iter())?;
-            }
-            Ok::<_, FormatError>(())
-        });
-        drop(done);
-        read?;
-        // Every hash is in once the scope has ended.
-        hand_over(&mut waiting, &mut handed, &mut hashed.try_iter())?;
-        debug_assert!(waiting.is_empty(), "every hash was sent");
-        Ok(())
+    /// Reads the tensor object named `name`, tensor number `batch` of the
+    /// file when its values may go to the batch (then the tensor has no
+    /// data yet, and the answer says so). An error names the tensor, and
+    /// comes with the name.
+    pub(super) fn tensor(
+        &mut self,
+        name: String,
+        batch: Option<usize>,
+    ) -> Result<(JsonTensor, bool), (FormatError, String)> {
+        match self.tensor_fields(batch) {
+            Ok(fields) => match finish_tensor(name, fields) {
+                Ok(t) => Ok(t),
+                Err((e, name)) => Err((in_tensor(e, &name), name)),
+            },
+            Err(e) => Err((in_tensor(e, &name), name)),
+        }
     }
 
-    pub(super) fn tensor(&mut self, name: &str) -> Result<JsonTensor> {
+    /// The fields of a tensor object: dtype, shape, the data's bytes and
+    /// element count, and the stored checksum.
+    fn tensor_fields(&mut self, batch: Option<usize>) -> Result<Fields> {
         self.open_object("an object with dtype, shape, data and sha256")?;
         let mut dtype: Option<Dtype> = None;
         let mut shape: Option<Vec<usize>> = None;
-        let mut data: Option<(Vec<u8>, usize)> = None;
+        let mut data: Option<Values> = None;
         let mut deferred: Option<(Vec<u8>, u64)> = None;
         let mut sha256: Option<String> = None;
         let mut first = true;
-        while let Some(key) = self.next_key(&mut first)? {
-            match key.as_str() {
+        while let Some(key) = self.next_known_key(&mut first, TENSOR_KEYS)? {
+            match key.as_ref() {
                 "dtype" if dtype.is_none() => {
+                    // Nearly always a plain name: no serde, no copy.
+                    if let Some(d) = self.plain_str(|s| s.parse().ok())? {
+                        dtype = Some(d);
+                        continue;
+                    }
                     let (raw, at) = self.capture(3)?;
                     let s: String = from_raw(&raw, at, "dtype")?;
                     match s.parse() {
@@ -308,66 +345,107 @@ impl<R: Read> Reader<R> {
                     }
                 }
                 "shape" if shape.is_none() => {
+                    if let Some(s) = self.plain_shape()? {
+                        shape = Some(s);
+                        continue;
+                    }
                     let (raw, at) = self.capture(3)?;
                     shape = Some(from_raw(&raw, at, "shape")?);
                 }
                 // With the dtype known, values stream straight into bytes;
                 // otherwise (keys in another order) the raw text waits.
                 "data" if data.is_none() && deferred.is_none() => match dtype {
-                    Some(d) => data = Some(self.data(d, limit(shape.as_deref()))?),
+                    Some(d) => {
+                        let limit = limit(shape.as_deref());
+                        data = Some(match batch {
+                            Some(index) if self.batch_data(index, d, limit)? => Values::Batched,
+                            _ => {
+                                let (bytes, count) = self.data(d, limit)?;
+                                Values::Parsed(bytes, count)
+                            }
+                        });
+                    }
                     None => deferred = Some(self.capture(3)?),
                 },
                 "sha256" if sha256.is_none() => {
-                    let (raw, at) = self.capture(3)?;
-                    let s: String = from_raw(&raw, at, "sha256")?;
+                    let plain = self.plain_str(|s| is_sha256_hex(s).then(|| s.to_owned()))?;
+                    let s = match plain {
+                        Some(s) => s,
+                        None => {
+                            let (raw, at) = self.capture(3)?;
+                            from_raw(&raw, at, "sha256")?
+                        }
+                    };
                     if !is_sha256_hex(&s) {
                         return Err(err(JsonErrorKind::BadSha256 { found: s }));
                     }
                     sha256 = Some(s);
                 }
-                _ => return Err(key_error(key, TENSOR_KEYS)),
+                _ => return Err(key_error(key.into_owned(), TENSOR_KEYS)),
             }
         }
         let dtype = dtype.ok_or_else(|| missing("dtype"))?;
         let shape = shape.ok_or_else(|| missing("shape"))?;
-        let (bytes, count) = match (data, deferred) {
+        let values = match (data, deferred) {
             (Some(d), _) => d,
             (None, Some((raw, at))) => {
                 let mut sub = Reader::new(&raw[..], at, Some(at + raw.len() as u64));
-                let d = sub.data(dtype, limit(Some(&shape)))?;
+                let (bytes, count) = sub.data(dtype, limit(Some(&shape)))?;
                 if sub.peek()?.is_some() {
                     return Err(syntax("trailing characters", sub.offset()));
                 }
-                d
+                Values::Parsed(bytes, count)
             }
             (None, None) => return Err(missing("data")),
         };
-        let meta = TensorMeta {
-            name: name.to_owned(),
-            dtype,
-            shape,
-        };
-        let expected = meta.element_count()?;
-        if count != expected {
-            return Err(err(JsonErrorKind::CountMismatch {
-                count,
-                shape: meta.shape,
-                expected,
-            }));
+        Ok((dtype, shape, values, sha256))
+    }
+
+    /// A shape written the plain way (`[` unsigned integers without leading
+    /// zeros, separated by commas, `]`, at most 8 of them) that ends in
+    /// the window, consumed; `None` with nothing consumed otherwise, for
+    /// serde_json to read and judge.
+    fn plain_shape(&mut self) -> Result<Option<Vec<usize>>> {
+        if self.peek()? != Some(b'[') {
+            return Ok(None);
         }
-        let data = match dtype {
-            Dtype::F4 | Dtype::F6_E2M3 | Dtype::F6_E3M2 => {
-                meta.byte_len()?;
-                values::pack(&bytes, dtype.bits())
+        let s = &self.buf[self.pos..self.end];
+        let mut dims = [0usize; 8];
+        let mut n = 0;
+        let mut i = skip_ws(s, 1);
+        if s.get(i) == Some(&b']') {
+            self.pos += i + 1;
+            return Ok(Some(Vec::new()));
+        }
+        loop {
+            let start = i;
+            let mut d = 0usize;
+            while let Some(&b) = s.get(i).filter(|b| b.is_ascii_digit()) {
+                let Some(next) = d
+                    .checked_mul(10)
+                    .and_then(|d| d.checked_add((b - b'0') as usize))
+                else {
+                    return Ok(None);
+                };
+                d = next;
+                i += 1;
             }
-            _ => bytes,
-        };
-        Ok(JsonTensor {
-            meta,
-            data,
-            sha256,
-            actual_sha256: [0; 32],
-        })
+            let digits = i - start;
+            if digits == 0 || (digits > 1 && s[start] == b'0') || n == dims.len() {
+                return Ok(None);
+            }
+            dims[n] = d;
+            n += 1;
+            i = skip_ws(s, i);
+            match s.get(i) {
+                Some(b',') => i = skip_ws(s, i + 1),
+                Some(b']') => {
+                    self.pos += i + 1;
+                    return Ok(Some(dims[..n].to_vec()));
+                }
+                _ => return Ok(None),
+            }
+        }
     }
 
     /// Reads a `data` array into little-endian bytes (one code byte per
@@ -389,7 +467,10 @@ impl<R: Read> Reader<R> {
         // that many values (two bytes each, with the commas).
         let rest = self.input_end.map(|end| end.saturating_sub(self.offset()));
         let mut out = match (limit, rest) {
-            (Some(l), Some(rest)) if (l as u64).saturating_mul(2) <= rest.saturating_add(1) => {
+            (Some(l), Some(rest))
+                if (l as u64).saturating_mul(2) <= rest.saturating_add(1)
+                    && l * per >= PARALLEL_MIN =>
+            {
                 TensorBuf::sized(l * per)
             }
             _ => TensorBuf::growing(limit.unwrap_or(0).min(1 << 24) * per),
@@ -441,10 +522,10 @@ impl<R: Read> Reader<R> {
             }
             let avail = &self.buf[self.pos..self.end];
             // The rest, one element after another.
-            tail.clear();
-            let step = stream_elements(avail, dtype, &mut tail, self.eof)
+            let eof = self.eof;
+            let step = out
+                .append_with(&mut tail, |v| stream_elements(avail, dtype, v, eof))
                 .map_err(|e| e.into_read_error(count, at))?;
-            out.append(&tail);
             count += step.count;
             self.pos += step.consumed;
             check_limit(count, limit)?;
@@ -467,6 +548,67 @@ impl<R: Read> Reader<R> {
             }
         }
     }
+}
+
+/// A tensor object's fields as read: dtype, shape, values and the stored
+/// checksum.
+type Fields = (Dtype, Vec<usize>, Values, Option<String>);
+
+/// A tensor's values as read.
+enum Values {
+    /// Its bytes and element count.
+    Parsed(Vec<u8>, usize),
+    /// Its text went to the batch.
+    Batched,
+}
+
+/// The tensor named `name` from its fields, its values counted against
+/// its shape (once they are parsed), and whether they are in the batch. An
+/// error comes with the name.
+fn finish_tensor(
+    name: String,
+    (dtype, shape, values, sha256): Fields,
+) -> Result<(JsonTensor, bool), (FormatError, String)> {
+    let meta = TensorMeta { name, dtype, shape };
+    let data = || match values {
+        Values::Parsed(bytes, count) => {
+            check_count(&meta, count)?;
+            Ok(Some(match dtype {
+                Dtype::F4 | Dtype::F6_E2M3 | Dtype::F6_E3M2 => {
+                    meta.byte_len()?;
+                    values::pack(&bytes, dtype.bits())
+                }
+                _ => bytes,
+            }))
+        }
+        Values::Batched => meta.element_count().map(|_| None),
+    };
+    match data() {
+        Ok(data) => {
+            let batched = data.is_none();
+            let tensor = JsonTensor {
+                meta,
+                data: data.unwrap_or_default(),
+                sha256,
+                actual_sha256: [0; 32],
+            };
+            Ok((tensor, batched))
+        }
+        Err(e) => Err((e, meta.name)),
+    }
+}
+
+/// That a tensor has as many values as its shape says.
+pub(super) fn check_count(meta: &TensorMeta, count: usize) -> Result<()> {
+    let expected = meta.element_count()?;
+    if count != expected {
+        return Err(err(JsonErrorKind::CountMismatch {
+            count,
+            shape: meta.shape.clone(),
+            expected,
+        }));
+    }
+    Ok(())
 }
 
 pub(super) fn check_limit(count: usize, limit: Option<usize>) -> Result<()> {

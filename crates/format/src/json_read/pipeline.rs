@@ -155,11 +155,12 @@ pub(super) fn append_pieces(
     Ok(count)
 }
 
-/// A tensor's bytes as they are parsed. When its size is known it is
-/// allocated zeroed in one piece (fresh pages from the system, not
-/// written yet), so that the pages are first touched by the parallel
-/// copies of [`append_pieces`] rather than one by one on the reading
-/// thread.
+/// A tensor's bytes as they are parsed. When its size is known and large
+/// enough to be parsed in parallel pieces, it is allocated zeroed in one
+/// piece (fresh pages from the system, not written yet), so that the pages
+/// are first touched by the parallel copies of [`append_pieces`] rather
+/// than one by one on the reading thread. Otherwise it grows as elements
+/// are parsed straight into it.
 pub(super) struct TensorBuf {
     bytes: Vec<u8>,
     /// How much of `bytes` holds parsed values.
@@ -191,8 +192,23 @@ impl TensorBuf {
         &mut self.bytes[start..self.filled]
     }
 
-    pub(super) fn append(&mut self, data: &[u8]) {
-        self.extend(data.len()).copy_from_slice(data);
+    /// Appends what `f` appends to the vector it is given: this buffer's
+    /// own while it grows as it is filled (no copy), else `scratch`,
+    /// copied in after.
+    pub(super) fn append_with<T>(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(&mut Vec<u8>) -> T,
+    ) -> T {
+        if self.filled == self.bytes.len() {
+            let result = f(&mut self.bytes);
+            self.filled = self.bytes.len();
+            return result;
+        }
+        scratch.clear();
+        let result = f(scratch);
+        self.extend(scratch.len()).copy_from_slice(scratch);
+        result
     }
 
     pub(super) fn into_vec(mut self) -> Vec<u8> {

@@ -30,6 +30,8 @@ pub(super) struct Reader<R> {
     /// Output buffers of the pieces of a window, kept for the next window
     /// (fresh ones would cost a page fault per 4 KB, window after window).
     pub(super) piece_buffers: Vec<Vec<u8>>,
+    /// Small arrays' text, to be parsed on other cores.
+    pub(super) batch: Batch,
     /// What the window cost, for the tests that keep it linear.
     pub(super) stats: WindowStats,
 }
@@ -64,6 +66,7 @@ impl<R: Read> Reader<R> {
             spare: Vec::new(),
             close: None,
             piece_buffers: Vec::new(),
+            batch: Batch::default(),
             stats: WindowStats::default(),
         }
     }
