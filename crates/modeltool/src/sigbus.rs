@@ -55,6 +55,10 @@ mod imp {
     use std::ffi::c_void;
     use std::ptr;
 
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set by the first thread that reports a truncation.
+    static REPORTING: AtomicBool = AtomicBool::new(false);
     const BEFORE: &[u8] = b"error: ";
     const AFTER: &[u8] = b": file was truncated while modeltool was reading it\n";
 
@@ -84,8 +88,8 @@ mod imp {
         unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
     }
 
-    /// The handler. Async-signal-safe: atomics, write(2), sigaction(2),
-    /// raise(3), _exit(2) only.
+    /// The handler. Async-signal-safe: atomics, write(2), pause(2),
+    /// sigaction(2), raise(3), _exit(2) only.
     extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut c_void) {
         // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo_t;
         // `si_addr` is meaningful for faults (si_code > 0), checked next.
@@ -96,6 +100,16 @@ mod imp {
             // borrowed from it are being read), so the map and the path
             // its owner keeps are alive while we write it and exit.
             if let Some(path) = unsafe { modeltool_loader::mapped_file_at(addr) } {
+                // Threads reading the same lost pages fault together: one
+                // reports, the others wait for its _exit (one line, not
+                // two interleaved).
+                if REPORTING.swap(true, Ordering::SeqCst) {
+                    loop {
+                        // SAFETY: pause(2) is async-signal-safe; the
+                        // reporting thread's _exit ends this thread too.
+                        unsafe { libc::pause() };
+                    }
+                }
                 write_all(BEFORE);
                 write_all(path);
                 write_all(AFTER);
@@ -156,6 +170,80 @@ mod tests {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{stderr}");
         assert!(!stderr.contains("error:"), "{stderr}");
+    }
+
+    /// Threads that touch the lost pages of one truncated model together
+    /// print one error line, not one each, interleaved.
+    #[test]
+    fn threads_faulting_together_report_one_line() {
+        use modeltool_format::{Dtype, ModelMetadata, TensorMeta, write_safetensors};
+        use modeltool_loader::{Model, OpenOptions};
+        if std::env::var_os(CHILD).is_some() {
+            super::install().expect("installed");
+            let dir = tempfile::tempdir().expect("a folder");
+            let path = dir.path().join("m.safetensors");
+            let data = vec![1u8; 16 << 20];
+            let meta = TensorMeta {
+                name: "w".into(),
+                dtype: Dtype::U8,
+                shape: vec![data.len()],
+            };
+            let file = std::fs::File::create(&path).expect("created");
+            write_safetensors(
+                file,
+                &[(meta, &data[..])],
+                &ModelMetadata::default().to_safetensors(),
+            )
+            .expect("written");
+            // SAFETY: this test truncates the file on purpose; the SIGBUS
+            // that follows is what it checks.
+            unsafe { modeltool_loader::allow_mmap() };
+            let options = OpenOptions {
+                mmap: true,
+                ..OpenOptions::default()
+            };
+            let model = Model::open(&path, options).expect("opened");
+            let bytes = model.bytes(&model.entries()[0]).expect("mapped");
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(0))
+                .expect("truncated");
+            let threads = 8;
+            let go = std::sync::Barrier::new(threads);
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let (go, bytes) = (&go, &bytes);
+                    s.spawn(move || {
+                        go.wait();
+                        // Every thread touches its own lost pages.
+                        let sum: u64 = (0..64)
+                            .map(|p| (t * 64 + p) * 4096)
+                            .map(|i| u64::from(std::hint::black_box(bytes[i])))
+                            .sum();
+                        eprintln!("read {sum} from a truncated map and lived");
+                    });
+                }
+            });
+            std::process::exit(3);
+        }
+        for _ in 0..5 {
+            let out = child("sigbus::tests::threads_faulting_together_report_one_line");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            let lines: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.starts_with("running "))
+                .collect();
+            assert_eq!(lines.len(), 1, "{stderr}");
+            assert!(
+                lines[0].starts_with("error: ")
+                    && lines[0].ends_with(
+                        "m.safetensors: file was truncated while modeltool was reading it"
+                    ),
+                "{stderr}"
+            );
+        }
     }
 
     /// A fault in a map the loader does not know is not reported as ours.
