@@ -218,6 +218,50 @@ mod tests {
     }
 
     #[test]
+    fn small_reads_from_the_file_read_back_the_same_in_any_order() {
+        // Small tensors are served from a read ahead of the file: in file
+        // order (a conversion), backwards, skipping about, and from two
+        // threads at once, each read gives its own bytes.
+        let tensors: Vec<Vec<u8>> = (0..30_000u32)
+            .map(|i| (0..(i * 7919) % 700).map(|b| (b ^ i) as u8).collect())
+            .collect();
+        let mut w = StoreWriter::default();
+        let starts: Vec<u64> = tensors.iter().map(|t| w.push(t).expect("pushed")).collect();
+        let store = w.finish().expect("finished");
+        assert!(store.file.is_some(), "the test reads from the file");
+        let check = |i: usize| {
+            let len = tensors[i].len() as u64;
+            assert_eq!(
+                &store.get(starts[i], len).expect("read")[..],
+                &tensors[i][..],
+                "{i}"
+            );
+            let mut again = Vec::new();
+            store
+                .chunks(
+                    (starts[i], len),
+                    100,
+                    |c| {
+                        again.extend_from_slice(c);
+                        Ok(())
+                    },
+                    |e| e,
+                )
+                .expect("read");
+            assert_eq!(again, tensors[i], "{i} in chunks");
+        };
+        (0..tensors.len()).for_each(check);
+        (0..tensors.len()).rev().for_each(check);
+        (0..tensors.len())
+            .map(|i| i * 7_001 % tensors.len())
+            .for_each(check);
+        std::thread::scope(|s| {
+            s.spawn(|| (0..tensors.len()).for_each(check));
+            s.spawn(|| (0..tensors.len()).rev().for_each(check));
+        });
+    }
+
+    #[test]
     fn a_small_model_stays_in_memory() {
         let mut w = StoreWriter::default();
         let a = w.push(&[1, 2, 3]).expect("pushed");
