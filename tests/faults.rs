@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, write_safetensors};
 use sha2::{Digest, Sha256};
 
 use crate::util::{Run, assert_error, bin, run_in, tempdir};
@@ -50,7 +50,7 @@ fn big_model(path: &Path, n: usize, mib: usize) {
     let mut md = ModelMetadata::default();
     md.user.insert("note".into(), "a big model".into());
     for (m, b) in &tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
+        md.checksums.insert(m.name.clone(), Checksum::of(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -478,7 +478,7 @@ fn four_mib_model(dir: &Path) -> PathBuf {
     ];
     let mut md = ModelMetadata::default();
     for (m, b) in &tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
+        md.checksums.insert(m.name.clone(), Checksum::of(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     write_safetensors(

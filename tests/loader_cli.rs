@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use modeltool_format::{
-    Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors,
+    Checksum, Dtype, ModelMetadata, TensorMeta, write_safetensors,
     write_safetensors_with_header_sha256,
 };
 
@@ -27,7 +27,7 @@ fn write_st(path: &Path, tensors: &[(TensorMeta, Vec<u8>)], summed: &[&str], dig
     let mut md = ModelMetadata::default();
     for (m, b) in tensors {
         if summed.contains(&m.name.as_str()) {
-            md.checksums.insert(m.name.clone(), sha256_hex(b));
+            md.checksums.insert(m.name.clone(), Checksum::of(b));
         }
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();

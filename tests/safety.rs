@@ -11,7 +11,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, write_safetensors};
 
 use crate::util::{Run, assert_error, fixtures, run_in, tempdir};
 
@@ -63,7 +63,7 @@ fn model(path: &Path, w: &[f32], flag: &[u8]) {
     ];
     let mut md = ModelMetadata::default();
     for (m, b) in &tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
+        md.checksums.insert(m.name.clone(), Checksum::of(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     let mut bytes = Vec::new();
@@ -661,7 +661,7 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     let bytes = 1f32.to_le_bytes();
     let mut md = ModelMetadata::default();
     md.user.insert("note".into(), "aaaa".into());
-    md.checksums.insert("w".into(), sha256_hex(&bytes));
+    md.checksums.insert("w".into(), Checksum::of(&bytes));
     let mut file = Vec::new();
     modeltool_format::write_safetensors_with_header_sha256(
         &mut file,
@@ -692,7 +692,7 @@ fn a_damaged_header_or_a_partial_checksum_set_is_rehashed_only_when_asked() {
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     // A checksum for one tensor but not the other: rehash adds it.
     let mut md = ModelMetadata::default();
-    md.checksums.insert("w".into(), sha256_hex(&bytes));
+    md.checksums.insert("w".into(), Checksum::of(&bytes));
     let flag = TensorMeta {
         name: "flag".into(),
         dtype: Dtype::BOOL,
@@ -741,7 +741,7 @@ fn shard(path: &Path, name: &str, dtype: Dtype, bytes: &[u8]) {
         shape: vec![bytes.len() / (dtype.bits() / 8)],
     };
     let mut md = ModelMetadata::default();
-    md.checksums.insert(name.into(), sha256_hex(bytes));
+    md.checksums.insert(name.into(), Checksum::of(bytes));
     let mut file = Vec::new();
     write_safetensors(&mut file, &[(meta, bytes)], &md.to_safetensors()).unwrap();
     std::fs::write(path, file).unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, write_safetensors};
 
 use crate::util::{self, assert_error, run_in, tempdir};
 
@@ -44,7 +44,7 @@ fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], checksums: b
         .zip(&bytes)
         .map(|((name, shape, _), b)| {
             if checksums {
-                meta.checksums.insert((*name).into(), sha256_hex(b));
+                meta.checksums.insert((*name).into(), Checksum::of(b));
             }
             let t = TensorMeta {
                 name: (*name).into(),

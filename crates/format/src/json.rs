@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 
 use crate::error::{FormatError, Result};
 use crate::safetensors::write_json_string;
-use crate::{TensorMeta, is_sha256_hex};
+use crate::{Checksum, TensorMeta, is_sha256_hex};
 use crate::{par, values};
 
 /// The value of the `format` key that every JSON model file carries.
@@ -152,8 +152,8 @@ pub struct JsonTensor {
     pub meta: TensorMeta,
     /// The little-endian bytes, exactly as a safetensors file stores them.
     pub data: Vec<u8>,
-    /// The checksum the file states, if any (lowercase hex).
-    pub sha256: Option<String>,
+    /// The checksum the file states, if any.
+    pub sha256: Option<Checksum>,
     /// The sha256 of `data` (the 32 bytes of the digest, which
     /// [`hex::encode`] turns into the 64 digits `sha256` holds), computed
     /// while the file was read (on another core, while the next tensor was

@@ -41,7 +41,7 @@ use crate::number::{self, ScanError};
 use crate::par;
 use crate::safetensors::{StringMap, strip_position};
 use crate::values::{self, Token};
-use crate::{Dtype, TensorMeta, is_sha256_hex};
+use crate::{Checksum, Dtype, TensorMeta};
 use sha2::{Digest, Sha256};
 
 /// Bytes of input looked at, at most, per step of a `data` array.

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use modeltool_format::{Dtype, Header, JsonModel, JsonWriter, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+//! use modeltool_format::{Checksum, Dtype, Header, JsonModel, JsonWriter, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
 //!
 //! // y = a*x + b with a = 1, b = -110: the smallest model there is.
 //! let a = TensorMeta { name: "a".into(), dtype: Dtype::F32, shape: vec![] };
@@ -17,14 +17,14 @@
 //!
 //! // As safetensors, checksums in `__metadata__`:
 //! let mut meta = ModelMetadata::default();
-//! meta.checksums.insert("a".into(), sha256_hex(&a_bytes));
-//! meta.checksums.insert("b".into(), sha256_hex(&b_bytes));
+//! meta.checksums.insert("a".into(), Checksum::of(&a_bytes));
+//! meta.checksums.insert("b".into(), Checksum::of(&b_bytes));
 //! let mut file = Vec::new();
 //! write_safetensors(&mut file, &[(a.clone(), &a_bytes[..]), (b.clone(), &b_bytes[..])], &meta.to_safetensors())?;
 //! let header = Header::from_file_bytes(&file)?;
 //! assert_eq!(header.tensors.len(), 2);
 //! let stored = ModelMetadata::from_safetensors(header.metadata)?;
-//! assert_eq!(stored.checksums["b"], sha256_hex(&b_bytes));
+//! assert_eq!(stored.checksums["b"].to_string(), sha256_hex(&b_bytes));
 //!
 //! // As JSON, and back to the same bytes:
 //! let mut json = JsonWriter::new(Vec::new(), &BTreeMap::new(), None)?;
@@ -135,10 +135,84 @@ pub fn sha256_digits<'o>(sum: &[u8; 32], out: &'o mut [u8; 64]) -> &'o str {
     std::str::from_utf8(out).expect("hex digits are ASCII")
 }
 
-/// The checksums of many byte slices, computed in parallel across cores
-/// (with the default `parallel` feature).
-pub fn sha256_hex_all(slices: &[&[u8]]) -> Vec<String> {
-    par::map(slices.to_vec(), sha256_hex)
+/// A stored sha256 checksum: the 32 bytes of the digest. A file holds it
+/// as 64 lowercase hex digits ([`Checksum::from_hex`]; `Display` writes
+/// them); in memory it takes 32 bytes in place rather than a string on the
+/// heap, which matters for a model of 100k tensors.
+///
+/// ```
+/// use modeltool_format::Checksum;
+/// let hex = "ab".repeat(32);
+/// let sum = Checksum::from_hex(&hex).expect("64 lowercase hex digits");
+/// assert_eq!(sum, Checksum([0xab; 32]));
+/// assert_eq!(sum.to_string(), hex);
+/// assert_eq!(Checksum::from_hex(&hex.to_uppercase()), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Checksum(pub [u8; 32]);
+
+impl Checksum {
+    /// The sha256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Checksum {
+        use sha2::Digest;
+        Checksum(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// The sha256 of each of `slices`, computed in parallel across cores
+    /// (with the default `parallel` feature).
+    pub fn of_all(slices: &[&[u8]]) -> Vec<Checksum> {
+        par::map(slices.to_vec(), Checksum::of)
+    }
+
+    /// The checksum written as `s`, when `s` has the form modeltool
+    /// writes and accepts: 64 lowercase hex digits ([`is_sha256_hex`]).
+    pub fn from_hex(s: &str) -> Option<Checksum> {
+        // One pass that checks and decodes (a file of 100k tensors holds
+        // 100k of them): only lowercase digits, which `hex` does not insist on.
+        fn nibble(b: u8) -> Option<u8> {
+            match b {
+                b'0'..=b'9' => Some(b - b'0'),
+                b'a'..=b'f' => Some(b - b'a' + 10),
+                _ => None,
+            }
+        }
+        let s: &[u8; 64] = s.as_bytes().try_into().ok()?;
+        let mut sum = [0u8; 32];
+        for (byte, pair) in sum.iter_mut().zip(s.chunks_exact(2)) {
+            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Some(Checksum(sum))
+    }
+
+    /// The 64 digits, written into `out` (no allocation).
+    pub fn digits<'o>(&self, out: &'o mut [u8; 64]) -> &'o str {
+        sha256_digits(&self.0, out)
+    }
+}
+
+impl From<[u8; 32]> for Checksum {
+    fn from(sum: [u8; 32]) -> Checksum {
+        Checksum(sum)
+    }
+}
+
+/// A checksum equals its 64 lowercase hex digits.
+impl PartialEq<str> for Checksum {
+    fn eq(&self, digits: &str) -> bool {
+        self.digits(&mut [0; 64]) == digits
+    }
+}
+
+impl std::fmt::Display for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.digits(&mut [0; 64]))
+    }
+}
+
+impl std::fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Checksum({self})")
+    }
 }
 
 /// Whether `s` has the form of a checksum: 64 lowercase hex digits.
@@ -172,7 +246,7 @@ pub struct ModelMetadata {
     /// Free-form string metadata, passed through conversions untouched.
     pub user: BTreeMap<String, String>,
     /// Stored checksums by tensor name.
-    pub checksums: BTreeMap<String, String>,
+    pub checksums: BTreeMap<String, Checksum>,
     /// The architecture, if the file stores one.
     pub architecture: Option<serde_json::Value>,
 }
@@ -187,15 +261,15 @@ impl ModelMetadata {
             if key == keys::HEADER_SHA256 {
                 header_digest::check_form(&value)?;
             } else if let Some(name) = key.strip_prefix(keys::SHA256_PREFIX) {
-                if !is_sha256_hex(&value) {
+                let Some(sum) = Checksum::from_hex(&value) else {
                     return Err(FormatError::BadValue {
                         name: name.to_owned(),
                         reason: format!(
                             "metadata key `{key}` holds `{value}`, not 64 lowercase hex digits"
                         ),
                     });
-                }
-                out.checksums.insert(name.to_owned(), value);
+                };
+                out.checksums.insert(name.to_owned(), sum);
             } else if key == keys::ARCHITECTURE {
                 let arch = strict_json::from_slice(value.as_bytes()).map_err(|e| {
                     FormatError::BadValue {
@@ -216,7 +290,7 @@ impl ModelMetadata {
     pub fn to_safetensors(&self) -> BTreeMap<String, String> {
         let mut out = self.user.clone();
         for (name, sum) in &self.checksums {
-            out.insert(format!("{}{name}", keys::SHA256_PREFIX), sum.clone());
+            out.insert(format!("{}{name}", keys::SHA256_PREFIX), sum.to_string());
         }
         if let Some(arch) = &self.architecture {
             out.insert(keys::ARCHITECTURE.to_owned(), arch.to_string());
@@ -275,4 +349,32 @@ fn write_with(
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksum_reads_back_from_its_digits_and_nothing_else_reads() {
+        for seed in 0..64u8 {
+            let sum = Checksum(std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ seed));
+            let digits = sum.to_string();
+            assert_eq!(digits, hex::encode(sum.0));
+            assert_eq!(Checksum::from_hex(&digits), Some(sum));
+        }
+        let good = "0123456789abcdef".repeat(4);
+        assert!(Checksum::from_hex(&good).is_some());
+        for bad in [
+            good.to_uppercase(),
+            good[1..].to_owned(),
+            format!("{good}0"),
+            format!("{}g", &good[..63]),
+            format!("{} ", &good[..63]),
+            format!("{}é", &good[..62]), // 64 bytes, 63 characters
+            String::new(),
+        ] {
+            assert_eq!(Checksum::from_hex(&bad), None, "{bad:?}");
+        }
+    }
 }

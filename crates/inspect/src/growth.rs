@@ -14,8 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use modeltool_format::{
-    Dtype, JsonWriter, ModelMetadata, TensorMeta, sha256_hex_all,
-    write_safetensors_with_header_sha256,
+    Checksum, Dtype, JsonWriter, ModelMetadata, TensorMeta, write_safetensors_with_header_sha256,
 };
 use modeltool_loader::LoadError;
 use modeltool_loader::write::{OutputId, Outputs, write_atomically};
@@ -224,13 +223,13 @@ fn measure_one(
     }
     let architecture = json!({ "layers": layers });
     let slices: Vec<&[u8]> = tensors.iter().map(|(_, d)| d.as_slice()).collect();
-    let sums = sha256_hex_all(&slices);
+    let sums = Checksum::of_all(&slices);
     let metadata = ModelMetadata {
         user: BTreeMap::new(),
         checksums: tensors
             .iter()
             .zip(&sums)
-            .map(|((m, _), s)| (m.name.clone(), s.clone()))
+            .map(|((m, _), s)| (m.name.clone(), *s))
             .collect(),
         architecture: Some(architecture.clone()),
     };
@@ -262,7 +261,9 @@ fn measure_one(
             let mut writer =
                 JsonWriter::new(w, &BTreeMap::new(), Some(&architecture)).map_err(format_err)?;
             for ((meta, data), sum) in tensors.iter().zip(&sums) {
-                writer.write_tensor(meta, data, sum).map_err(format_err)?;
+                writer
+                    .write_tensor(meta, data, &sum.to_string())
+                    .map_err(format_err)?;
             }
             writer.finish().map_err(format_err)?;
             Ok(())

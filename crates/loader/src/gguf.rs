@@ -8,7 +8,7 @@ use std::path::Path;
 
 use modeltool_format::gguf::{self, Array, GgmlType, GgufError, GgufHeader, Parsed, Value};
 use modeltool_format::text::Escaped;
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, is_sha256_hex, keys};
+use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, keys};
 
 use crate::{Entry, LoadError, Location, Model, ModelFile, ModelKind, Result};
 
@@ -99,11 +99,11 @@ pub(crate) fn open(path: &Path, mut file: ModelFile) -> Result<Model> {
             reason: format!("metadata key `{}` {why}", Escaped(key)),
         };
         if let Some(name) = key.strip_prefix(keys::SHA256_PREFIX) {
-            match value.as_str() {
-                Some(s) if is_sha256_hex(s) => {
-                    checksums.insert(name.to_owned(), s.to_owned());
+            match value.as_str().and_then(Checksum::from_hex) {
+                Some(sum) => {
+                    checksums.insert(name.to_owned(), sum);
                 }
-                _ => return Err(bad("is not a sha256 (64 lowercase hex digits as a string)")),
+                None => return Err(bad("is not a sha256 (64 lowercase hex digits as a string)")),
             }
         } else if key == keys::ARCHITECTURE {
             let json = value
@@ -164,7 +164,7 @@ pub(crate) fn open(path: &Path, mut file: ModelFile) -> Result<Model> {
             },
             file: 0,
             location,
-            stored_sha256: checksums.get(&t.name).cloned(),
+            stored_sha256: checksums.get(&t.name).copied(),
         });
     }
     model.files.push(file);

@@ -132,8 +132,8 @@ use half::{bf16, f16};
 use modeltool_format::gguf::GgmlType;
 use modeltool_format::text::Escaped;
 use modeltool_format::{
-    DETECT_LEN, Dtype, FileKind, Header, HeaderSha256, JsonModel, ModelMetadata, TensorMeta,
-    detect, keys,
+    Checksum, DETECT_LEN, Dtype, FileKind, Header, HeaderSha256, JsonModel, ModelMetadata,
+    TensorMeta, detect, keys,
 };
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -302,7 +302,7 @@ pub struct Entry {
     /// Where the bytes live.
     pub location: Location,
     /// The checksum the file stores for it, if any.
-    pub stored_sha256: Option<String>,
+    pub stored_sha256: Option<Checksum>,
 }
 
 impl Entry {
@@ -730,7 +730,7 @@ impl Model {
         &mut self,
         file: usize,
         header: Header,
-        checksums: &BTreeMap<String, String>,
+        checksums: &BTreeMap<String, Checksum>,
     ) {
         let data = header.data_start();
         let mut tensors = header.tensors;
@@ -745,7 +745,7 @@ impl Model {
             let rest = tensors.len().saturating_sub(slice);
             for t in tensors.drain(rest..).rev() {
                 let (start, end) = (data + t.data_offsets.0, data + t.data_offsets.1);
-                let stored_sha256 = checksums.get(&t.meta.name).cloned();
+                let stored_sha256 = checksums.get(&t.meta.name).copied();
                 self.entries.push(Entry {
                     meta: t.meta,
                     file,
@@ -759,7 +759,7 @@ impl Model {
 
     /// Builds the name index (refusing a name held twice), and records the
     /// checksums that name no tensor and whether the set is complete.
-    pub(crate) fn finish(&mut self, checksums: &BTreeMap<String, String>) -> Result<()> {
+    pub(crate) fn finish(&mut self, checksums: &BTreeMap<String, Checksum>) -> Result<()> {
         let n = u32::try_from(self.entries.len()).map_err(|_| LoadError::NotAModel {
             path: self.path.clone(),
             reason: "more than 4294967295 tensors".into(),
@@ -1047,18 +1047,18 @@ impl Model {
         self.check_checksum_set()?;
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
-            let actual = match entry.location {
-                Location::Owned { buffer, .. } => hex::encode(self.owned[buffer].sha256),
+            let actual = Checksum(match entry.location {
+                Location::Owned { buffer, .. } => self.owned[buffer].sha256,
                 Location::File { .. } | Location::GgufBlocks { .. } | Location::Torch { .. } => {
-                    modeltool_format::sha256_hex(&bytes)
+                    Sha256::digest(&bytes).into()
                 }
-            };
-            if &actual != expected {
+            });
+            if actual != *expected {
                 return Err(LoadError::ChecksumMismatch {
                     path: self.files[entry.file].path.clone(),
                     name: entry.meta.name.clone(),
-                    expected: expected.clone(),
-                    actual,
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
                 });
             }
         }

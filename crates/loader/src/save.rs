@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use modeltool_format::cast::{is_cast_target, is_castable};
 use modeltool_format::gguf::{GgmlType, GgufWriter, Value};
 use modeltool_format::{
-    Dtype, HeaderPlan, JsonWriter, ModelMetadata, TensorMeta, keys, sha256_hex,
+    Checksum, Dtype, HeaderPlan, JsonWriter, ModelMetadata, TensorMeta, keys, sha256_hex,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -503,7 +503,7 @@ impl<'a> Job<'a> {
                 Err(LoadError::ChecksumMismatch {
                     path: self.model.files()[e.file].path.clone(),
                     name: e.meta.name.clone(),
-                    expected: expected.clone(),
+                    expected: expected.to_string(),
                     actual: actual.to_owned(),
                 })
             }
@@ -518,10 +518,10 @@ impl<'a> Job<'a> {
 
     /// Notes a rehashed checksum: one the input did not store as written.
     fn note_rehash(&mut self, e: &Entry, new: &str, cast: bool) {
-        if self.rehash && !cast && e.stored_sha256.as_deref() != Some(new) {
+        if self.rehash && !cast && e.stored_sha256.is_none_or(|old| old != *new) {
             self.report.rehashed.push(Rehashed {
                 name: e.meta.name.clone(),
-                old: e.stored_sha256.clone(),
+                old: e.stored_sha256.map(|old| old.to_string()),
                 new: new.to_owned(),
             });
         }
@@ -1174,14 +1174,18 @@ pub fn stage_model(
 ) -> Result<()> {
     let path = outputs.path(id).to_owned();
     let json = model_format(&path)?;
-    let sums: Vec<String> = tensors.iter().map(|(_, b)| sha256_hex(b)).collect();
+    let sums: Vec<Checksum> = tensors
+        .iter()
+        .map(|(_, b)| Checksum(Sha256::digest(b).into()))
+        .collect();
     let path = &path;
     outputs.write(id, |out| {
         if json {
             let mut w = JsonWriter::new(out, &metadata.user, metadata.architecture.as_ref())
                 .map_err(LoadError::format(path))?;
             for ((m, b), sum) in tensors.iter().zip(&sums) {
-                w.write_tensor(m, b, sum).map_err(LoadError::format(path))?;
+                w.write_tensor(m, b, &sum.to_string())
+                    .map_err(LoadError::format(path))?;
             }
             w.finish().map_err(LoadError::format(path))?;
         } else {
@@ -1189,7 +1193,7 @@ pub fn stage_model(
             meta.checksums = tensors
                 .iter()
                 .zip(&sums)
-                .map(|((m, _), s)| (m.name.clone(), s.clone()))
+                .map(|((m, _), s)| (m.name.clone(), *s))
                 .collect();
             let refs: Vec<(TensorMeta, &[u8])> =
                 tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();

@@ -404,7 +404,7 @@ pub(crate) fn assemble(
     // A checksum kept in another shard's metadata still belongs to its tensor.
     for e in &mut model.entries {
         if e.stored_sha256.is_none() {
-            e.stored_sha256 = all_checksums.get(&e.meta.name).cloned();
+            e.stored_sha256 = all_checksums.get(&e.meta.name).copied();
         }
     }
     model.finish(&all_checksums)?;

@@ -133,7 +133,7 @@ impl Model {
     /// does.
     ///
     /// ```
-    /// use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+    /// use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, write_safetensors};
     /// use modeltool_loader::{Model, OpenOptions, VerifyOptions};
     ///
     /// let dir = tempfile::tempdir()?;
@@ -141,7 +141,7 @@ impl Model {
     /// let t = TensorMeta { name: "flags".into(), dtype: Dtype::BOOL, shape: vec![3] };
     /// let bytes = [0u8, 1, 2];
     /// let mut meta = ModelMetadata::default();
-    /// meta.checksums.insert("flags".into(), sha256_hex(&bytes));
+    /// meta.checksums.insert("flags".into(), Checksum::of(&bytes));
     /// write_safetensors(std::fs::File::create(&path)?, &[(t, &bytes[..])], &meta.to_safetensors())?;
     ///
     /// let report = Model::open(&path, OpenOptions::default())?.verify(&VerifyOptions::default())?;
@@ -282,10 +282,10 @@ impl Model {
         }
         for (entry, actual) in self.entries().iter().zip(sums) {
             match &entry.stored_sha256 {
-                Some(expected) if *expected == actual => report.verified += 1,
+                Some(expected) if *expected == *actual => report.verified += 1,
                 Some(expected) => report.damaged.push(DamagedTensor {
                     name: entry.meta.name.clone(),
-                    expected: expected.clone(),
+                    expected: expected.to_string(),
                     actual,
                 }),
                 None => report.no_checksum.push(entry.meta.name.clone()),

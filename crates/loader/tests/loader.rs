@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use modeltool_format::{
-    Dtype, HeaderDamageKind, HeaderSha256, ModelMetadata, TensorMeta, keys, sha256_hex,
+    Checksum, Dtype, HeaderDamageKind, HeaderSha256, ModelMetadata, TensorMeta, keys, sha256_hex,
     write_safetensors,
 };
 use modeltool_loader::save::{ConvertOptions, OutputKind, convert};
@@ -64,7 +64,7 @@ fn write_checksummed(path: &Path, tensors: &[(TensorMeta, Vec<u8>)], user: &[(&s
         md.user.insert((*k).into(), (*v).into());
     }
     for (m, b) in tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
+        md.checksums.insert(m.name.clone(), Checksum::of(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     write_safetensors(

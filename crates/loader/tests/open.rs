@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use modeltool_format::{
-    Dtype, FileKind, ModelMetadata, TensorMeta, sha256_hex, write_safetensors,
+    Checksum, Dtype, FileKind, ModelMetadata, TensorMeta, sha256_hex, write_safetensors,
     write_safetensors_with_header_sha256,
 };
 use modeltool_loader::{INDEX_NAME, LoadError, Model, OpenOptions, VerifyOptions};
@@ -41,7 +41,7 @@ fn write_st(path: &Path, names: &[&str], summed: &[&str], digest: bool) {
     let mut md = ModelMetadata::default();
     for (m, b) in &data {
         if summed.contains(&m.name.as_str()) {
-            md.checksums.insert(m.name.clone(), sha256_hex(b));
+            md.checksums.insert(m.name.clone(), Checksum::of(b));
         }
     }
     let refs: Vec<(TensorMeta, &[u8])> = data.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
@@ -350,7 +350,7 @@ fn verify_reports_invalid_bool_values_and_a_whole_file_hash() {
     let bytes = [0u8, 1, 7, 1, 9];
     let t = meta("mask", Dtype::BOOL, &[5]);
     let mut md = ModelMetadata::default();
-    md.checksums.insert("mask".into(), sha256_hex(&bytes));
+    md.checksums.insert("mask".into(), Checksum::of(&bytes));
     write_safetensors(
         std::fs::File::create(&path).unwrap(),
         &[(t, &bytes[..])],

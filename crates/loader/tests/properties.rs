@@ -29,7 +29,9 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
-use modeltool_format::{Dtype, Header, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{
+    Checksum, Dtype, Header, ModelMetadata, TensorMeta, sha256_hex, write_safetensors,
+};
 use modeltool_loader::save::{ConvertOptions, ConvertReport, OutputKind, convert, write_model};
 use modeltool_loader::{LoadError, Model, ModelKind, OpenOptions};
 use proptest::prelude::*;
@@ -375,7 +377,7 @@ fn write_input_safetensors(path: &Path, s: &Sample) -> TestResult {
     let mut meta = s.metadata();
     for (t, _) in s.tensors.iter().zip(&s.stored).filter(|(_, b)| **b) {
         meta.checksums
-            .insert(t.meta.name.clone(), sha256_hex(&t.data));
+            .insert(t.meta.name.clone(), Checksum::of(&t.data));
     }
     let refs: Vec<(TensorMeta, &[u8])> = s
         .tensors
@@ -427,8 +429,8 @@ fn verify(model: &Model) -> TestResult {
     prop_assert_eq!(sums.len(), model.entries().len());
     for (entry, actual) in model.entries().iter().zip(sums) {
         prop_assert_eq!(
-            entry.stored_sha256.as_deref(),
-            Some(actual.as_str()),
+            entry.stored_sha256.map(|s| s.to_string()),
+            Some(actual),
             "stored checksum of `{}`",
             entry.meta.name
         );
@@ -473,7 +475,8 @@ fn check_model(model: &Model, s: &Sample, stored: Option<&[bool]>) -> TestResult
         );
         let has_sum = stored.is_none_or(|s| s[i]);
         let expected = has_sum.then(|| sha256_hex(&t.data));
-        prop_assert_eq!(&e.stored_sha256, &expected, "checksum of `{}`", t.meta.name);
+        let stored = e.stored_sha256.map(|s| s.to_string());
+        prop_assert_eq!(stored, expected, "checksum of `{}`", t.meta.name);
     }
     if stored.is_none() {
         verify(model)?;
@@ -517,7 +520,7 @@ fn check_safetensors_file(
     let stored: BTreeMap<&str, String> = meta
         .checksums
         .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
+        .map(|(k, v)| (k.as_str(), v.to_string()))
         .collect();
     prop_assert_eq!(stored, sums, "stored checksums of {}", path.display());
     prop_assert_eq!(&meta.user, &s.user);

@@ -327,7 +327,7 @@ impl<R: Read> Reader<R> {
         let mut shape: Option<Vec<usize>> = None;
         let mut data: Option<Values> = None;
         let mut deferred: Option<(Vec<u8>, u64)> = None;
-        let mut sha256: Option<String> = None;
+        let mut sha256: Option<Checksum> = None;
         let mut first = true;
         while let Some(key) = self.next_known_key(&mut first, TENSOR_KEYS)? {
             match key.as_ref() {
@@ -368,18 +368,16 @@ impl<R: Read> Reader<R> {
                     None => deferred = Some(self.capture(3)?),
                 },
                 "sha256" if sha256.is_none() => {
-                    let plain = self.plain_str(|s| is_sha256_hex(s).then(|| s.to_owned()))?;
-                    let s = match plain {
-                        Some(s) => s,
-                        None => {
-                            let (raw, at) = self.capture(3)?;
-                            from_raw(&raw, at, "sha256")?
-                        }
-                    };
-                    if !is_sha256_hex(&s) {
-                        return Err(err(JsonErrorKind::BadSha256 { found: s }));
+                    if let Some(sum) = self.plain_str(Checksum::from_hex)? {
+                        sha256 = Some(sum);
+                        continue;
                     }
-                    sha256 = Some(s);
+                    let (raw, at) = self.capture(3)?;
+                    let s: String = from_raw(&raw, at, "sha256")?;
+                    match Checksum::from_hex(&s) {
+                        Some(sum) => sha256 = Some(sum),
+                        None => return Err(err(JsonErrorKind::BadSha256 { found: s })),
+                    }
                 }
                 _ => return Err(key_error(key.into_owned(), TENSOR_KEYS)),
             }
@@ -552,7 +550,7 @@ impl<R: Read> Reader<R> {
 
 /// A tensor object's fields as read: dtype, shape, values and the stored
 /// checksum.
-type Fields = (Dtype, Vec<usize>, Values, Option<String>);
+type Fields = (Dtype, Vec<usize>, Values, Option<Checksum>);
 
 /// A tensor's values as read.
 enum Values {

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use modeltool_format::{
-    Dtype, FormatError, Header, HeaderDamageKind, HeaderSha256, Layout, ModelMetadata, TensorMeta,
-    canonical_header, header_sha256, keys, sha256_hex, write_safetensors,
+    Checksum, Dtype, FormatError, Header, HeaderDamageKind, HeaderSha256, Layout, ModelMetadata,
+    TensorMeta, canonical_header, header_sha256, keys, sha256_hex, write_safetensors,
     write_safetensors_with_header_sha256,
 };
 
@@ -33,7 +33,7 @@ fn model_file() -> Vec<u8> {
     md.user.insert("note".into(), "v1".into());
     md.architecture = Some(serde_json::json!({"layers": []}));
     for (m, b) in &tensors {
-        md.checksums.insert(m.name.clone(), sha256_hex(b));
+        md.checksums.insert(m.name.clone(), Checksum::of(b));
     }
     let refs: Vec<(TensorMeta, &[u8])> = tensors.iter().map(|(m, b)| (m.clone(), &b[..])).collect();
     let mut out = Vec::new();
@@ -335,8 +335,8 @@ fn the_example_in_format_md_is_what_the_code_computes() {
     let mut md = ModelMetadata::default();
     md.user
         .insert("note".into(), "y = a·x + b, a \"line\"".into());
-    md.checksums.insert("a".into(), sha256_hex(&a));
-    md.checksums.insert("b".into(), sha256_hex(&b));
+    md.checksums.insert("a".into(), Checksum::of(&a));
+    md.checksums.insert("b".into(), Checksum::of(&b));
     let tensors = [
         (meta("a", Dtype::F32, &[1, 1]), &a[..]),
         (meta("b", Dtype::F32, &[1]), &b[..]),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use modeltool_format::{Dtype, sha256_hex};
+use modeltool_format::{Checksum, Dtype, sha256_hex};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -60,7 +60,7 @@ fn assert_sorted_round_trip(samples: &[Sample], pretty: bool) {
             "bytes of `{}` ({})",
             s.meta.name, s.meta.dtype
         );
-        assert_eq!(t.sha256.as_deref(), Some(sha256_hex(&s.data).as_str()));
+        assert_eq!(t.sha256, Some(Checksum::of(&s.data)));
     }
 }
 
@@ -105,7 +105,7 @@ fn python_style_text_with_data_first() {
     );
     let m = json_ok(text.as_bytes());
     assert_eq!(m.tensors[0].data, [1, 0, 0, 0, 2, 0, 0, 0]);
-    assert_eq!(m.tensors[0].sha256.as_deref(), Some(sum.as_str()));
+    assert_eq!(m.tensors[0].sha256.map(|s| s.to_string()), Some(sum));
     assert_eq!(m.architecture, None);
 
     // Every permutation of the four keys.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use modeltool_format::{
-    Dtype, Header, Layout, ModelMetadata, TensorMeta, keys, sha256_hex, write_safetensors,
+    Checksum, Dtype, Header, Layout, ModelMetadata, TensorMeta, keys, sha256_hex, write_safetensors,
 };
 use proptest::prelude::*;
 use safetensors::SafeTensors;
@@ -188,8 +188,8 @@ fn model_metadata_round_trips_through_dunder_metadata() {
     let mut meta = ModelMetadata::default();
     meta.user.insert("license".into(), "MIT".into());
     meta.user.insert("format".into(), "pt".into());
-    meta.checksums.insert("enc.w".into(), sha256_hex(&a));
-    meta.checksums.insert("enc.b".into(), sha256_hex(&b));
+    meta.checksums.insert("enc.w".into(), Checksum::of(&a));
+    meta.checksums.insert("enc.b".into(), Checksum::of(&b));
     meta.architecture =
         Some(serde_json::json!({"kind": "mlp", "layers": [3, 1], "nested": {"eps": 1e-5}}));
 
