@@ -498,7 +498,9 @@ def render(args):
           f"({passes}) after one warm-up pass: modeltool-net's `forward_bench` example, then numpy's `x @ W.T + b` "
           f"and `np.maximum`, {max(len([r for r in gf if r['batch'] == b]) for b in {r['batch'] for r in gf})} "
           "invocation(s) each, median shown. FLOPs counted as 2 × batch × width² × layers.")
-    w("- modeltool writes its outputs atomically and fsyncs them; the Python peers do not fsync.")
+    w("- modeltool writes its outputs atomically and fsyncs them; the Python peers do not fsync. Before "
+      "every run the file system's dirty data is written out (`sync`, not timed), so that no command "
+      "waits on the writeback of the one before it (benches/measure.py).")
     w("")
     w("Commands, as run (paths shortened; the first of each group is the measured order's start, then it rotates):")
     w("")

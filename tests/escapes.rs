@@ -227,6 +227,58 @@ fn verify_escapes_every_string_from_the_file() {
 }
 
 #[test]
+fn rehash_diff_and_stats_escape_every_string_from_the_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    write_models(d, false);
+    let r = run(d, &["convert", "nasty.safetensors", "copy.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A changed value, so that diff names the tensors that differ.
+    let mut bytes = std::fs::read(d.join("nasty.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x40;
+    std::fs::write(d.join("edited.safetensors"), bytes).unwrap();
+    for args in [
+        &["rehash", "edited.safetensors"][..],
+        &["diff", "nasty.safetensors", "copy.safetensors"],
+        &["diff", "copy.safetensors", "edited.safetensors"],
+        &["diff", "copy.safetensors", "edited.safetensors", "--format", "json"],
+        &["stats", "copy.safetensors"],
+        &["inspect", "copy.safetensors", "--stats"],
+    ] {
+        let r = run(d, args);
+        assert_clean(&args.join(" "), &r);
+        assert!(r.code == 0 || r.code == 1, "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_malformed_checksum_value_is_escaped_in_the_error() {
+    // A checksum value is a string from the file like any other: a
+    // malformed one is quoted in the error line, escaped.
+    let dir = tempdir();
+    let d = dir.path();
+    let tensors = [("w".to_owned(), vec![1], vec![1.0])];
+    for (i, s) in NASTY.iter().enumerate() {
+        let metadata = json!({ "modeltool.sha256.w": format!("{s}{}", "a".repeat(60)) });
+        std::fs::write(d.join(format!("m{i}.safetensors")), safetensors(&tensors, &metadata))
+            .unwrap();
+        let model = format!("m{i}.safetensors");
+        for command in ["inspect", "verify", "run", "stats"] {
+            let args: &[&str] = match command {
+                "run" => &[command, &model, "3"],
+                _ => &[command, &model],
+            };
+            let r = run(d, args);
+            assert_clean(&format!("{command} {model}"), &r);
+            assert_eq!(r.code, 2, "{command} {model}: {}", r.stderr);
+            assert_eq!(r.stderr.lines().count(), 1, "{command} {model}: {}", r.stderr);
+            assert!(r.stderr.starts_with("error: "), "{command} {model}: {}", r.stderr);
+        }
+    }
+}
+
+#[test]
 fn convert_escapes_every_string_from_the_file() {
     let dir = tempdir();
     let d = dir.path();

@@ -12,7 +12,7 @@ use modeltool_format::{
     write_safetensors_with_header_sha256,
 };
 
-use crate::util::{Run, assert_error, bin, run_in, tempdir};
+use crate::util::{Run, assert_error, bin, fixtures, run_in, tempdir};
 
 fn tensor(name: &str, dtype: Dtype, shape: &[usize]) -> TensorMeta {
     TensorMeta {
@@ -343,4 +343,18 @@ fn verify_help_says_what_a_checksum_proves() {
         "{text}"
     );
     assert!(text.contains("--sha256"), "{text}");
+}
+
+#[test]
+fn readme_and_format_md_say_what_a_checksum_proves() {
+    // Where a user reads about checksums, the same two facts: what they
+    // catch, what they cannot, and the whole-file hash to use instead.
+    let root = fixtures().parent().expect("the repository").to_owned();
+    for doc in ["README.md", "docs/FORMAT.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for needle in ["catches accidents", "recomputes the checksums", "--sha256 HEX"] {
+            assert!(text.contains(needle), "{doc} does not say {needle:?}");
+        }
+    }
 }
