@@ -242,7 +242,13 @@ fn rehash_diff_and_stats_escape_every_string_from_the_file() {
         &["rehash", "edited.safetensors"][..],
         &["diff", "nasty.safetensors", "copy.safetensors"],
         &["diff", "copy.safetensors", "edited.safetensors"],
-        &["diff", "copy.safetensors", "edited.safetensors", "--format", "json"],
+        &[
+            "diff",
+            "copy.safetensors",
+            "edited.safetensors",
+            "--format",
+            "json",
+        ],
         &["stats", "copy.safetensors"],
         &["inspect", "copy.safetensors", "--stats"],
     ] {
@@ -261,8 +267,11 @@ fn a_malformed_checksum_value_is_escaped_in_the_error() {
     let tensors = [("w".to_owned(), vec![1], vec![1.0])];
     for (i, s) in NASTY.iter().enumerate() {
         let metadata = json!({ "modeltool.sha256.w": format!("{s}{}", "a".repeat(60)) });
-        std::fs::write(d.join(format!("m{i}.safetensors")), safetensors(&tensors, &metadata))
-            .unwrap();
+        std::fs::write(
+            d.join(format!("m{i}.safetensors")),
+            safetensors(&tensors, &metadata),
+        )
+        .unwrap();
         let model = format!("m{i}.safetensors");
         for command in ["inspect", "verify", "run", "stats"] {
             let args: &[&str] = match command {
@@ -272,8 +281,17 @@ fn a_malformed_checksum_value_is_escaped_in_the_error() {
             let r = run(d, args);
             assert_clean(&format!("{command} {model}"), &r);
             assert_eq!(r.code, 2, "{command} {model}: {}", r.stderr);
-            assert_eq!(r.stderr.lines().count(), 1, "{command} {model}: {}", r.stderr);
-            assert!(r.stderr.starts_with("error: "), "{command} {model}: {}", r.stderr);
+            assert_eq!(
+                r.stderr.lines().count(),
+                1,
+                "{command} {model}: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.starts_with("error: "),
+                "{command} {model}: {}",
+                r.stderr
+            );
         }
     }
 }

@@ -353,7 +353,11 @@ fn readme_and_format_md_say_what_a_checksum_proves() {
     for doc in ["README.md", "docs/FORMAT.md"] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        for needle in ["catches accidents", "recomputes the checksums", "--sha256 HEX"] {
+        for needle in [
+            "catches accidents",
+            "recomputes the checksums",
+            "--sha256 HEX",
+        ] {
             assert!(text.contains(needle), "{doc} does not say {needle:?}");
         }
     }
