@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use modeltool_format::{Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
+use modeltool_format::{Checksum, Dtype, ModelMetadata, TensorMeta, sha256_hex, write_safetensors};
 use modeltool_loader::{Model, OpenOptions};
 
 const SEPARATOR: &[u8] = b"\n--shard--\n";
@@ -34,11 +34,11 @@ fn shard(tensors: &[(&str, Dtype, &[usize], Vec<u8>)], extra_sums: &[(&str, &[u8
             dtype: *dtype,
             shape: shape.to_vec(),
         };
-        meta.checksums.insert((*name).into(), sha256_hex(bytes));
+        meta.checksums.insert((*name).into(), Checksum::of(bytes));
         list.push((m, &bytes[..]));
     }
     for (name, bytes) in extra_sums {
-        meta.checksums.insert((*name).into(), sha256_hex(bytes));
+        meta.checksums.insert((*name).into(), Checksum::of(bytes));
     }
     meta.user.insert("source".into(), "fuzz".into());
     meta.architecture = Some(serde_json::json!({"layers": [
@@ -99,7 +99,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let mmap = data.last().is_none_or(|b| b & 1 == 0);
 
-    let Ok(model) = Model::open(&index_path, OpenOptions { mmap, ..OpenOptions::default() }) else {
+    let Ok(model) = Model::open(
+        &index_path,
+        OpenOptions {
+            mmap,
+            ..OpenOptions::default()
+        },
+    ) else {
         return;
     };
 
@@ -127,7 +133,9 @@ fuzz_target!(|data: &[u8]| {
             dir.join(shard),
             "`{name}` is not in the shard the index names"
         );
-        let start = entry.offset().expect("a shard's tensor is a range of its file");
+        let start = entry
+            .offset()
+            .expect("a shard's tensor is a range of its file");
         let end = start + entry.byte_len();
         assert!(file.header_bytes <= start && start <= end && end <= file.file_len);
         let len = entry
@@ -139,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(bytes.len(), len);
         if let Some(sum) = &entry.stored_sha256 {
             let ok = model.bytes_checked(entry).is_ok();
-            assert_eq!(ok, &sha256_hex(&bytes) == sum);
+            assert_eq!(ok, Checksum::of(&bytes) == *sum);
         }
         if matches!(
             entry.meta.dtype,
