@@ -324,6 +324,52 @@ mod tests {
     }
 
     #[test]
+    fn a_large_tensor_after_a_small_one_is_handed_over_while_the_file_is_read() {
+        // The small first tensor's values go to a batch; the large ones
+        // after it must not all wait in memory for that batch to fill.
+        struct Counting<'a>(&'a [u8], &'a std::cell::Cell<usize>);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1.set(self.1.get() + n);
+                Ok(n)
+            }
+        }
+        let mut text = String::from(r#"{"format": "modeltool.json/1", "tensors": {"#);
+        text.push_str(r#""small": {"dtype": "F32", "shape": [3], "data": [1, 2, 3]}"#);
+        for i in 0..40 {
+            let data: Vec<String> = (0..20_000).map(|v| format!("{v}.5")).collect();
+            text.push_str(&format!(
+                r#", "large{i}": {{"dtype": "F32", "shape": [20000], "data": [{}]}}"#,
+                data.join(",")
+            ));
+        }
+        text.push_str("}}");
+        let read = std::cell::Cell::new(0);
+        let mut reader = Reader::new(
+            Counting(text.as_bytes(), &read),
+            0,
+            Some(text.len() as u64),
+        );
+        reader.window = 64 << 10;
+        let mut handed = Vec::new();
+        reader
+            .model(&mut |t| {
+                handed.push((t.meta.name, read.get()));
+                Ok(())
+            })
+            .expect("valid");
+        assert_eq!(handed.len(), 41);
+        let (name, at) = &handed[1];
+        assert_eq!(name, "large0");
+        assert!(
+            *at < text.len() / 4,
+            "large0 was handed over after {at} of {} bytes were read",
+            text.len()
+        );
+    }
+
+    #[test]
     fn many_small_tensors_move_each_byte_a_bounded_number_of_times() {
         // 20k one-element tensors, 50 times the window: each used to move
         // the whole window, work proportional to tensors x window.

@@ -232,6 +232,13 @@ impl<R: Read> Reader<R> {
                     });
                     Wait::Hash
                 };
+                // A tensor not in the batch waits behind those that are:
+                // the batch goes now, not once it is full, or a large
+                // tensor (and all after it) would wait in memory for the
+                // small arrays of later tensors to fill it.
+                if !batched && !self.batch.jobs.is_empty() {
+                    send(std::mem::take(&mut self.batch), &mut queue);
+                }
                 queue.waiting.push_back((tensor, wait));
                 if self.batch.text.len() >= BATCH {
                     send(std::mem::take(&mut self.batch), &mut queue);
