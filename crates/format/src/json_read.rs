@@ -346,11 +346,7 @@ mod tests {
         }
         text.push_str("}}");
         let read = std::cell::Cell::new(0);
-        let mut reader = Reader::new(
-            Counting(text.as_bytes(), &read),
-            0,
-            Some(text.len() as u64),
-        );
+        let mut reader = Reader::new(Counting(text.as_bytes(), &read), 0, Some(text.len() as u64));
         reader.window = 64 << 10;
         let mut handed = Vec::new();
         reader
