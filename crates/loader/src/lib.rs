@@ -1047,12 +1047,12 @@ impl Model {
         self.check_checksum_set()?;
         let bytes = self.bytes(entry)?;
         if let Some(expected) = &entry.stored_sha256 {
-            let actual = Checksum(match entry.location {
-                Location::Owned { buffer, .. } => self.owned[buffer].sha256,
+            let actual = match entry.location {
+                Location::Owned { buffer, .. } => Checksum(self.owned[buffer].sha256),
                 Location::File { .. } | Location::GgufBlocks { .. } | Location::Torch { .. } => {
-                    Sha256::digest(&bytes).into()
+                    Checksum::of(&bytes)
                 }
-            });
+            };
             if actual != *expected {
                 return Err(LoadError::ChecksumMismatch {
                     path: self.files[entry.file].path.clone(),

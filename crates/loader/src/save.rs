@@ -1191,10 +1191,7 @@ pub fn stage_model(
 ) -> Result<()> {
     let path = outputs.path(id).to_owned();
     let json = model_format(&path)?;
-    let sums: Vec<Checksum> = tensors
-        .iter()
-        .map(|(_, b)| Checksum(Sha256::digest(b).into()))
-        .collect();
+    let sums: Vec<Checksum> = tensors.iter().map(|(_, b)| Checksum::of(b)).collect();
     let path = &path;
     outputs.write(id, |out| {
         if json {
